@@ -1,0 +1,7 @@
+"""musicvae_xai: explainable measure-level music VAEs (MeasureVAE and an adversarial Fader-style VAE).
+
+Data flows one way: readers -> representation -> datasets -> models -> training -> export ->
+serving clients -> evaluation, analysis, explorer, study.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,193 @@
+"""Musical attributes of a 24-token measure (SPEC section 3), in numpy and in TensorFlow.
+
+Onsets are the ticks whose token is a pitch; p_1..p_n are the onset pitches in order.
+
+Every numpy function takes int token ids [N, 24] and a ``Vocabulary`` and returns float32 [N]; the
+``tf_`` twins take an int tensor [..., 24] and return float32 [...] with the same values, so a model
+can compute them inside its graph.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from musicvae_xai.representation import MEASURE_TICKS, Vocabulary
+
+RHYTHMIC_COMPLEXITY = "rhythmic_complexity"
+NOTE_RANGE = "note_range"
+NOTE_DENSITY = "note_density"
+AVERAGE_INTERVAL_JUMP = "average_interval_jump"
+CONTOUR = "contour"
+
+#: Every attribute the library knows, in canonical order.
+ATTRIBUTE_NAMES = (RHYTHMIC_COMPLEXITY, NOTE_RANGE, NOTE_DENSITY, AVERAGE_INTERVAL_JUMP, CONTOUR)
+#: The paper's four-attribute setting, on latent dims 0..3.
+DEFAULT_FOUR = (RHYTHMIC_COMPLEXITY, NOTE_RANGE, NOTE_DENSITY, AVERAGE_INTERVAL_JUMP)
+#: The paper's two-attribute setting, on latent dims 0..1.
+DEFAULT_TWO = (RHYTHMIC_COMPLEXITY, NOTE_RANGE)
+#: Short labels and units for plots and tables.
+LABELS = {
+    RHYTHMIC_COMPLEXITY: ("rhythmic complexity", "weighted onset fraction, 0..1"),
+    NOTE_RANGE: ("note range", "(max - min pitch) / 26"),
+    NOTE_DENSITY: ("note density", "onsets / 24 ticks"),
+    AVERAGE_INTERVAL_JUMP: ("average interval jump", "semitones"),
+    CONTOUR: ("contour", "(last - first pitch) / 26"),
+}
+
+_BEAT_WEIGHTS = {0: 0.20, 1: 0.67, 2: 0.25, 3: 0.67}
+#: Metrical weight of each of the 24 ticks (float32 [24]).
+METRICAL_WEIGHTS = np.array(
+    [w for b in range(4) for w in (_BEAT_WEIGHTS[b], 1.0, 2.0, 0.5, 2.0, 1.0)], dtype=np.float32)
+_RANGE_NORM = np.float32(26.0)
+
+
+def validate_names(names: Sequence[str]) -> tuple:
+    """Returns ``names`` as a tuple, raising ValueError naming any unknown or repeated attribute."""
+    names = tuple(names)
+    unknown = [n for n in names if n not in ATTRIBUTE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown attribute(s) {', '.join(unknown)}; known: {', '.join(ATTRIBUTE_NAMES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"attribute listed twice in {', '.join(names)}")
+    return names
+
+
+def _prepare(ids, vocab: Vocabulary):
+    ids = np.asarray(ids)
+    if ids.shape[-1] != MEASURE_TICKS:
+        raise ValueError(f"expected token ids of shape [N, {MEASURE_TICKS}], got {ids.shape}")
+    onset = ids < vocab.num_pitches
+    pitch = (ids + vocab.min_pitch).astype(np.float32)
+    return onset, pitch
+
+
+def _consecutive(onset: np.ndarray) -> np.ndarray:
+    """bool [..., 24, 24]: (s, t) are consecutive onsets, s before t."""
+    cum = np.cumsum(onset, axis=-1)
+    s_before_t = np.triu(np.ones((MEASURE_TICKS, MEASURE_TICKS), bool), k=1)
+    return (onset[..., :, None] & onset[..., None, :] & s_before_t
+            & ((cum[..., None, :] - cum[..., :, None]) == 1))
+
+
+def rhythmic_complexity(ids, vocab: Vocabulary) -> np.ndarray:
+    onset, _ = _prepare(ids, vocab)
+    return (onset.astype(np.float32) @ METRICAL_WEIGHTS / METRICAL_WEIGHTS.sum()).astype(np.float32)
+
+
+def note_range(ids, vocab: Vocabulary) -> np.ndarray:
+    onset, pitch = _prepare(ids, vocab)
+    hi = np.where(onset, pitch, -np.inf).max(axis=-1)
+    lo = np.where(onset, pitch, np.inf).min(axis=-1)
+    n = onset.sum(axis=-1)
+    return np.where(n >= 2, (hi - lo) / _RANGE_NORM, 0.0).astype(np.float32)
+
+
+def note_density(ids, vocab: Vocabulary) -> np.ndarray:
+    onset, _ = _prepare(ids, vocab)
+    return (onset.sum(axis=-1).astype(np.float32) / np.float32(MEASURE_TICKS)).astype(np.float32)
+
+
+def average_interval_jump(ids, vocab: Vocabulary) -> np.ndarray:
+    onset, pitch = _prepare(ids, vocab)
+    pairs = _consecutive(onset)
+    jumps = np.abs(pitch[..., None, :] - pitch[..., :, None])
+    total = np.where(pairs, jumps, np.float32(0)).sum(axis=(-2, -1), dtype=np.float32)
+    count = pairs.sum(axis=(-2, -1)).astype(np.float32)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32)
+
+
+def contour(ids, vocab: Vocabulary) -> np.ndarray:
+    onset, pitch = _prepare(ids, vocab)
+    pairs = _consecutive(onset)
+    steps = pitch[..., None, :] - pitch[..., :, None]
+    return (np.where(pairs, steps, np.float32(0)).sum(axis=(-2, -1), dtype=np.float32)
+            / _RANGE_NORM).astype(np.float32)
+
+
+NUMPY_FUNCTIONS: dict[str, Callable] = {
+    RHYTHMIC_COMPLEXITY: rhythmic_complexity,
+    NOTE_RANGE: note_range,
+    NOTE_DENSITY: note_density,
+    AVERAGE_INTERVAL_JUMP: average_interval_jump,
+    CONTOUR: contour,
+}
+
+
+def compute(ids, vocab: Vocabulary, names: Sequence[str] = DEFAULT_FOUR) -> np.ndarray:
+    """float32 [N, K]: the named attributes of token ids [N, 24], in the order given."""
+    names = validate_names(names)
+    ids = np.asarray(ids).reshape(-1, MEASURE_TICKS)
+    if not names:
+        return np.zeros((len(ids), 0), np.float32)
+    return np.stack([NUMPY_FUNCTIONS[n](ids, vocab) for n in names], axis=-1).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# TensorFlow twins: int tensor [..., 24] -> float32 [...]
+
+
+def _tf_prepare(ids, vocab: Vocabulary):
+    ids = tf.convert_to_tensor(ids)
+    onset = ids < vocab.num_pitches
+    pitch = tf.cast(ids + vocab.min_pitch, tf.float32)
+    return onset, pitch
+
+
+def _tf_consecutive(onset):
+    cum = tf.cumsum(tf.cast(onset, tf.int32), axis=-1)
+    s_before_t = tf.constant(np.triu(np.ones((MEASURE_TICKS, MEASURE_TICKS), bool), k=1))
+    return (onset[..., :, None] & onset[..., None, :] & s_before_t
+            & tf.equal(cum[..., None, :] - cum[..., :, None], 1))
+
+
+def tf_rhythmic_complexity(ids, vocab: Vocabulary):
+    onset, _ = _tf_prepare(ids, vocab)
+    w = tf.constant(METRICAL_WEIGHTS)
+    return tf.reduce_sum(tf.cast(onset, tf.float32) * w, axis=-1) / tf.constant(METRICAL_WEIGHTS.sum())
+
+
+def tf_note_range(ids, vocab: Vocabulary):
+    onset, pitch = _tf_prepare(ids, vocab)
+    hi = tf.reduce_max(tf.where(onset, pitch, -np.inf), axis=-1)
+    lo = tf.reduce_min(tf.where(onset, pitch, np.inf), axis=-1)
+    n = tf.reduce_sum(tf.cast(onset, tf.int32), axis=-1)
+    return tf.where(n >= 2, (hi - lo) / _RANGE_NORM, 0.0)
+
+
+def tf_note_density(ids, vocab: Vocabulary):
+    onset, _ = _tf_prepare(ids, vocab)
+    return tf.reduce_sum(tf.cast(onset, tf.float32), axis=-1) / float(MEASURE_TICKS)
+
+
+def tf_average_interval_jump(ids, vocab: Vocabulary):
+    onset, pitch = _tf_prepare(ids, vocab)
+    pairs = _tf_consecutive(onset)
+    jumps = tf.abs(pitch[..., None, :] - pitch[..., :, None])
+    total = tf.reduce_sum(tf.where(pairs, jumps, 0.0), axis=[-2, -1])
+    count = tf.reduce_sum(tf.cast(pairs, tf.float32), axis=[-2, -1])
+    return tf.where(count > 0, total / tf.maximum(count, 1.0), 0.0)
+
+
+def tf_contour(ids, vocab: Vocabulary):
+    onset, pitch = _tf_prepare(ids, vocab)
+    pairs = _tf_consecutive(onset)
+    steps = pitch[..., None, :] - pitch[..., :, None]
+    return tf.reduce_sum(tf.where(pairs, steps, 0.0), axis=[-2, -1]) / _RANGE_NORM
+
+
+TF_FUNCTIONS: dict[str, Callable] = {
+    RHYTHMIC_COMPLEXITY: tf_rhythmic_complexity,
+    NOTE_RANGE: tf_note_range,
+    NOTE_DENSITY: tf_note_density,
+    AVERAGE_INTERVAL_JUMP: tf_average_interval_jump,
+    CONTOUR: tf_contour,
+}
+
+
+def tf_compute(ids, vocab: Vocabulary, names: Sequence[str] = DEFAULT_FOUR):
+    """float32 [..., K]: the named attributes of an int tensor of token ids [..., 24]."""
+    names = validate_names(names)
+    return tf.stack([TF_FUNCTIONS[n](ids, vocab) for n in names], axis=-1)
