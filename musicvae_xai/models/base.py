@@ -1,0 +1,154 @@
+"""The one interface both models offer to the rest of the library.
+
+Evaluation, analysis, export and the explorer hold a ``MusicVAE`` and never ask which one it is:
+
+* ``encode(tokens)``: int32 [B, 24] -> dict ``z_mean``, ``z_scale`` float32 [B, Z] and ``z`` [B, Z]
+  (a sample when a seed is given, else the mean).
+* ``decode(z, controls=None)``: z float32 [B, Z] (+ controls float32 [B, K] for a model whose
+  ``needs_controls`` is True) -> dict ``tokens`` int32 [B, 24], ``probabilities`` float32 [B, 24, V],
+  greedy decoding, no teacher forcing.
+* ``controls``: a list of ``Control``: what a person can turn (a regularised latent dim for MeasureVAE,
+  an attribute input for AdversarialVAE), with the attribute it is meant to move and its range.
+* ``apply_controls(z, controls, index, values)``: set control ``index`` to ``values``; used by
+  traversals so they need not know where a control lives.
+
+Nothing returned is a ``tfd.Distribution``: distributions stay inside the models.
+Training is model-specific: ``train_step_replica`` runs one step on one replica's share of the batch
+and applies the model's own optimiser(s), created by ``make_optimizers``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from musicvae_xai import attributes as attrs
+from musicvae_xai.config import RunConfig
+from musicvae_xai.representation import MEASURE_TICKS
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """One thing a person can turn: ``kind`` is 'latent_dim' or 'attribute_input'."""
+
+    name: str          # e.g. "z[0]" or "note_density"
+    attribute: str     # the attribute it is meant to move
+    kind: str
+    index: int         # latent dim, or index in the controls vector
+    low: float
+    high: float
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def step_seed(base_seed: int, step, salt: int) -> tf.Tensor:
+    """int32 [2] stateless seed for one random draw of one training step."""
+    return tf.stack([tf.constant(base_seed, tf.int32) * 1000003 + salt, tf.cast(step, tf.int32)])
+
+
+class MusicVAE(keras.Model):
+    """Base class: shared plumbing for both models. Subclasses implement the abstract methods."""
+
+    needs_controls = False
+
+    def __init__(self, config: RunConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.vocabulary = config.vocabulary
+        self.attribute_names = tuple(config.attributes)
+
+    # -- the shared interface ------------------------------------------------------------------
+    def encode(self, tokens, seed: Optional[tf.Tensor] = None, training: bool = False) -> dict:
+        raise NotImplementedError
+
+    def decode(self, z, controls=None) -> dict:
+        raise NotImplementedError
+
+    @property
+    def controls(self) -> list:
+        raise NotImplementedError
+
+    def apply_controls(self, z, controls, index: int, values):
+        """Broadcast a sweep: z [B, Z], controls [B, K] or None, values [S] ->
+        (z [B*S, Z], controls [B*S, K] or None) with control ``index`` set to each value."""
+        raise NotImplementedError
+
+    def default_controls(self, tokens) -> Optional[tf.Tensor]:
+        """The controls that reproduce ``tokens`` ([B, K] attribute values), or None if not used."""
+        return None
+
+    # -- training ------------------------------------------------------------------------------
+    def make_optimizers(self) -> dict:
+        raise NotImplementedError
+
+    def train_step_replica(self, optimizers, tokens, attributes, step, global_batch_size, row_offset) -> dict:
+        """One step on this replica's rows; applies ``optimizers`` (from ``make_optimizers``)."""
+        raise NotImplementedError
+
+    def eval_metrics(self, tokens, attributes) -> dict:
+        """Scalar metrics of one batch without teacher forcing (no parameter updates)."""
+        raise NotImplementedError
+
+    # -- helpers shared by both models ---------------------------------------------------------
+    def measure_attributes(self, tokens) -> tf.Tensor:
+        """float32 [..., K]: the model's attributes of int token ids [..., 24]."""
+        return attrs.tf_compute(tokens, self.vocabulary, self.attribute_names)
+
+    def check_tokens(self, tokens) -> np.ndarray:
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or tokens.shape[1] != MEASURE_TICKS:
+            raise ValueError(f"tokens must have shape [B, {MEASURE_TICKS}], got {list(tokens.shape)}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocabulary.size):
+            raise ValueError(f"token ids must be in [0, {self.vocabulary.size}), got "
+                             f"{int(tokens.min())}..{int(tokens.max())}")
+        return tokens.astype(np.int32)
+
+    def check_latent(self, z) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
+            raise ValueError(f"z must have shape [B, {self.config.latent_dim}], got {list(z.shape)}")
+        return z
+
+    def sample_latent(self, mean, scale, seed, row_offset=0, global_batch_size=None):
+        """mean + scale * eps, with eps drawn for the whole global batch and sliced to these rows,
+        so that the draw does not depend on how the batch is split over replicas."""
+        if seed is None:
+            return mean
+        rows = tf.shape(mean)[0] if global_batch_size is None else global_batch_size
+        eps = tf.random.stateless_normal([rows, tf.shape(mean)[1]], seed=seed)
+        eps = eps[row_offset:row_offset + tf.shape(mean)[0]]
+        return mean + scale * eps
+
+
+def controls_sweep(z, controls, index: int, values, control_in_latent: bool):
+    """Shared sweep helper: repeats z/controls S times and writes ``values`` into the control slot."""
+    z = tf.convert_to_tensor(z, tf.float32)
+    values = tf.convert_to_tensor(values, tf.float32)
+    b, s = tf.shape(z)[0], tf.shape(values)[0]
+    z_rep = tf.repeat(z, s, axis=0)
+    vals = tf.tile(values, [b])
+    if control_in_latent:
+        onehot = tf.one_hot(index, tf.shape(z)[1], dtype=tf.float32)
+        return z_rep * (1.0 - onehot) + vals[:, None] * onehot, None
+    c = tf.convert_to_tensor(controls, tf.float32)
+    c_rep = tf.repeat(c, s, axis=0)
+    onehot = tf.one_hot(index, tf.shape(c)[1], dtype=tf.float32)
+    return z_rep, c_rep * (1.0 - onehot) + vals[:, None] * onehot
+
+
+def build_model(config: RunConfig, data_statistics: Optional[dict] = None) -> MusicVAE:
+    """The model named by ``config.model``, built (weights created) and ready to train or restore."""
+    config.validate()
+    if config.model == "measure_vae":
+        from musicvae_xai.models.measure_vae import MeasureVAE
+        model = MeasureVAE(config)
+    else:
+        from musicvae_xai.models.adversarial_vae import AdversarialVAE
+        model = AdversarialVAE(config, data_statistics=data_statistics)
+    model.build_all()
+    return model

@@ -1,0 +1,153 @@
+"""Building blocks shared by both models: a fused GRU cell, a bidirectional GRU encoder, posterior heads.
+
+The GRU is written out (reset-after variant, as cuDNN and Keras use) so that the input projection of a
+whole sequence is one matmul ``[B*T, I] x [I, 3H]`` and only the recurrent matmul ``[B, H] x [H, 3H]``
+runs inside the (statically unrolled) time loop. Sequence lengths here are tiny and static (24 ticks,
+4 beats, 6 ticks per beat), so unrolling in Python gives XLA and Grappler a loop-free graph.
+
+Randomness (dropout) is stateless and comes from an explicit ``seed`` tensor (int32 [2]) so that a
+training step is a pure function of (weights, batch, step): reproducible, resumable, and identical
+under data-parallel strategies (see ``musicvae_xai.training``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+
+def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_offset=0,
+                      global_rows=None) -> tf.Tensor:
+    """Inverted dropout with a stateless mask; identity when ``seed`` is None or ``rate`` is 0.
+
+    The mask is drawn for ``global_rows`` rows (the global batch) and rows ``row_offset ..`` are
+    used, so a replica holding part of the batch drops exactly what one device would.
+    """
+    if seed is None or rate <= 0.0:
+        return x
+    shape = tf.shape(x)
+    rows = shape[0] if global_rows is None else global_rows
+    mask_shape = tf.concat([[rows], shape[1:]], axis=0)
+    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=x.dtype)[row_offset:row_offset + shape[0]]
+    keep = noise >= rate
+    return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
+
+
+class FusedGRUCell(keras.layers.Layer):
+    """One GRU layer (reset-after). Gates are ordered [update, reset, candidate] along the 3H axis."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        in_dim = int(input_shape[-1])
+        h3 = 3 * self.units
+        self.input_kernel = self.add_weight(name="input_kernel", shape=(in_dim, h3),
+                                            initializer="glorot_uniform")
+        self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(self.units, h3),
+                                                initializer="orthogonal")
+        self.input_bias = self.add_weight(name="input_bias", shape=(h3,), initializer="zeros")
+        self.recurrent_bias = self.add_weight(name="recurrent_bias", shape=(h3,), initializer="zeros")
+
+    def project_inputs(self, x: tf.Tensor) -> tf.Tensor:
+        """float32 [..., I] -> [..., 3H]: the input half of the gates, for any number of steps at once."""
+        shape = tf.shape(x)
+        flat = tf.reshape(x, [-1, x.shape[-1]])
+        out = tf.matmul(flat, self.input_kernel) + self.input_bias
+        return tf.reshape(out, tf.concat([shape[:-1], [3 * self.units]], axis=0))
+
+    def step(self, x_proj: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
+        """x_proj float32 [B, 3H] (from ``project_inputs``), h [B, H] -> new h [B, H]."""
+        h_proj = tf.matmul(h, self.recurrent_kernel) + self.recurrent_bias
+        xz, xr, xh = tf.split(x_proj, 3, axis=-1)
+        hz, hr, hh = tf.split(h_proj, 3, axis=-1)
+        z = tf.sigmoid(xz + hz)
+        r = tf.sigmoid(xr + hr)
+        candidate = tf.tanh(xh + r * hh)
+        return z * h + (1.0 - z) * candidate
+
+    def call(self, x_proj, h):
+        return self.step(x_proj, h)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def run_gru(cell: FusedGRUCell, x: tf.Tensor, h0: tf.Tensor, reverse: bool = False) -> tuple:
+    """Runs ``cell`` over x float32 [B, T, I] (T static). Returns (outputs [B, T, H], final h [B, H])."""
+    proj = cell.project_inputs(x)
+    steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
+    outputs = [None] * x.shape[1]
+    h = h0
+    for t in steps:
+        h = cell.step(proj[:, t], h)
+        outputs[t] = h
+    return tf.stack(outputs, axis=1), h
+
+
+class BidirectionalGRUEncoder(keras.layers.Layer):
+    """Stack of bidirectional GRU layers over an embedded sequence.
+
+    Input float32 [B, T, E]; output: the final states of every layer and direction concatenated,
+    float32 [B, 2 * num_layers * H], in the order (layer 1 fwd, layer 1 bwd, layer 2 fwd, ...).
+    Dropout (``rate``) is applied between layers when a seed is given.
+    """
+
+    def __init__(self, units: int, num_layers: int = 2, dropout: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.num_layers, self.dropout = units, num_layers, dropout
+        self.forward_cells = [FusedGRUCell(units, name=f"fwd_{i}") for i in range(num_layers)]
+        self.backward_cells = [FusedGRUCell(units, name=f"bwd_{i}") for i in range(num_layers)]
+
+    def build(self, input_shape):
+        in_dim = int(input_shape[-1])
+        for i in range(self.num_layers):
+            dim = in_dim if i == 0 else 2 * self.units
+            self.forward_cells[i].build((None, dim))
+            self.backward_cells[i].build((None, dim))
+
+    def call(self, x, seed=None, row_offset=0, global_rows=None):
+        """``row_offset``/``global_rows``: where these rows sit in the global batch (for dropout)."""
+        batch = tf.shape(x)[0]
+        h0 = tf.zeros([batch, self.units], x.dtype)
+        finals = []
+        for i in range(self.num_layers):
+            if i > 0:
+                layer_seed = None if seed is None else seed + tf.constant([0, 7919 * i], seed.dtype)
+                x = stateless_dropout(x, self.dropout, layer_seed, row_offset, global_rows)
+            out_f, h_f = run_gru(self.forward_cells[i], x, h0)
+            out_b, h_b = run_gru(self.backward_cells[i], x, h0, reverse=True)
+            finals += [h_f, h_b]
+            x = tf.concat([out_f, out_b], axis=-1)
+        return tf.concat(finals, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "num_layers": self.num_layers,
+                "dropout": self.dropout}
+
+
+class GaussianPosteriorHead(keras.layers.Layer):
+    """Encoder summary float32 [B, S] -> (mean [B, Z], scale [B, Z]) of a diagonal Gaussian.
+
+    Two heads, each Dense(hidden, SELU) -> Dense(Z); the second gives log sigma, clipped to
+    [-10, 5] before exponentiation so that the scale is never 0 or inf.
+    """
+
+    def __init__(self, latent_dim: int, hidden: int, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim, self.hidden = latent_dim, hidden
+        self.mean_hidden = keras.layers.Dense(hidden, activation="selu", name="mean_hidden")
+        self.mean_out = keras.layers.Dense(latent_dim, name="mean_out")
+        self.scale_hidden = keras.layers.Dense(hidden, activation="selu", name="scale_hidden")
+        self.scale_out = keras.layers.Dense(latent_dim, name="log_scale_out")
+
+    def call(self, summary):
+        mean = self.mean_out(self.mean_hidden(summary))
+        log_scale = tf.clip_by_value(self.scale_out(self.scale_hidden(summary)), -10.0, 5.0)
+        return mean, tf.exp(log_scale)
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim, "hidden": self.hidden}

@@ -1,0 +1,206 @@
+"""MeasureVAE (Pati, Lerch, Hadjeres 2019) with an attribute-regularised latent space (SPEC section 4).
+
+Encoder: token embedding (E=10) -> 2-layer bidirectional GRU (H) -> final states of every layer and
+direction [B, 4H] -> diagonal Gaussian posterior over z [B, Z]. Prior N(0, I).
+
+Hierarchical decoder: z -> (Dense+SELU) initial states of a 2-layer beat GRU that runs 4 steps on a
+learned constant input; each beat output initialises (Dense+SELU) a 2-layer tick GRU that emits the
+6 ticks of that beat; each tick step's input is [embedding of the previous token, beat output]; output
+Dense -> logits over the vocabulary [B, 24, V]. The previous-token chain runs across beats; the first
+tick's previous token is ``start``.
+
+Cost-saving details that leave the maths unchanged: the token half of the tick GRU's input projection
+is a [V, 3H] table (embedding x kernel) looked up per step instead of a matmul; the beat half is one
+matmul for all 4 beats; the encoder's input projections cover all 24 steps in one matmul.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from musicvae_xai.config import RunConfig
+from musicvae_xai.models import losses
+from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
+from musicvae_xai.models.layers import BidirectionalGRUEncoder, FusedGRUCell, GaussianPosteriorHead
+from musicvae_xai.representation import BEATS_PER_MEASURE, MEASURE_TICKS, TICKS_PER_BEAT
+
+#: Range swept for a regularised latent dim in traversals and the explorer.
+LATENT_CONTROL_RANGE = (-4.0, 4.0)
+_BEAT_INPUT_DIM = 16
+
+
+class MeasureEncoder(keras.layers.Layer):
+    """int32 tokens [B, 24] -> (mean [B, Z], scale [B, Z])."""
+
+    def __init__(self, vocab_size, embedding_dim, hidden, latent_dim, num_layers, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.rnn = BidirectionalGRUEncoder(hidden, num_layers, dropout, name="bigru")
+        self.posterior = GaussianPosteriorHead(latent_dim, 2 * hidden, name="posterior")
+
+    def call(self, tokens, seed=None, row_offset=0, global_rows=None):
+        return self.posterior(self.rnn(self.embedding(tokens), seed=seed, row_offset=row_offset,
+                                       global_rows=global_rows))
+
+
+class HierarchicalDecoder(keras.layers.Layer):
+    """z float32 [B, Z] -> logits float32 [B, 24, V]; feeds back its own argmax unless teacher-forced."""
+
+    def __init__(self, vocab_size, embedding_dim, hidden, num_layers, start_id, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.embedding_dim, self.hidden = vocab_size, embedding_dim, hidden
+        self.num_layers, self.start_id = num_layers, start_id
+        self.z_to_beat_state = keras.layers.Dense(num_layers * hidden, activation="selu", name="z_to_beat")
+        self.beat_cells = [FusedGRUCell(hidden, name=f"beat_{i}") for i in range(num_layers)]
+        self.beat_to_tick_state = keras.layers.Dense(num_layers * hidden, activation="selu",
+                                                     name="beat_to_tick")
+        self.tick_cells = [FusedGRUCell(hidden, name=f"tick_{i}") for i in range(num_layers)]
+        self.token_embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="token_embedding")
+        self.output_layer = keras.layers.Dense(vocab_size, name="logits")
+
+    def build(self, input_shape):
+        h = self.hidden
+        self.beat_input = self.add_weight(name="beat_input", shape=(_BEAT_INPUT_DIM,), initializer="zeros")
+        self.z_to_beat_state.build(input_shape)
+        self.beat_cells[0].build((None, _BEAT_INPUT_DIM))
+        for cell in self.beat_cells[1:] + self.tick_cells[1:]:
+            cell.build((None, h))
+        self.beat_to_tick_state.build((None, h))
+        self.tick_cells[0].build((None, self.embedding_dim + h))
+        self.token_embedding.build((None,))
+        self.output_layer.build((None, h))
+
+    def _beats(self, z):
+        """z [B, Z] -> beat outputs [B, 4, H]."""
+        states = tf.split(self.z_to_beat_state(z), self.num_layers, axis=-1)
+        constant = tf.broadcast_to(self.beat_cells[0].project_inputs(self.beat_input[None, :]),
+                                   [tf.shape(z)[0], 3 * self.hidden])
+        outputs = []
+        for _ in range(BEATS_PER_MEASURE):
+            inp = constant
+            for i, cell in enumerate(self.beat_cells):
+                if i > 0:
+                    inp = cell.project_inputs(states[i - 1])
+                states[i] = cell.step(inp, states[i])
+            outputs.append(states[-1])
+        return tf.stack(outputs, axis=1)
+
+    def call(self, z, targets=None, teacher_force=None):
+        """targets int32 [B, 24] and teacher_force bool scalar: feed the true previous token when True."""
+        batch = tf.shape(z)[0]
+        beats = self._beats(z)  # [B, 4, H]
+        tick_init = tf.split(self.beat_to_tick_state(beats), self.num_layers, axis=-1)  # each [B, 4, H]
+        first = self.tick_cells[0]
+        e = self.embedding_dim
+        # Token half of the first tick layer's input projection, as a [V, 3H] lookup table.
+        token_table = tf.matmul(self.token_embedding.embeddings, first.input_kernel[:e])
+        beat_proj = tf.einsum("bkh,hg->bkg", beats, first.input_kernel[e:]) + first.input_bias  # [B, 4, 3H]
+        prev = tf.fill([batch], tf.constant(self.start_id, tf.int32))
+        use_targets = targets is not None and teacher_force is not None
+        logits_all = []
+        for b in range(BEATS_PER_MEASURE):
+            states = [s[:, b] for s in tick_init]
+            for k in range(TICKS_PER_BEAT):
+                t = b * TICKS_PER_BEAT + k
+                inp = tf.gather(token_table, prev) + beat_proj[:, b]
+                for i, cell in enumerate(self.tick_cells):
+                    if i > 0:
+                        inp = cell.project_inputs(states[i - 1])
+                    states[i] = cell.step(inp, states[i])
+                logits = self.output_layer(states[-1])
+                logits_all.append(logits)
+                greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                prev = tf.where(teacher_force, targets[:, t], greedy) if use_targets else greedy
+        return tf.stack(logits_all, axis=1)
+
+
+class MeasureVAE(MusicVAE):
+    """The attribute-regularised MeasureVAE; attribute k is regularised on latent dim k."""
+
+    def __init__(self, config: RunConfig, **kwargs):
+        super().__init__(config, name="measure_vae", **kwargs)
+        v = self.vocabulary
+        self.encoder = MeasureEncoder(v.size, config.embedding_dim, config.hidden_size, config.latent_dim,
+                                      config.num_layers, config.dropout, name="encoder")
+        self.decoder = HierarchicalDecoder(v.size, config.embedding_dim, config.hidden_size,
+                                           config.num_layers, v.start_id, name="decoder")
+
+    def build_all(self):
+        tokens = tf.zeros([1, MEASURE_TICKS], tf.int32)
+        mean, _ = self.encoder(tokens)
+        self.decoder(mean)
+        self.built = True
+
+    def call(self, tokens, training=False):
+        enc = self.encode(tokens)
+        return self.decoder(enc["z_mean"])
+
+    # -- interface -----------------------------------------------------------------------------
+    def encode(self, tokens, seed=None, training=False, row_offset=0, global_batch_size=None):
+        tokens = tf.convert_to_tensor(tokens, tf.int32)
+        dropout_seed = None if (seed is None or not training) else tf.random.experimental.stateless_fold_in(seed, 1)
+        mean, scale = self.encoder(tokens, seed=dropout_seed, row_offset=row_offset,
+                                   global_rows=global_batch_size)
+        z_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 2)
+        z = self.sample_latent(mean, scale, z_seed, row_offset, global_batch_size)
+        return {"z_mean": mean, "z_scale": scale, "z": z}
+
+    def decode(self, z, controls=None):
+        logits = self.decoder(tf.convert_to_tensor(z, tf.float32))
+        return {"tokens": tf.argmax(logits, axis=-1, output_type=tf.int32),
+                "probabilities": tf.nn.softmax(logits, axis=-1)}
+
+    @property
+    def controls(self) -> list:
+        lo, hi = LATENT_CONTROL_RANGE
+        return [Control(name=f"z[{k}]", attribute=a, kind="latent_dim", index=k, low=lo, high=hi)
+                for k, a in enumerate(self.attribute_names)]
+
+    def apply_controls(self, z, controls, index, values):
+        return controls_sweep(z, None, index, values, control_in_latent=True)
+
+    # -- training ------------------------------------------------------------------------------
+    def make_optimizers(self) -> dict:
+        return {"vae": keras.optimizers.Adam(self.config.learning_rate)}
+
+    def compute_losses(self, tokens, attributes, step, global_batch_size, row_offset=0, training=True):
+        """One forward pass and every loss term (each a per-replica share of the global mean)."""
+        cfg = self.config
+        seed = step_seed(cfg.seed, step, salt=11)
+        enc = self.encode(tokens, seed=seed, training=training, row_offset=row_offset,
+                          global_batch_size=global_batch_size)
+        if training:
+            coin = tf.random.stateless_uniform([], seed=step_seed(cfg.seed, step, salt=13)) < cfg.teacher_forcing
+        else:
+            coin = tf.constant(False)
+        logits = self.decoder(enc["z"], targets=tokens, teacher_force=coin)
+        recon = losses.reconstruction_loss(logits, tokens, global_batch_size)
+        kl = losses.kl_loss(enc["z_mean"], enc["z_scale"], global_batch_size)
+        k = len(self.attribute_names)
+        ctx = tf.distribute.get_replica_context()
+        ar = losses.attribute_regularization_loss(enc["z"][:, :k], attributes, cfg.delta, replica_context=ctx)
+        total = recon + cfg.beta * kl + cfg.gamma * tf.reduce_sum(ar)
+        n_local = tf.cast(tf.shape(tokens)[0], tf.float32)
+        share = n_local / tf.cast(global_batch_size, tf.float32)
+        acc = losses.token_accuracy(logits, tokens) * share
+        out = {"loss": total, "reconstruction_loss": recon, "kl": kl, "token_accuracy": acc,
+               "teacher_forced": tf.cast(coin, tf.float32) * share}
+        for name, value in zip(self.attribute_names, tf.unstack(ar)):
+            out[f"ar_{name}"] = value
+        return out
+
+    def train_step_replica(self, optimizers, tokens, attributes, step, global_batch_size, row_offset=0) -> dict:
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            out = self.compute_losses(tokens, attributes, step, global_batch_size, row_offset, training=True)
+        grads = tape.gradient(out["loss"], variables)
+        optimizers["vae"].apply_gradients(zip(grads, variables))
+        return out
+
+    def eval_metrics(self, tokens, attributes) -> dict:
+        tokens = tf.convert_to_tensor(tokens, tf.int32)
+        n = tf.shape(tokens)[0]
+        out = self.compute_losses(tokens, attributes, 0, n, training=False)
+        return {k: v for k, v in out.items() if k != "teacher_forced"}

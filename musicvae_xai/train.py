@@ -1,0 +1,77 @@
+"""Train a model: ``python -m musicvae_xai.train --flagfile=configs/NAME.flags [--flag=value ...]``.
+
+Every field of ``musicvae_xai.config.RunConfig`` is a flag of the same name; flags given on the command
+line override the flagfile. Re-running the same command on an existing ``--run_dir`` resumes from its
+last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging
+
+from musicvae_xai.config import HELP, RunConfig
+
+FLAGS = flags.FLAGS
+
+
+def define_config_flags() -> None:
+    """One absl flag per RunConfig field, with its default and help text."""
+    for field in dataclasses.fields(RunConfig):
+        default = field.default
+        helptext = HELP[field.name]
+        if isinstance(default, bool):
+            flags.DEFINE_bool(field.name, default, helptext)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(field.name, default, helptext)
+        elif isinstance(default, float):
+            flags.DEFINE_float(field.name, default, helptext)
+        elif isinstance(default, tuple):
+            flags.DEFINE_list(field.name, list(default), helptext)
+        else:
+            flags.DEFINE_string(field.name, default, helptext)
+
+
+def config_from_flags() -> RunConfig:
+    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**values)
+
+
+def check_flagfiles(argv) -> None:
+    """Exits with one line when a --flagfile does not exist (absl would print a traceback)."""
+    for i, arg in enumerate(argv):
+        path = None
+        if arg.startswith("--flagfile="):
+            path = arg.split("=", 1)[1]
+        elif arg == "--flagfile" and i + 1 < len(argv):
+            path = argv[i + 1]
+        if path is not None and not os.path.isfile(path):
+            sys.exit(f"error: flagfile {path} does not exist")
+
+
+def main(argv) -> None:
+    del argv
+    from musicvae_xai.config import ConfigError
+    from musicvae_xai.training.loop import NonFiniteLossError, Trainer
+    try:
+        config = config_from_flags().validate()
+        result = Trainer(config).run()
+    except (ConfigError, ValueError, FileNotFoundError, NonFiniteLossError) as e:
+        sys.exit(f"error: {e}")
+    logging.info("done: %s", " ".join(f"{k}={v:.4g}" for k, v in sorted(result.items())))
+    print(" ".join(f"{k}={v:.4f}" for k, v in sorted(result.items())))
+
+
+def run() -> None:
+    define_config_flags()
+    check_flagfiles(sys.argv)
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

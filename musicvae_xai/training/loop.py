@@ -1,0 +1,198 @@
+"""The training loop: data -> model -> distributed steps -> checkpoints, summaries, validation.
+
+A custom loop (not ``keras.Model.fit``) so that one code path serves the default, mirrored and
+multi-worker strategies (Keras 3 ``fit`` does not run under MultiWorkerMirroredStrategy) and both
+models, whose steps differ (the adversarial model alternates two optimisers).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from musicvae_xai import datasets
+from musicvae_xai.config import RunConfig
+from musicvae_xai.models.base import build_model
+from musicvae_xai.training import checkpoints as ckpts
+from musicvae_xai.training.strategy import distribute_batches, is_chief, make_strategy, task_info
+
+
+DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "musicvae_xai")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the message names the step."""
+
+
+def dataset_config(config: RunConfig) -> "datasets.DatasetConfig":
+    return datasets.DatasetConfig(name=config.dataset, data_root=config.data_root,
+                                  min_pitch=config.min_pitch, max_pitch=config.max_pitch,
+                                  allow_cut_time=config.allow_cut_time, transpose=config.transpose)
+
+
+def data_statistics(tokens: np.ndarray, vocab, names, num_bins: int) -> dict:
+    """Attribute statistics of the training split: min, max, mean, std and the ``num_bins``-quantile
+    bin edges (num_bins - 1 inner edges per attribute) used by the adversarial model."""
+    from musicvae_xai import attributes as attrs
+    a = attrs.compute(tokens, vocab, names).astype(np.float64)
+    qs = np.linspace(0, 1, num_bins + 1)[1:-1]
+    return {"attributes": list(names), "min": a.min(0).tolist(), "max": a.max(0).tolist(),
+            "mean": a.mean(0).tolist(), "std": a.std(0).tolist(),
+            "bin_edges": np.quantile(a, qs, axis=0).T.tolist(), "num_examples": int(len(a))}
+
+
+def _format(metrics: dict) -> str:
+    keys = ["loss", "reconstruction_loss", "kl", "token_accuracy"]
+    return " ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+class Trainer:
+    """Owns one run: call ``run()``. Every side effect happens there, after all validation."""
+
+    def __init__(self, config: RunConfig, progress: Optional[bool] = None):
+        self.config = config.validate()
+        self.progress = sys.stderr.isatty() if progress is None else progress
+
+    def run(self) -> dict:
+        cfg = self.config
+        saved = ckpts.check_run_dir(cfg)  # refuses a foreign run_dir before anything is written
+        strategy = make_strategy(cfg.strategy)
+        n_rep = strategy.num_replicas_in_sync
+        if cfg.batch_size % n_rep:
+            raise ValueError(f"batch_size={cfg.batch_size} is not divisible by the {n_rep} replicas")
+        chief = is_chief(strategy)
+        built = datasets.build(dataset_config(cfg), cfg.cache_dir or DEFAULT_CACHE_DIR,
+                               progress=self.progress and chief)
+        vocab = built.vocabulary
+        train_tokens = built.tokens("train")
+        val_tokens = built.tokens("validation")
+        if len(train_tokens) < cfg.batch_size:
+            raise ValueError(f"the training split has {len(train_tokens)} measures, fewer than one batch "
+                             f"of {cfg.batch_size}")
+        stats = ckpts.load_data_statistics(cfg.run_dir) if saved else None
+        if stats is None:
+            stats = data_statistics(train_tokens, vocab, cfg.attributes, cfg.num_bins)
+        steps_per_epoch = len(train_tokens) // cfg.batch_size
+        total_steps = cfg.train_steps if cfg.train_steps > 0 else cfg.epochs * steps_per_epoch
+
+        with strategy.scope():
+            keras.utils.set_random_seed(cfg.seed)
+            model = build_model(cfg, data_statistics=stats)
+            optimizers = model.make_optimizers()
+            for opt in optimizers.values():
+                opt.build(model.trainable_variables)
+            step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        _, task_index = task_info()
+        manager = ckpts.RunCheckpoints(cfg.run_dir, model, optimizers, step_var, chief, cfg.max_to_keep,
+                                       worker_id=task_index)
+        restored = manager.restore_latest()
+        start = int(step_var.numpy())
+        if chief:
+            os.makedirs(cfg.run_dir, exist_ok=True)
+            cfg.save(cfg.run_dir)
+            ckpts.save_json(os.path.join(cfg.run_dir, ckpts.DATA_STATISTICS_FILENAME), stats)
+        if restored:
+            logging.info("resuming from %s at step %d", restored, start)
+        logging.info("training %s on %s: %d training measures, %d steps/epoch, %d steps, %d replica(s)",
+                     cfg.model, cfg.dataset, len(train_tokens), steps_per_epoch, total_steps, n_rep)
+
+        global_batch = cfg.batch_size
+
+        def replica_step(tokens, attributes, step):
+            ctx = tf.distribute.get_replica_context()
+            offset = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * tf.shape(tokens)[0]
+            return model.train_step_replica(optimizers, tokens, attributes, step, global_batch, offset)
+
+        if n_rep == 1:
+            train_step = tf.function(replica_step, jit_compile=cfg.xla, reduce_retracing=True)
+        else:
+            @tf.function
+            def train_step(tokens, attributes, step):
+                out = strategy.run(replica_step, args=(tokens, attributes, step))
+                return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in out.items()}
+
+        eval_step = tf.function(model.eval_metrics, reduce_retracing=True)
+
+        def epoch_batches(epoch: int, skip: int):
+            def make():
+                ds = datasets.make_tf_dataset(train_tokens, vocab, cfg.attributes, global_batch, shuffle=True,
+                                              seed=cfg.seed * 100003 + epoch, drop_remainder=True)
+                return ds.skip(skip) if skip else ds
+            return distribute_batches(strategy, make, global_batch)
+
+        writer = tf.summary.create_file_writer(os.path.join(cfg.run_dir, "train")) if chief else None
+        val_writer = tf.summary.create_file_writer(os.path.join(cfg.run_dir, "validation")) if chief else None
+        eval_every = cfg.eval_every or steps_per_epoch
+        bar = None
+        if self.progress and chief and start < total_steps:
+            from tqdm import tqdm
+            bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
+        step = start
+        last = {}
+        t0, measured = time.time(), 0
+        while step < total_steps:
+            epoch = step // steps_per_epoch
+            for tokens, attributes in epoch_batches(epoch, step % steps_per_epoch):
+                out = train_step(tokens, attributes, tf.constant(step, tf.int64))
+                step += 1
+                measured += 1
+                step_var.assign(step)
+                loss = float(out["loss"])
+                if not math.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"loss became {loss} at step {step}; stopped, the last good checkpoint "
+                        f"({ckpts.latest_checkpoint(cfg.run_dir)}) is kept")
+                if step % cfg.log_every == 0 or step == total_steps:
+                    last = {k: float(v) for k, v in out.items()}
+                    if writer:
+                        with writer.as_default(step=step):
+                            for k, v in last.items():
+                                tf.summary.scalar(k, v)
+                            tf.summary.scalar("measures_per_second",
+                                              measured * global_batch / max(time.time() - t0, 1e-9))
+                if bar:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                if step % cfg.checkpoint_every == 0 or step == total_steps:
+                    manager.save(step)
+                if chief and (step % eval_every == 0 or step == total_steps) and len(val_tokens):
+                    val = self._validate(eval_step, val_tokens, vocab)
+                    with val_writer.as_default(step=step):
+                        for k, v in val.items():
+                            tf.summary.scalar(k, v)
+                    last.update({f"val_{k}": v for k, v in val.items()})
+                    if not bar:
+                        logging.info("step %d/%d (epoch %d) train: %s | validation: %s", step, total_steps,
+                                     epoch + 1, _format({k: float(v) for k, v in out.items()}), _format(val))
+                if step >= total_steps:
+                    break
+        if bar:
+            bar.close()
+        if chief:
+            open(os.path.join(cfg.run_dir, ckpts.FINISHED_FILENAME), "w").close()
+            if writer:
+                writer.flush()
+                val_writer.flush()
+        elapsed = time.time() - t0
+        last["measures_per_second"] = measured * global_batch / elapsed if measured else 0.0
+        last["steps"] = step
+        return last
+
+    def _validate(self, eval_step, tokens: np.ndarray, vocab, max_batches: int = 20) -> dict:
+        ds = datasets.make_tf_dataset(tokens, vocab, self.config.attributes, self.config.batch_size,
+                                      shuffle=False, drop_remainder=False).take(max_batches)
+        totals, count = {}, 0
+        for t, a in ds:
+            n = int(t.shape[0])
+            for k, v in eval_step(t, a).items():
+                totals[k] = totals.get(k, 0.0) + float(v) * n
+            count += n
+        return {k: v / count for k, v in totals.items()}
