@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from musicvae_xai import attributes as attrs
 from musicvae_xai.config import RunConfig
+from musicvae_xai.models.layers import RNG_ALG
 from musicvae_xai.representation import MEASURE_TICKS
 
 
@@ -120,7 +121,7 @@ class MusicVAE(keras.Model):
         if seed is None:
             return mean
         rows = tf.shape(mean)[0] if global_batch_size is None else global_batch_size
-        eps = tf.random.stateless_normal([rows, tf.shape(mean)[1]], seed=seed)
+        eps = tf.random.stateless_normal([rows, tf.shape(mean)[1]], seed=seed, alg=RNG_ALG)
         eps = eps[row_offset:row_offset + tf.shape(mean)[0]]
         return mean + scale * eps
 
@@ -142,8 +143,13 @@ def controls_sweep(z, controls, index: int, values, control_in_latent: bool):
 
 
 def build_model(config: RunConfig, data_statistics: Optional[dict] = None) -> MusicVAE:
-    """The model named by ``config.model``, built (weights created) and ready to train or restore."""
+    """The model named by ``config.model``, built (weights created) and ready to train or restore.
+
+    Seeds Python, numpy and TensorFlow with ``config.seed`` first, so the initial weights depend on
+    the seed alone.
+    """
     config.validate()
+    keras.utils.set_random_seed(config.seed)
     if config.model == "measure_vae":
         from musicvae_xai.models.measure_vae import MeasureVAE
         model = MeasureVAE(config)

@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from musicvae_xai.config import RunConfig
-from musicvae_xai.models import losses
+from musicvae_xai.models import losses, optim
 from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
-from musicvae_xai.models.layers import BidirectionalGRUEncoder, FusedGRUCell, GaussianPosteriorHead
+from musicvae_xai.models.layers import RNG_ALG, FusedGRUCell, TokenEncoder
 from musicvae_xai.representation import BEATS_PER_MEASURE, MEASURE_TICKS, TICKS_PER_BEAT
 
 #: Range swept for a regularised latent dim in traversals and the explorer.
@@ -31,18 +31,8 @@ LATENT_CONTROL_RANGE = (-4.0, 4.0)
 _BEAT_INPUT_DIM = 16
 
 
-class MeasureEncoder(keras.layers.Layer):
-    """int32 tokens [B, 24] -> (mean [B, Z], scale [B, Z])."""
-
-    def __init__(self, vocab_size, embedding_dim, hidden, latent_dim, num_layers, dropout, **kwargs):
-        super().__init__(**kwargs)
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-        self.rnn = BidirectionalGRUEncoder(hidden, num_layers, dropout, name="bigru")
-        self.posterior = GaussianPosteriorHead(latent_dim, 2 * hidden, name="posterior")
-
-    def call(self, tokens, seed=None, row_offset=0, global_rows=None):
-        return self.posterior(self.rnn(self.embedding(tokens), seed=seed, row_offset=row_offset,
-                                       global_rows=global_rows))
+#: The encoder is shared with the adversarial model (see ``layers.TokenEncoder``).
+MeasureEncoder = TokenEncoder
 
 
 class HierarchicalDecoder(keras.layers.Layer):
@@ -91,20 +81,23 @@ class HierarchicalDecoder(keras.layers.Layer):
         """targets int32 [B, 24] and teacher_force bool scalar: feed the true previous token when True."""
         batch = tf.shape(z)[0]
         beats = self._beats(z)  # [B, 4, H]
-        tick_init = tf.split(self.beat_to_tick_state(beats), self.num_layers, axis=-1)  # each [B, 4, H]
+        # Per-beat tensors are unstacked once: slicing [:, b] inside the loop makes costly gradients.
+        tick_init = [tf.unstack(s, axis=1) for s in
+                     tf.split(self.beat_to_tick_state(beats), self.num_layers, axis=-1)]  # [layer][beat] [B, H]
         first = self.tick_cells[0]
         e = self.embedding_dim
         # Token half of the first tick layer's input projection, as a [V, 3H] lookup table.
         token_table = tf.matmul(self.token_embedding.embeddings, first.input_kernel[:e])
-        beat_proj = tf.einsum("bkh,hg->bkg", beats, first.input_kernel[e:]) + first.input_bias  # [B, 4, 3H]
+        beat_proj = tf.einsum("bkh,hg->bkg", beats, first.input_kernel[e:]) + first.input_bias
+        beat_proj = tf.unstack(beat_proj, axis=1)  # 4 x [B, 3H]
         prev = tf.fill([batch], tf.constant(self.start_id, tf.int32))
         use_targets = targets is not None and teacher_force is not None
         logits_all = []
         for b in range(BEATS_PER_MEASURE):
-            states = [s[:, b] for s in tick_init]
+            states = [s[b] for s in tick_init]
             for k in range(TICKS_PER_BEAT):
                 t = b * TICKS_PER_BEAT + k
-                inp = tf.gather(token_table, prev) + beat_proj[:, b]
+                inp = tf.gather(token_table, prev) + beat_proj[b]
                 for i, cell in enumerate(self.tick_cells):
                     if i > 0:
                         inp = cell.project_inputs(states[i - 1])
@@ -172,7 +165,8 @@ class MeasureVAE(MusicVAE):
         enc = self.encode(tokens, seed=seed, training=training, row_offset=row_offset,
                           global_batch_size=global_batch_size)
         if training:
-            coin = tf.random.stateless_uniform([], seed=step_seed(cfg.seed, step, salt=13)) < cfg.teacher_forcing
+            coin = tf.random.stateless_uniform([], seed=step_seed(cfg.seed, step, salt=13),
+                                             alg=RNG_ALG) < cfg.teacher_forcing
         else:
             coin = tf.constant(False)
         logits = self.decoder(enc["z"], targets=tokens, teacher_force=coin)
@@ -196,7 +190,7 @@ class MeasureVAE(MusicVAE):
         with tf.GradientTape() as tape:
             out = self.compute_losses(tokens, attributes, step, global_batch_size, row_offset, training=True)
         grads = tape.gradient(out["loss"], variables)
-        optimizers["vae"].apply_gradients(zip(grads, variables))
+        optim.apply_gradients(optimizers["vae"], grads, variables, self.config.clip_norm)
         return out
 
     def eval_metrics(self, tokens, attributes) -> dict:

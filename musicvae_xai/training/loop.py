@@ -13,7 +13,6 @@ import sys
 import time
 from typing import Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -65,6 +64,7 @@ class Trainer:
         cfg = self.config
         saved = ckpts.check_run_dir(cfg)  # refuses a foreign run_dir before anything is written
         strategy = make_strategy(cfg.strategy)
+        self.strategy = strategy
         n_rep = strategy.num_replicas_in_sync
         if cfg.batch_size % n_rep:
             raise ValueError(f"batch_size={cfg.batch_size} is not divisible by the {n_rep} replicas")
@@ -84,8 +84,8 @@ class Trainer:
         total_steps = cfg.train_steps if cfg.train_steps > 0 else cfg.epochs * steps_per_epoch
 
         with strategy.scope():
-            keras.utils.set_random_seed(cfg.seed)
             model = build_model(cfg, data_statistics=stats)
+            self.model = model
             optimizers = model.make_optimizers()
             for opt in optimizers.values():
                 opt.build(model.trainable_variables)
