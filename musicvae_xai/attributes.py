@@ -42,6 +42,7 @@ _BEAT_WEIGHTS = {0: 0.20, 1: 0.67, 2: 0.25, 3: 0.67}
 METRICAL_WEIGHTS = np.array(
     [w for b in range(4) for w in (_BEAT_WEIGHTS[b], 1.0, 2.0, 0.5, 2.0, 1.0)], dtype=np.float32)
 _RANGE_NORM = np.float32(26.0)
+_CHUNK = 32768
 
 
 def validate_names(names: Sequence[str]) -> tuple:
@@ -120,9 +121,13 @@ def compute(ids, vocab: Vocabulary, names: Sequence[str] = DEFAULT_FOUR) -> np.n
     """float32 [N, K]: the named attributes of token ids [N, 24], in the order given."""
     names = validate_names(names)
     ids = np.asarray(ids).reshape(-1, MEASURE_TICKS)
-    if not names:
-        return np.zeros((len(ids), 0), np.float32)
-    return np.stack([NUMPY_FUNCTIONS[n](ids, vocab) for n in names], axis=-1).astype(np.float32)
+    out = np.zeros((len(ids), len(names)), np.float32)
+    # In chunks: the interval attributes build [chunk, 24, 24] pair tensors.
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        for k, name in enumerate(names):
+            out[start:start + len(chunk), k] = NUMPY_FUNCTIONS[name](chunk, vocab)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Building blocks shared by both models: a fused GRU cell, a bidirectional GRU encoder, posterior heads.
+"""Building blocks shared by both models: a fused GRU cell, a bidirectional GRU encoder, posterior heads,
+and the token encoder (embedding -> bidirectional GRU -> Gaussian posterior) both models use.
 
 The GRU is written out (reset-after variant, as cuDNN and Keras use) so that the input projection of a
 whole sequence is one matmul ``[B*T, I] x [I, 3H]`` and only the recurrent matmul ``[B, H] x [H, 3H]``
@@ -17,6 +18,10 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+#: Stateless RNG algorithm for every random draw. Philox is fast with and without XLA and gives the
+#: same numbers in both; "auto_select" becomes a very slow generator under XLA on CPU (~300x).
+RNG_ALG = "philox"
+
 
 def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_offset=0,
                       global_rows=None) -> tf.Tensor:
@@ -30,7 +35,7 @@ def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_
     shape = tf.shape(x)
     rows = shape[0] if global_rows is None else global_rows
     mask_shape = tf.concat([[rows], shape[1:]], axis=0)
-    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=x.dtype)[row_offset:row_offset + shape[0]]
+    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=x.dtype, alg=RNG_ALG)[row_offset:row_offset + shape[0]]
     keep = noise >= rate
     return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
 
@@ -78,12 +83,14 @@ class FusedGRUCell(keras.layers.Layer):
 
 def run_gru(cell: FusedGRUCell, x: tf.Tensor, h0: tf.Tensor, reverse: bool = False) -> tuple:
     """Runs ``cell`` over x float32 [B, T, I] (T static). Returns (outputs [B, T, H], final h [B, H])."""
-    proj = cell.project_inputs(x)
+    # unstack (not proj[:, t]): its gradient is one stack, where 24 strided-slice gradients would
+    # each build a zero-padded [B, T, 3H] tensor.
+    proj_steps = tf.unstack(cell.project_inputs(x), axis=1)
     steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
     outputs = [None] * x.shape[1]
     h = h0
     for t in steps:
-        h = cell.step(proj[:, t], h)
+        h = cell.step(proj_steps[t], h)
         outputs[t] = h
     return tf.stack(outputs, axis=1), h
 
@@ -151,3 +158,22 @@ class GaussianPosteriorHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "hidden": self.hidden}
+
+
+class TokenEncoder(keras.layers.Layer):
+    """int32 tokens [B, T] -> (mean [B, Z], scale [B, Z]) of a diagonal Gaussian posterior.
+
+    Token embedding (E) -> ``num_layers`` bidirectional GRU layers (H, dropout between layers) ->
+    final states of every layer and direction [B, 2 * num_layers * H] -> ``GaussianPosteriorHead``
+    with hidden width 2H.
+    """
+
+    def __init__(self, vocab_size, embedding_dim, hidden, latent_dim, num_layers, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.rnn = BidirectionalGRUEncoder(hidden, num_layers, dropout, name="bigru")
+        self.posterior = GaussianPosteriorHead(latent_dim, 2 * hidden, name="posterior")
+
+    def call(self, tokens, seed=None, row_offset=0, global_rows=None):
+        return self.posterior(self.rnn(self.embedding(tokens), seed=seed, row_offset=row_offset,
+                                       global_rows=global_rows))

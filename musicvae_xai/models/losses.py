@@ -52,22 +52,35 @@ def pairwise_regularization(z_local: tf.Tensor, a_local: tf.Tensor, z_all: tf.Te
     return tf.reduce_sum(tf.abs(tf.tanh(delta * dz) - tf.sign(da)), axis=[0, 1])
 
 
+def gather_rows(replica_context, x: tf.Tensor, row_offset, global_rows) -> tf.Tensor:
+    """All replicas' rows of x [B_local, K] in global order, [global_rows, K] (no gradient).
+
+    Written as an all-reduce of zero-padded rows: ``ReplicaContext.all_gather`` fails under
+    MultiWorkerMirroredStrategy inside tf.function ("destinations can not be empty").
+    """
+    x = tf.stop_gradient(x)
+    n = tf.shape(x)[0]
+    padded = tf.pad(x, [[row_offset, global_rows - row_offset - n], [0, 0]])
+    return replica_context.all_reduce(tf.distribute.ReduceOp.SUM, padded)
+
+
 def attribute_regularization_loss(z: tf.Tensor, attributes: tf.Tensor, delta: float = 10.0,
-                                  replica_context=None) -> tf.Tensor:
+                                  replica_context=None, row_offset=0, global_batch_size=None) -> tf.Tensor:
     """Attribute-regularisation loss per regularised dim (Pati & Lerch), float32 [K].
 
     z float32 [B, K]: the regularised latent dims (dims 0..K-1 of the sampled code), attributes float32
     [B, K]. For dim k the loss is the mean over all B x B pairs (i, j) of the global batch of
     |tanh(delta (z_k[i] - z_k[j])) - sign(a_k[i] - a_k[j])|.
 
-    Under a data-parallel strategy each replica sees only its rows. It gathers the (gradient-stopped)
+    Under a data-parallel strategy each replica sees only its rows (``row_offset`` .. of the global
+    batch of ``global_batch_size``). It gathers the (gradient-stopped)
     codes of the whole global batch and returns its share: the value of its rows' pairs divided by
     B^2, with gradients doubled, since the pair term is symmetric in (i, j) and the gathered copies
     carry no gradient. Summed over replicas this gives the exact global value and gradient.
     """
     if replica_context is not None and replica_context.num_replicas_in_sync > 1:
-        z_all = replica_context.all_gather(tf.stop_gradient(z), axis=0)
-        a_all = replica_context.all_gather(attributes, axis=0)
+        z_all = gather_rows(replica_context, z, row_offset, global_batch_size)
+        a_all = gather_rows(replica_context, attributes, row_offset, global_batch_size)
         n = tf.cast(tf.shape(z_all)[0], tf.float32)
         share = pairwise_regularization(z, attributes, z_all, a_all, delta) / (n * n)
         return share + (share - tf.stop_gradient(share))  # value = share, gradient = 2 x share's
@@ -83,3 +96,40 @@ def token_accuracy(logits: tf.Tensor, targets: tf.Tensor, mask: Optional[tf.Tens
         return tf.reduce_mean(hit)
     m = tf.cast(mask, tf.float32)
     return tf.reduce_sum(hit * m) / tf.maximum(tf.reduce_sum(m), 1.0)
+
+
+# -- ordinal (cumulative) attribute classes, for the adversarial model's latent discriminator ---------
+
+
+def ordinal_targets(values: tf.Tensor, bin_edges: tf.Tensor) -> tf.Tensor:
+    """Cumulative targets float32 [B, K, C-1]: target[b, k, j] = 1 if values[b, k] > bin_edges[k, j].
+
+    values float32 [B, K] (attribute values), bin_edges float32 [K, C-1] (ascending inner edges of
+    C ordered bins). The class of an example is the number of ones: 0 .. C-1.
+    """
+    values = tf.convert_to_tensor(values, tf.float32)
+    return tf.cast(values[:, :, None] > tf.convert_to_tensor(bin_edges, tf.float32)[None], tf.float32)
+
+
+def ordinal_bce(logits: tf.Tensor, targets: tf.Tensor, global_batch_size) -> tf.Tensor:
+    """Binary cross-entropy of cumulative sigmoid outputs, scalar share of the global mean.
+
+    logits, targets float32 [B, K, C-1]; the BCE is averaged over the K attributes and C-1 outputs
+    of each example, summed over the local rows and divided by ``global_batch_size``.
+    """
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+    return tf.reduce_sum(tf.reduce_mean(bce, axis=[1, 2])) / tf.cast(global_batch_size, tf.float32)
+
+
+def ordinal_classes(cumulative: tf.Tensor) -> tf.Tensor:
+    """int32 [B, K]: the ordinal class of cumulative targets (0/1) or logits (> 0 counts as 1)."""
+    return tf.reduce_sum(tf.cast(cumulative > 0, tf.int32), axis=-1)
+
+
+def ordinal_accuracy(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Fraction of (example, attribute) pairs whose predicted class equals the target class.
+
+    logits float32 [B, K, C-1] (a class is the number of positive logits), targets [B, K, C-1].
+    """
+    hit = tf.equal(ordinal_classes(logits), ordinal_classes(targets))
+    return tf.reduce_mean(tf.cast(hit, tf.float32))

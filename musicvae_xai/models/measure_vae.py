@@ -174,7 +174,8 @@ class MeasureVAE(MusicVAE):
         kl = losses.kl_loss(enc["z_mean"], enc["z_scale"], global_batch_size)
         k = len(self.attribute_names)
         ctx = tf.distribute.get_replica_context()
-        ar = losses.attribute_regularization_loss(enc["z"][:, :k], attributes, cfg.delta, replica_context=ctx)
+        ar = losses.attribute_regularization_loss(enc["z"][:, :k], attributes, cfg.delta, replica_context=ctx,
+                                                  row_offset=row_offset, global_batch_size=global_batch_size)
         total = recon + cfg.beta * kl + cfg.gamma * tf.reduce_sum(ar)
         n_local = tf.cast(tf.shape(tokens)[0], tf.float32)
         share = n_local / tf.cast(global_batch_size, tf.float32)

@@ -37,11 +37,14 @@ def dataset_config(config: RunConfig) -> "datasets.DatasetConfig":
                                   allow_cut_time=config.allow_cut_time, transpose=config.transpose)
 
 
-def data_statistics(tokens: np.ndarray, vocab, names, num_bins: int) -> dict:
-    """Attribute statistics of the training split: min, max, mean, std and the ``num_bins``-quantile
-    bin edges (num_bins - 1 inner edges per attribute) used by the adversarial model."""
-    from musicvae_xai import attributes as attrs
-    a = attrs.compute(tokens, vocab, names).astype(np.float64)
+def data_statistics(tokens: np.ndarray, vocab, names, num_bins: int,
+                    attribute_values: Optional[np.ndarray] = None) -> dict:
+    """Attribute statistics of the training split (token ids [N, 24]; ``attribute_values`` float [N, K]
+    when already computed): min, max, mean, std and the ``num_bins``-quantile bin edges
+    (num_bins - 1 inner edges per attribute) used by the adversarial model."""
+    if attribute_values is None:
+        attribute_values = datasets.measure_attributes(tokens, vocab, names)
+    a = np.asarray(attribute_values, np.float64)
     qs = np.linspace(0, 1, num_bins + 1)[1:-1]
     return {"attributes": list(names), "min": a.min(0).tolist(), "max": a.max(0).tolist(),
             "mean": a.mean(0).tolist(), "std": a.std(0).tolist(),
@@ -77,9 +80,10 @@ class Trainer:
         if len(train_tokens) < cfg.batch_size:
             raise ValueError(f"the training split has {len(train_tokens)} measures, fewer than one batch "
                              f"of {cfg.batch_size}")
+        train_attributes = datasets.measure_attributes(train_tokens, vocab, cfg.attributes)
         stats = ckpts.load_data_statistics(cfg.run_dir) if saved else None
         if stats is None:
-            stats = data_statistics(train_tokens, vocab, cfg.attributes, cfg.num_bins)
+            stats = data_statistics(train_tokens, vocab, cfg.attributes, cfg.num_bins, train_attributes)
         steps_per_epoch = len(train_tokens) // cfg.batch_size
         total_steps = cfg.train_steps if cfg.train_steps > 0 else cfg.epochs * steps_per_epoch
 
@@ -124,7 +128,8 @@ class Trainer:
         def epoch_batches(epoch: int, skip: int):
             def make():
                 ds = datasets.make_tf_dataset(train_tokens, vocab, cfg.attributes, global_batch, shuffle=True,
-                                              seed=cfg.seed * 100003 + epoch, drop_remainder=True)
+                                              seed=cfg.seed * 100003 + epoch, drop_remainder=True,
+                                              attributes=train_attributes)
                 return ds.skip(skip) if skip else ds
             return distribute_batches(strategy, make, global_batch)
 

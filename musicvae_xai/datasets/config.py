@@ -1,0 +1,70 @@
+"""The dataset configuration: which named dataset, where its files are, and how to cut it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+from musicvae_xai.representation import Vocabulary
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass
+class DatasetConfig:
+    """Everything that decides the content of a built dataset (and so its cache key).
+
+    name: a registered dataset (``datasets.names()``); data_root: the folder holding the dataset's
+    source folders (e.g. ``../shared/datasets`` with ``irish_cre/`` inside), or one source folder
+    itself; may be None only for ``embedded`` (package data). min_pitch/max_pitch: the vocabulary's
+    pitch range; measures with an onset outside it (at the original pitch) are dropped.
+    allow_cut_time: admit 2/2 bars as four quarter beats. transpose: add every semitone shift that
+    keeps the whole piece in range to the training split; max_transpose: if set, only shifts of at
+    most this many semitones. split: train/validation/test fractions of pieces; split_seed: salt of
+    the piece-id hash that assigns splits. max_files: if set, only the first N files (sorted) of
+    each source, for quick runs.
+    """
+
+    name: str = "embedded"
+    data_root: Optional[str] = None
+    min_pitch: int = 55
+    max_pitch: int = 84
+    allow_cut_time: bool = False
+    transpose: bool = True
+    max_transpose: Optional[int] = None
+    split: tuple = (0.8, 0.1, 0.1)
+    split_seed: int = 0
+    max_files: Optional[int] = None
+
+    def __post_init__(self):
+        self.split = tuple(float(x) for x in self.split)
+        if self.data_root is not None:
+            self.data_root = os.fspath(self.data_root)
+
+    def validate(self) -> None:
+        """Raises ValueError (one line) on inconsistent values; does not look at the file system."""
+        Vocabulary(self.min_pitch, self.max_pitch)  # raises ValueError on a bad range
+        if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6:
+            raise ValueError(f"split must be three non-negative fractions summing to 1, got {self.split}")
+        if self.max_transpose is not None and self.max_transpose < 0:
+            raise ValueError(f"max_transpose must be >= 0, got {self.max_transpose}")
+        if self.max_files is not None and self.max_files < 1:
+            raise ValueError(f"max_files must be >= 1, got {self.max_files}")
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary(self.min_pitch, self.max_pitch)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["split"] = list(self.split)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DatasetConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown dataset config key(s): {', '.join(unknown)}")
+        return cls(**d)

@@ -1,0 +1,216 @@
+"""The registry of named datasets and the per-file work of a build: read a file, cut it into measures.
+
+A dataset is one or more *sources*: a folder under the data root, which files in it to take, and
+which reader (with which options) turns each into melodies. ``parse_file`` runs in worker
+processes, so it takes and returns plain picklable values and never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import os
+import pathlib
+from typing import Optional
+
+import numpy as np
+
+from musicvae_xai import representation
+from musicvae_xai.readers import ReaderError, abc, midi, musicxml, pop909, symbtr
+
+#: Folder of the embedded public-domain tunes shipped with the package.
+EMBEDDED_DIR = pathlib.Path(__file__).resolve().parents[1] / "embedded_data"
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One folder of a dataset: ``subdir`` under the data root, file ``patterns`` (globs relative to
+    it), the ``reader`` (module name in ``musicvae_xai.readers``) and its keyword ``options``."""
+
+    name: str
+    subdir: str
+    patterns: tuple
+    reader: str
+    options: tuple = ()
+
+
+DATASETS = {
+    "irish": (
+        Source("irish_cre", "irish_cre", ("MIDI/*.mid", "MIDI/*.MID"), "midi",
+               (("track", "first"), ("chords", "skyline"), ("pickup", True))),
+        Source("irish_oneills1850", "irish_oneills1850", ("*.abc",), "abc"),
+    ),
+    "turkish": (
+        Source("turkish_symbtr", "turkish_symbtr", ("txt/*.txt",), "symbtr"),
+    ),
+    "classical": (
+        Source("classical_bach_chorales", "classical_bach_chorales", ("*.mxl", "*.xml", "*.musicxml"),
+               "musicxml", (("part_name", "Soprano"),)),
+        Source("classical_piano_midi", "classical_piano_midi", ("midis/*/*.mid", "midis/*.mid"), "midi",
+               (("track", r"re:(?i)\bright\b"), ("chords", "skyline"))),
+    ),
+    "pop": (
+        Source("pop_pop909", "pop_pop909", ("POP909/*/*.mid",), "pop909"),
+    ),
+    "embedded": (
+        Source("embedded", "", ("*.abc",), "abc"),
+    ),
+}
+
+#: Unit of each skip reason in the build statistics.
+SKIP_UNITS = {
+    "empty_file": "files",
+    "unparseable": "files or tunes",
+    "no_melody": "pieces",
+    "no_notes": "pieces",
+    "not_simple_duple": "pieces",
+    "not_4_4": "bars",
+    "incomplete_bar": "bars",
+    "polyphonic": "bars",
+    "off_grid": "bars",
+    "empty": "bars",
+    "out_of_pitch_range": "bars",
+}
+
+
+def names() -> list:
+    """Registered dataset names, sorted."""
+    return sorted(DATASETS)
+
+
+def sources(name: str) -> tuple:
+    """The sources of dataset ``name``; ValueError (one line) if it is not registered."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; registered: {', '.join(names())}")
+    return DATASETS[name]
+
+
+def source_dir(source: Source, data_root: Optional[str]) -> Optional[pathlib.Path]:
+    """The folder of ``source``: ``data_root/subdir``, or ``data_root`` itself when it *is* that
+    folder; the package's embedded data when data_root is None. None if it is not there."""
+    if data_root is None:
+        return EMBEDDED_DIR if EMBEDDED_DIR.is_dir() else None
+    root = pathlib.Path(data_root)
+    if not source.subdir:
+        return root if root.is_dir() else None
+    if (root / source.subdir).is_dir():
+        return root / source.subdir
+    if root.name == source.subdir and root.is_dir():
+        return root
+    return None
+
+
+def list_files(source: Source, folder: pathlib.Path, max_files: Optional[int] = None) -> list:
+    """Sorted relative paths (POSIX) of the source's files under ``folder``."""
+    found = set()
+    for pattern in source.patterns:
+        for p in glob.glob(os.path.join(glob.escape(str(folder)), pattern)):
+            if os.path.isfile(p):
+                found.add(pathlib.Path(p).relative_to(folder).as_posix())
+    files = sorted(found)
+    if source.reader == "pop909":  # the main arrangement NNN/NNN.mid only, not versions/
+        files = [f for f in files if pathlib.PurePosixPath(f).stem == pathlib.PurePosixPath(f).parent.name]
+    return files[:max_files] if max_files else files
+
+
+@dataclasses.dataclass
+class PieceResult:
+    """One piece read from a file: FULL_RANGE measures int32 [M, 24] and bar-level skip counts, or
+    the piece-level skip ``reason``/``message``."""
+
+    piece_id: str
+    measures: np.ndarray
+    skipped: dict
+    reason: Optional[str] = None
+    message: str = ""
+
+
+@dataclasses.dataclass
+class FileResult:
+    """What came of one file: its pieces, or the file-level skip ``reason``/``message``."""
+
+    source: str
+    relpath: str
+    pieces: list
+    reason: Optional[str] = None
+    message: str = ""
+
+
+_POP_INDEX: dict = {}
+
+
+def _pop_index(folder: pathlib.Path):
+    """index.xlsx of a POP909 folder, read once per process (None if absent or unreadable)."""
+    key = str(folder)
+    if key not in _POP_INDEX:
+        path = folder / "POP909" / "index.xlsx"
+        try:
+            _POP_INDEX[key] = pop909.read_index(path) if path.is_file() else None
+        except ReaderError:
+            _POP_INDEX[key] = None
+    return _POP_INDEX[key]
+
+
+def _measures(piece_id: str, sequence, allow_cut_time: bool) -> PieceResult:
+    ext = representation.sequence_to_measures(sequence, allow_cut_time=allow_cut_time)
+    return PieceResult(piece_id, ext.measures, dict(ext.skipped))
+
+
+def parse_file(task: tuple) -> FileResult:
+    """Reads one file of a source and cuts every piece in it into measures.
+
+    task = (source: Source, folder: str, relpath: str, allow_cut_time: bool). Never raises for bad
+    input: reader errors come back as skip reasons; any other exception while reading is counted as
+    ``unparseable`` with its message.
+    """
+    source, folder, relpath, allow_cut_time = task
+    folder = pathlib.Path(folder)
+    path = folder / relpath
+    options = dict(source.options)
+    piece_id = f"{source.name}/{relpath}"
+    try:
+        if source.reader == "abc":
+            pieces = []
+            for tune in abc.read_tunebook(path, id_prefix=piece_id):
+                pid = f"{piece_id}#{tune.tune.index}:X{tune.tune.number}"  # as abc.read_tunebook names it
+                if tune.error is not None:
+                    pieces.append(PieceResult(pid, _no_measures(), {}, tune.error.reason, tune.error.message))
+                else:
+                    pieces.append(_measures(pid, tune.sequence, allow_cut_time))
+            return FileResult(source.name, relpath, pieces)
+        if source.reader == "midi":
+            seq = midi.read(path, piece_id=piece_id, **options)
+        elif source.reader == "musicxml":
+            seq = musicxml.read(path, piece_id=piece_id, **options)
+        elif source.reader == "symbtr":
+            seq = symbtr.read(path, piece_id=piece_id, **options)
+        elif source.reader == "pop909":
+            seq = pop909.read(path, index=_pop_index(folder), piece_id=piece_id, **options)
+        else:
+            raise ValueError(f"unknown reader {source.reader!r}")
+        return FileResult(source.name, relpath, [_measures(piece_id, seq, allow_cut_time)])
+    except ReaderError as e:
+        if e.reason in ("empty_file", "unparseable"):
+            return FileResult(source.name, relpath, [], e.reason, e.message)
+        # the file was read, but its one piece has no usable melody
+        return FileResult(source.name, relpath, [PieceResult(piece_id, _no_measures(), {}, e.reason, e.message)])
+    except Exception as e:  # a reader bug or an input no reader anticipated: count it, go on
+        return FileResult(source.name, relpath, [], "unparseable", f"{type(e).__name__}: {e}")
+
+
+def _no_measures() -> np.ndarray:
+    return np.zeros((0, representation.MEASURE_TICKS), np.int32)
+
+
+def count_skips(results: list) -> collections.Counter:
+    """Skip reason -> count over file results (file-, piece- and bar-level reasons together)."""
+    total: collections.Counter = collections.Counter()
+    for r in results:
+        if r.reason:
+            total[r.reason] += 1
+        for p in r.pieces:
+            if p.reason:
+                total[p.reason] += 1
+            total.update(p.skipped)
+    return total

@@ -1,0 +1,94 @@
+"""MusicXML reader (.xml, .mxl, .musicxml) through music21: the melody part as a NoteSequence.
+
+Used for the Bach chorales: the melody is the part named ``Soprano`` (the first part when no part
+has that name, e.g. bwv113.8 which has no part names).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import Union
+from xml.etree import ElementTree
+
+from music21 import converter
+from note_seq.protobuf import music_pb2
+
+from musicvae_xai.readers.common import ReaderError
+from musicvae_xai.readers.music21_part import part_to_sequence, quiet_music21
+
+MELODY_PART = "Soprano"
+
+
+def _xml_bytes(path: str) -> bytes:
+    """The MusicXML document of a .xml/.musicxml file or a compressed .mxl (zip) file."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            root_file = None
+            if "META-INF/container.xml" in names:
+                container = ElementTree.fromstring(z.read("META-INF/container.xml"))
+                found = container.find(".//{*}rootfile")
+                root_file = found.get("full-path") if found is not None else None
+            if root_file is None:
+                root_file = next(n for n in names if n.endswith((".xml", ".musicxml")) and not n.startswith("META-INF"))
+            return z.read(root_file)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def melody_only(xml: bytes, part_name: str) -> tuple:
+    """(MusicXML bytes with only the melody part, its name): the part named ``part_name``
+    (case-insensitive), else the first. Parsing one part instead of four or more makes music21
+    several times faster. Documents that are not ``score-partwise`` come back unchanged."""
+    root = ElementTree.fromstring(xml)
+    if root.tag != "score-partwise":
+        return xml, ""
+    part_list = root.find("part-list")
+    if part_list is None:
+        raise ReaderError("no_melody", "no part-list in the score")
+    score_parts = part_list.findall("score-part")
+    if not score_parts:
+        raise ReaderError("no_melody", "no parts in the score")
+    wanted = part_name.strip().lower()
+    names = [(sp.findtext("part-name") or "").strip() for sp in score_parts]
+    k = next((i for i, n in enumerate(names) if n.lower() == wanted), 0)
+    keep = score_parts[k].get("id")
+    for element in list(part_list):
+        if (element.tag == "score-part" and element.get("id") != keep) or element.tag == "part-group":
+            part_list.remove(element)
+    for part in root.findall("part"):
+        if part.get("id") != keep:
+            root.remove(part)
+    return ElementTree.tostring(root), names[k]
+
+
+def read(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART,
+         piece_id: str = "") -> music_pb2.NoteSequence:
+    """Melody of a MusicXML file: the part named ``part_name`` (case-insensitive), else the first part.
+
+    Raises ReaderError for empty, corrupt or non-MusicXML files and for scores without notes.
+    """
+    path = os.fspath(path)
+    if os.path.getsize(path) == 0:
+        raise ReaderError("empty_file")
+    try:
+        xml, _ = melody_only(_xml_bytes(path), part_name)
+        with quiet_music21():
+            score = converter.parseData(xml, format="musicxml")
+    except ReaderError:
+        raise
+    except Exception as e:  # zip, XML and music21 errors on bad input
+        raise ReaderError("unparseable", f"{type(e).__name__}: {e}") from None
+    parts = list(getattr(score, "parts", []))
+    if not parts:
+        raise ReaderError("no_melody", "no parts in the score")
+    wanted = part_name.strip().lower()
+    melody = next((p for p in parts if (p.partName or "").strip().lower() == wanted), parts[0])
+    title = score.metadata.title if score.metadata is not None and score.metadata.title else ""
+    try:
+        return part_to_sequence(melody, piece_id=piece_id or path, title=title or "")
+    except ReaderError:
+        raise
+    except Exception as e:
+        raise ReaderError("unparseable", f"{type(e).__name__}: {e}") from None

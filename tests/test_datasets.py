@@ -1,0 +1,291 @@
+"""Tests for musicvae_xai.datasets: registry, filters, splits, augmentation, cache, tf.data."""
+
+import json
+import pathlib
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from musicvae_xai import attributes, datasets
+from musicvae_xai.datasets import DatasetConfig, split_of
+from musicvae_xai.representation import Vocabulary
+
+NOTES = "CDEFGABcdefgab"
+
+
+def tune(number: int, metre: str = "4/4", bars: int = 4, body: str = "", seed: int = 0) -> str:
+    """A small ABC tune: ``bars`` bars of four random quarter notes (or ``body`` if given)."""
+    rng = random.Random(seed * 1000 + number)
+    per_bar = {"4/4": 4, "3/4": 3, "2/2": 4, "C": 4}[metre]
+    if not body:
+        body = "|".join(" ".join(rng.choice(NOTES) for _ in range(per_bar)) for _ in range(bars)) + "|]"
+    return f"X:{number}\nT:Tune {number}\nM:{metre}\nL:1/4\nK:C\n{body}\n\n"
+
+
+def write_abc_root(root: pathlib.Path, n_plain: int = 30, order=None) -> pathlib.Path:
+    """A folder of ABC tunebooks for the 'embedded' dataset with one tune of each kind to filter."""
+    root.mkdir(parents=True, exist_ok=True)
+    books = {
+        "plain.abc": "".join(tune(i) for i in range(1, n_plain + 1)),
+        "special.abc": (tune(101, "3/4", bars=3)                          # 3 bars not 4/4
+                        + tune(102, "2/2", bars=2)                        # 2 bars only with allow_cut_time
+                        + tune(103, body="c d e f|c''' d e f|g4|]")       # 1 bar out of range
+                        + tune(104, body="c/8d/8e3/4 d e f|g4|]")         # 1 bar off the grid (32nds)
+                        + "X:105\nT:broken\nM:4/4\nL:1/8\nK:C\n[[[[|||:::\n\n"),  # unparseable tune
+        "empty.abc": "",
+        "binary.abc": None,
+    }
+    names = order or sorted(books)
+    for name in names:
+        if books[name] is None:
+            (root / name).write_bytes(b"\x00\x01\x02garbage\xff")
+        else:
+            (root / name).write_text(books[name])
+    return root
+
+
+@pytest.fixture(scope="module")
+def abc_root(tmp_path_factory):
+    return write_abc_root(tmp_path_factory.mktemp("abc_root"))
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    return datasets.build(DatasetConfig(name="embedded"), tmp_path_factory.mktemp("cache"), progress=False, workers=2)
+
+
+# ---------------------------------------------------------------- registry and config
+
+
+def test_names():
+    assert datasets.names() == ["classical", "embedded", "irish", "pop", "turkish"]
+
+
+def test_bad_name_and_roots(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'jazz'"):
+        datasets.build(DatasetConfig(name="jazz", data_root=str(tmp_path)), tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        datasets.build(DatasetConfig(name="irish", data_root=str(tmp_path / "nowhere")), tmp_path / "c")
+    with pytest.raises(ValueError, match="needs a data_root"):
+        datasets.build(DatasetConfig(name="pop"), tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="holds none of the folders"):
+        datasets.build(DatasetConfig(name="irish", data_root=str(tmp_path)), tmp_path / "c")
+    with pytest.raises(ValueError):
+        datasets.build(DatasetConfig(name="embedded", min_pitch=90, max_pitch=80), tmp_path / "c")
+
+
+def test_config_dict_round_trip():
+    cfg = DatasetConfig(name="irish", data_root="/data", allow_cut_time=True, split=[0.7, 0.2, 0.1])
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert DatasetConfig.from_dict(d) == cfg
+    with pytest.raises(ValueError, match="unknown dataset config key"):
+        DatasetConfig.from_dict({"name": "irish", "colour": "red"})
+    with pytest.raises(ValueError):
+        DatasetConfig(split=(0.5, 0.2, 0.2)).validate()
+
+
+# ---------------------------------------------------------------- filters
+
+
+def test_filters_and_skip_counts(abc_root, tmp_path):
+    built = datasets.build(DatasetConfig(name="embedded", data_root=str(abc_root), transpose=False),
+                           tmp_path, progress=False, workers=1)
+    s = built.stats
+    assert s["files_total"] == 4 and s["files_parsed"] == 2
+    assert s["skipped"]["empty_file"] == 1
+    assert s["skipped"]["unparseable"] == 2  # the binary file and the broken tune
+    assert s["skipped"]["not_4_4"] == 3 + 2
+    assert s["skipped"]["out_of_pitch_range"] == 1 and s["skipped"]["off_grid"] == 1
+    assert s["skipped_units"]["not_4_4"] == "bars" and s["skipped_units"]["empty_file"] == "files"
+    # 30 plain tunes x 4 bars, plus the kept bars of the out-of-range (2) and off-grid (1) tunes
+    assert sum(s["measures"].values()) == 30 * 4 + 2 + 1
+    assert s["pieces"] == 32 and s["pieces_total"] == 34
+    cut = datasets.build(DatasetConfig(name="embedded", data_root=str(abc_root), transpose=False,
+                                       allow_cut_time=True), tmp_path, progress=False, workers=1)
+    assert cut.stats["skipped"]["not_4_4"] == 3
+    assert sum(cut.stats["measures"].values()) == 30 * 4 + 2 + 1 + 2
+
+
+def _midi_bytes(notes, ticks_per_beat=480, name="MELODY"):
+    """A type-1 MIDI file with a tempo track and one note track; notes = (pitch, start, end) in beats."""
+    mido = pytest.importorskip("mido")
+    import io
+
+    mf = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
+    meta = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
+    events = []
+    for pitch, start, end in notes:
+        events.append((round(start * ticks_per_beat), 1, pitch))
+        events.append((round(end * ticks_per_beat), 0, pitch))
+    now = 0
+    for tick, on, pitch in sorted(events):
+        track.append(mido.Message("note_on" if on else "note_off", note=pitch, velocity=80 if on else 0,
+                                  time=tick - now))
+        now = tick
+    mf.tracks.extend([meta, track])
+    buf = io.BytesIO()
+    mf.save(file=buf)
+    return buf.getvalue()
+
+
+def test_pop_polyphonic_bars_and_metre_from_beats(tmp_path):
+    song = tmp_path / "pop_pop909" / "POP909" / "001"
+    song.mkdir(parents=True)
+    # 120 bpm: one beat = 0.5 s; the beat grid starts at 0.0 and every 4th beat is a 4/4 downbeat
+    notes = [(60 + k % 12, k * 1.0, k * 1.0 + 1.5) for k in range(16)] + [(72, 5.0, 6.0)]  # chord in bar 2
+    (song / "001.mid").write_bytes(_midi_bytes(notes))
+    rows = [f"{0.5 * b:.3f} {1.0 if b % 2 == 0 else 0.0} {1.0 if b % 4 == 0 else 0.0}" for b in range(17)]
+    (song / "beat_midi.txt").write_text("\n".join(rows) + "\n")
+    built = datasets.build(DatasetConfig(name="pop", data_root=str(tmp_path), transpose=False), tmp_path / "c",
+                           progress=False, workers=1)
+    assert built.stats["skipped"].get("polyphonic") == 1
+    assert sum(built.stats["measures"].values()) == 3  # 4 bars, 1 polyphonic
+    split = next(s for s in datasets.SPLITS if built.stats["measures"][s])
+    first = built.vocabulary.decode(built.tokens(split)[0])
+    assert first[0] == 60 and first[1:6] == ["hold"] * 5 and first[6] == 61  # legato cut at next onset
+
+
+# ---------------------------------------------------------------- splits
+
+
+def test_split_of_is_deterministic_and_proportional():
+    ids = [f"src/file{i}.mid" for i in range(5000)]
+    first = {i: split_of(i, (0.8, 0.1, 0.1)) for i in ids}
+    shuffled = list(ids)
+    random.Random(1).shuffle(shuffled)
+    assert all(split_of(i, (0.8, 0.1, 0.1)) == first[i] for i in shuffled)
+    counts = {s: sum(v == s for v in first.values()) / len(ids) for s in datasets.SPLITS}
+    assert abs(counts["train"] - 0.8) < 0.03 and abs(counts["validation"] - 0.1) < 0.02
+    assert split_of("x", (0.8, 0.1, 0.1), seed=0) in datasets.SPLITS
+
+
+def test_split_independent_of_location_and_file_order(tmp_path):
+    a = write_abc_root(tmp_path / "machine_a" / "data")
+    b = write_abc_root(tmp_path / "elsewhere" / "copy", order=["special.abc", "binary.abc", "plain.abc", "empty.abc"])
+    builds = [datasets.build(DatasetConfig(name="embedded", data_root=str(root)), tmp_path / "cache",
+                             progress=False, workers=1) for root in (a, b)]
+    assert builds[0].path != builds[1].path
+    assert builds[0].pieces() == builds[1].pieces()
+    for split in datasets.SPLITS:
+        np.testing.assert_array_equal(builds[0].tokens(split), builds[1].tokens(split))
+    splits = {p["split"] for p in builds[0].pieces()}
+    assert {"train"} <= splits and len(splits) >= 2
+
+
+# ---------------------------------------------------------------- embedded set, augmentation
+
+
+def test_embedded_builds(embedded):
+    s = embedded.stats
+    assert s["files_total"] == 4 and s["files_parsed"] == 4
+    assert s["pieces"] >= 200 and s["measures"]["train"] >= 2000
+    assert s["measures_augmented"]["train"] >= 5 * s["measures"]["train"]
+    assert embedded.vocabulary == Vocabulary(55, 84)
+    for split in datasets.SPLITS:
+        t = embedded.tokens(split)
+        assert t.dtype == np.int32 and t.ndim == 2 and t.shape[1] == 24
+        assert len(t) == s["measures_augmented"][split] and t.min() >= 0 and t.max() < embedded.vocabulary.size
+
+
+def test_augmentation_only_on_train_and_pieces_never_cross_splits(embedded):
+    s = embedded.stats
+    pieces = embedded.pieces()
+    for split in ("validation", "test"):
+        assert s["measures_augmented"][split] == s["measures"][split]
+        assert not embedded.shifts(split).any()
+    assert embedded.shifts("train").any()
+    seen = {}
+    for split in datasets.SPLITS:
+        for index in np.unique(embedded.piece_index(split)):
+            assert pieces[index]["split"] == split
+            assert seen.setdefault(index, split) == split
+    assert sum(p["measures"] for p in pieces if p["split"] == "train") == s["measures"]["train"]
+
+
+def test_every_in_range_transposition_of_a_training_piece(embedded):
+    vocab = embedded.vocabulary
+    tokens, index, shifts = embedded.tokens("train"), embedded.piece_index("train"), embedded.shifts("train")
+    pieces = embedded.pieces()
+    for k in np.unique(index)[:25]:
+        lo, hi = pieces[k]["shifts"]
+        rows = index == k
+        assert sorted(set(shifts[rows].tolist())) == list(range(lo, hi + 1))
+        assert (rows.sum()) == pieces[k]["measures"] * (hi - lo + 1)
+        low = vocab.pitches(tokens[rows & (shifts == lo)])
+        high = vocab.pitches(tokens[rows & (shifts == hi)])
+        assert low[low >= 0].min() == vocab.min_pitch and high.max() == vocab.max_pitch
+
+
+def test_no_transposition_options(abc_root, tmp_path):
+    off = datasets.build(DatasetConfig(name="embedded", data_root=str(abc_root), transpose=False), tmp_path,
+                         progress=False, workers=1)
+    assert off.stats["measures_augmented"] == off.stats["measures"]
+    two = datasets.build(DatasetConfig(name="embedded", data_root=str(abc_root), max_transpose=2), tmp_path,
+                         progress=False, workers=1)
+    assert set(np.unique(two.shifts("train")).tolist()) <= {-2, -1, 0, 1, 2}
+    assert two.stats["measures_augmented"]["train"] > off.stats["measures_augmented"]["train"]
+
+
+# ---------------------------------------------------------------- cache
+
+
+def test_cache_reuse_and_rebuild(abc_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(abc_root, root)
+    cfg = DatasetConfig(name="embedded", data_root=str(root))
+    first = datasets.build(cfg, tmp_path / "cache", progress=False, workers=1)
+    assert not first.reused and (first.path / "manifest.json").is_file()
+    again = datasets.build(cfg, tmp_path / "cache", progress=False, workers=1)
+    assert again.reused and again.path == first.path
+    np.testing.assert_array_equal(again.tokens("train"), first.tokens("train"))
+    changed = datasets.build(DatasetConfig(name="embedded", data_root=str(root), min_pitch=50), tmp_path / "cache",
+                             progress=False, workers=1)
+    assert not changed.reused and changed.path != first.path and changed.vocabulary.min_pitch == 50
+    (root / "more.abc").write_text(tune(200))  # changed input files -> rebuilt
+    grown = datasets.build(cfg, tmp_path / "cache", progress=False, workers=1)
+    assert not grown.reused and grown.path != first.path and grown.stats["files_total"] == 5
+    (grown.path / "tokens_train.npy").unlink()  # a damaged cache is rebuilt, not trusted
+    repaired = datasets.build(cfg, tmp_path / "cache", progress=False, workers=1)
+    assert not repaired.reused and repaired.tokens("train").shape == grown.tokens("train").shape
+    assert not [p for p in (tmp_path / "cache").iterdir() if ".tmp-" in p.name]
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    assert manifest["cache_version"] == datasets.CACHE_VERSION and manifest["config"] == cfg.to_dict()
+
+
+# ---------------------------------------------------------------- tf.data
+
+
+def test_make_tf_dataset_shapes_dtypes_and_values(embedded):
+    tf = pytest.importorskip("tensorflow")
+    tokens = embedded.tokens("validation")[:100]
+    vocab = embedded.vocabulary
+    names = attributes.DEFAULT_FOUR
+    ds = datasets.make_tf_dataset(tokens, vocab, names, batch_size=16, shuffle=False)
+    assert ds.element_spec[0].shape.as_list() == [16, 24] and ds.element_spec[0].dtype == tf.int32
+    assert ds.element_spec[1].shape.as_list() == [16, 4] and ds.element_spec[1].dtype == tf.float32
+    batches = list(ds)
+    assert len(batches) == 100 // 16
+    np.testing.assert_array_equal(batches[0][0].numpy(), tokens[:16])
+    np.testing.assert_allclose(batches[0][1].numpy(), attributes.compute(tokens[:16], vocab, names), atol=1e-6)
+    keep = datasets.make_tf_dataset(tokens, vocab, names[:2], batch_size=16, shuffle=False, drop_remainder=False)
+    assert sum(int(b[0].shape[0]) for b in keep) == 100
+
+
+def test_make_tf_dataset_shuffle_is_seeded_and_repeats(embedded):
+    pytest.importorskip("tensorflow")
+    tokens = embedded.tokens("validation")[:64]
+    vocab = embedded.vocabulary
+
+    def first_epoch(seed):
+        ds = datasets.make_tf_dataset(tokens, vocab, ("note_density",), batch_size=64, seed=seed)
+        return next(iter(ds))[0].numpy()
+
+    a, b, c = first_epoch(1), first_epoch(1), first_epoch(2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert sorted(map(tuple, a)) == sorted(map(tuple, tokens))  # a permutation, nothing lost
+    rep = datasets.make_tf_dataset(tokens, vocab, ("note_density",), batch_size=48, repeat=True)
+    assert len(list(rep.take(5))) == 5
