@@ -28,9 +28,10 @@ setup(
         "matplotlib>=3.8",
         "tensorflow-serving-api==2.21.*",
         "tqdm>=4.66",
+        "flask>=3.0,<4",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "playwright>=1.45,<2", "mido>=1.3"],
     },
     license="Apache-2.0",
 )

@@ -61,3 +61,27 @@ def test_token_accuracy_with_mask():
     assert losses.token_accuracy(logits, targets).numpy() == pytest.approx(0.5)
     mask = tf.constant([[True, False, True, False]])
     assert losses.token_accuracy(logits, targets, mask).numpy() == pytest.approx(0.5)
+
+
+def test_ordinal_targets_classes_and_accuracy():
+    values = tf.constant([[0.05, 3.0], [0.5, 0.0], [0.95, 9.0]])
+    edges = tf.constant([[0.25, 0.5, 0.75], [1.0, 2.0, 3.0]])  # 4 bins per attribute
+    targets = losses.ordinal_targets(values, edges).numpy()
+    np.testing.assert_array_equal(targets[0], [[0, 0, 0], [1, 1, 0]])  # 3.0 is not above the edge 3.0
+    np.testing.assert_array_equal(losses.ordinal_classes(targets).numpy(), [[0, 2], [1, 0], [3, 3]])
+    logits = np.where(targets > 0, 4.0, -4.0).astype(np.float32)
+    assert float(losses.ordinal_accuracy(logits, targets)) == 1.0
+    logits[1, 0] = [4.0, 4.0, -4.0]  # predicts class 2 for a class-1 example: one miss in six
+    assert float(losses.ordinal_accuracy(logits, targets)) == pytest.approx(5 / 6)
+
+
+def test_ordinal_bce_matches_brute_force_and_shares_add_up():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(6, 2, 7)).astype(np.float32)
+    targets = (rng.uniform(size=(6, 2, 7)) > 0.5).astype(np.float32)
+    p = 1.0 / (1.0 + np.exp(-logits))
+    want = -(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean()
+    full = losses.ordinal_bce(logits, targets, 6).numpy()
+    np.testing.assert_allclose(full, want, rtol=1e-5)
+    halves = sum(losses.ordinal_bce(logits[s], targets[s], 6).numpy() for s in (slice(0, 2), slice(2, 6)))
+    np.testing.assert_allclose(halves, full, rtol=1e-5)

@@ -40,6 +40,18 @@ def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_
     return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
 
 
+def track_for_checkpoints(owner, prefix: str, layers) -> None:
+    """Makes layers held in a list visible to ``tf.train.Checkpoint`` as ``{prefix}_{i}``.
+
+    Keras 3 keeps a list attribute in its own ``TrackedList``, which TensorFlow's checkpoint graph does
+    not follow: a ``tf.train.Checkpoint(model=...)`` would save and restore nothing inside such a list
+    (a full training checkpoint still finds them through the optimisers). This adds a TensorFlow
+    dependency per layer only; Keras' own tracking (weights, their order) is unchanged.
+    """
+    for i, layer in enumerate(layers):
+        owner._track_trackable(layer, name=f"{prefix}_{i}", overwrite=True)  # noqa: SLF001
+
+
 class FusedGRUCell(keras.layers.Layer):
     """One GRU layer (reset-after). Gates are ordered [update, reset, candidate] along the 3H axis."""
 
@@ -108,6 +120,8 @@ class BidirectionalGRUEncoder(keras.layers.Layer):
         self.units, self.num_layers, self.dropout = units, num_layers, dropout
         self.forward_cells = [FusedGRUCell(units, name=f"fwd_{i}") for i in range(num_layers)]
         self.backward_cells = [FusedGRUCell(units, name=f"bwd_{i}") for i in range(num_layers)]
+        track_for_checkpoints(self, "forward_cell", self.forward_cells)
+        track_for_checkpoints(self, "backward_cell", self.backward_cells)
 
     def build(self, input_shape):
         in_dim = int(input_shape[-1])

@@ -23,7 +23,7 @@ import tensorflow as tf
 from musicvae_xai.config import RunConfig
 from musicvae_xai.models import losses, optim
 from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
-from musicvae_xai.models.layers import RNG_ALG, FusedGRUCell, TokenEncoder
+from musicvae_xai.models.layers import RNG_ALG, FusedGRUCell, TokenEncoder, track_for_checkpoints
 from musicvae_xai.representation import BEATS_PER_MEASURE, MEASURE_TICKS, TICKS_PER_BEAT
 
 #: Range swept for a regularised latent dim in traversals and the explorer.
@@ -47,6 +47,8 @@ class HierarchicalDecoder(keras.layers.Layer):
         self.beat_to_tick_state = keras.layers.Dense(num_layers * hidden, activation="selu",
                                                      name="beat_to_tick")
         self.tick_cells = [FusedGRUCell(hidden, name=f"tick_{i}") for i in range(num_layers)]
+        track_for_checkpoints(self, "beat_cell", self.beat_cells)
+        track_for_checkpoints(self, "tick_cell", self.tick_cells)
         self.token_embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="token_embedding")
         self.output_layer = keras.layers.Dense(vocab_size, name="logits")
 

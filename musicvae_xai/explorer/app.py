@@ -1,0 +1,177 @@
+"""The explorer's web app (Flask): the static page plus a small JSON API over an ``Explorer``.
+
+API (JSON in and out unless said; errors are ``{"error": message}`` with an HTTP status: 400 bad
+request, 413 upload too large, 502 the model server refused, 503 the model server is unreachable or
+too slow):
+
+* ``GET  /api/model``          model name, vocabulary, attributes, controls, default pad pairs
+* ``GET  /api/status``         background data loading: state (loading|ready|error|none), error
+* ``GET  /api/seeds``          seed measures grouped by piece
+* ``GET  /api/histograms``     per-control histograms of the encoded training sample
+* ``POST /api/encode``         {tokens [24]} -> state {z, controls, values}, input and output measured
+* ``POST /api/decode``         {z [Z], controls [K] | null} -> output tokens, notes, attributes,
+  requested attributes, token confidence
+* ``POST /api/surface``        {z, controls, x, y, grid} -> attribute surface over controls x, y
+* ``GET  /api/distribution``   ?x=&y=&bins= -> training-data histogram over controls x, y
+* ``POST /api/upload``         multipart ``file`` (MIDI/MusicXML/ABC, size-limited) -> its measures
+* ``POST /api/midi``           {tokens [M][24], qpm} -> ``audio/midi`` attachment
+
+No request names a server-side path: seeds are indexed, files arrive as bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from flask import Flask, Response, jsonify, request, send_from_directory
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from musicvae_xai.explorer.data import UPLOAD_TYPES, UploadError, read_upload
+from musicvae_xai.explorer.engine import Explorer, ExplorerError
+from musicvae_xai.serving.base import ServingError, ServingUnavailableError
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+_CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+               allow_cut_time: Optional[bool] = None) -> Flask:
+    """The Flask app serving ``explorer``. backend: how the page names where the model runs
+    (e.g. "in-process SavedModel", "TF-Serving REST http://host:8501"); max_upload_bytes: the largest
+    request body accepted (uploads included)."""
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = int(max_upload_bytes)
+    app.json.sort_keys = False
+    if allow_cut_time is None:
+        allow_cut_time = bool((explorer.info.config or {}).get("allow_cut_time", False))
+
+    def body() -> dict:
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict):
+            raise ExplorerError("the request body must be a JSON object")
+        return payload
+
+    def state(payload: dict) -> tuple:
+        return explorer.check_state(payload.get("z"), payload.get("controls"))
+
+    @app.errorhandler(ExplorerError)
+    @app.errorhandler(UploadError)
+    def bad_request(e):
+        return jsonify(error=str(e)), 400
+
+    @app.errorhandler(ServingUnavailableError)
+    def unavailable(e):
+        return jsonify(error=f"the model server is unreachable or too slow: {e}", kind="unavailable"), 503
+
+    @app.errorhandler(ServingError)
+    def refused(e):
+        return jsonify(error=f"the model server refused the request: {e}", kind="serving"), 502
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(e):
+        return jsonify(error=f"the upload is too large (limit {max_upload_bytes // 1024} KiB)"), 413
+
+    @app.errorhandler(HTTPException)
+    def http_error(e):
+        if request.path.startswith("/api/"):
+            return jsonify(error=f"{e.code} {e.name}"), e.code
+        return e
+
+    @app.errorhandler(Exception)
+    def internal(e):
+        app.logger.exception("explorer: unexpected error")
+        return jsonify(error=f"internal error ({type(e).__name__})"), 500
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/")
+    def index():
+        return send_from_directory(STATIC_DIR, "index.html")
+
+    @app.get("/static/<path:name>")
+    def static_file(name: str):
+        return send_from_directory(STATIC_DIR, name)  # safe_join: never leaves STATIC_DIR
+
+    @app.get("/api/model")
+    def model():
+        out = explorer.info.to_dict()
+        out["backend"] = backend
+        out["upload_types"] = sorted(UPLOAD_TYPES)
+        out["max_upload_bytes"] = int(max_upload_bytes)
+        return jsonify(out)
+
+    @app.get("/api/status")
+    def status():
+        return jsonify(explorer.status())
+
+    @app.get("/api/seeds")
+    def seeds():
+        return jsonify(explorer.seeds())
+
+    @app.get("/api/histograms")
+    def histograms():
+        return jsonify(explorer.histograms())
+
+    @app.post("/api/encode")
+    def encode():
+        tokens = explorer.check_tokens(body().get("tokens"), max_measures=1)
+        return jsonify(explorer.encode(tokens))
+
+    @app.post("/api/decode")
+    def decode():
+        z, controls = state(body())
+        return jsonify(explorer.decode(z, controls))
+
+    @app.post("/api/surface")
+    def surface():
+        payload = body()
+        z, controls = state(payload)
+        x = explorer.check_control(payload.get("x"), "x")
+        y = explorer.check_control(payload.get("y"), "y")
+        grid = payload.get("grid", 15)
+        if isinstance(grid, bool) or not isinstance(grid, int):
+            raise ExplorerError("grid must be an integer")
+        return jsonify(explorer.surface(z, controls, x, y, grid))
+
+    @app.get("/api/distribution")
+    def distribution():
+        try:
+            x, y = int(request.args.get("x", "")), int(request.args.get("y", ""))
+            bins = int(request.args.get("bins", "24"))
+        except ValueError:
+            raise ExplorerError("x, y and bins must be integers") from None
+        x, y = explorer.check_control(x, "x"), explorer.check_control(y, "y")
+        return jsonify(explorer.distribution(x, y, bins))
+
+    @app.post("/api/upload")
+    def upload():
+        file = request.files.get("file")
+        if file is None:
+            raise UploadError("send the file as multipart form field 'file'")
+        result = read_upload(file.filename or "", file.read(), explorer.vocab, allow_cut_time=allow_cut_time)
+        result["measures"] = explorer.measure(result.pop("tokens"))
+        return jsonify(result)
+
+    @app.post("/api/midi")
+    def midi():
+        payload = body()
+        tokens = explorer.check_tokens(payload.get("tokens"))
+        qpm = payload.get("qpm", 120)
+        if isinstance(qpm, bool) or not isinstance(qpm, (int, float)):
+            raise ExplorerError("qpm must be a number")
+        data = explorer.midi(tokens, float(qpm))
+        name = "musicvae_measure.mid" if len(tokens) == 1 else f"musicvae_phrase_{len(tokens)}_measures.mid"
+        return Response(data, mimetype="audio/midi",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    return app

@@ -1,0 +1,167 @@
+"""Music for the explorer: seed measures from a dataset's test split, a training-data sample for the
+pad backgrounds, and uploaded MIDI/MusicXML/ABC files cut into measures.
+
+Token arrays are int32 [N, 24] ids of the model's vocabulary. The page never names a server-side
+path: seeds are addressed by index, uploads arrive as bytes and are parsed in a private temporary
+folder that is deleted straight away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from typing import Optional
+
+import numpy as np
+from absl import logging
+
+from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary
+
+#: The datasets cache used when neither the flag nor the model's configuration names one (the
+#: training CLI's default).
+DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "musicvae_xai")
+#: Upload file types: extension -> what the page calls them.
+UPLOAD_TYPES = {".mid": "MIDI", ".midi": "MIDI", ".xml": "MusicXML", ".musicxml": "MusicXML",
+                ".mxl": "MusicXML", ".abc": "ABC"}
+#: At most this many measures of an uploaded file are offered.
+MAX_UPLOAD_MEASURES = 512
+
+
+class UploadError(ValueError):
+    """An uploaded file that cannot be used; the message is one line for the page."""
+
+
+@dataclasses.dataclass
+class MusicData:
+    """name: where the seeds come from (e.g. "embedded, test split"); pieces: [{"id", "tokens" int32
+    [M, 24]}] seed measures grouped by piece; train: int32 [N, 24] a sample of the training split
+    (pad backgrounds and the attribute calibration)."""
+
+    name: str
+    pieces: list
+    train: np.ndarray
+
+    def seed_json(self) -> dict:
+        return {"name": self.name,
+                "pieces": [{"id": p["id"], "title": piece_title(p["id"]), "tokens": p["tokens"].tolist()}
+                           for p in self.pieces]}
+
+
+def piece_title(piece_id: str) -> str:
+    """'oneills1850_common_time_1 #0 X3' for 'embedded/oneills1850_common_time_1.abc#0:X3'."""
+    base = piece_id.rsplit("/", 1)[-1]
+    name, _, rest = base.partition("#")
+    name = os.path.splitext(name)[0]
+    return f"{name} #{rest.replace(':', ' ')}" if rest else name
+
+
+def dataset_config(config: Optional[dict], vocab: Vocabulary, data_root: Optional[str] = None):
+    """The DatasetConfig the model was trained on (from its saved configuration), or the embedded
+    dataset in the model's pitch range when the configuration is unknown."""
+    from musicvae_xai.datasets import DatasetConfig
+
+    if not config:
+        return DatasetConfig(name="embedded", min_pitch=vocab.min_pitch, max_pitch=vocab.max_pitch,
+                             transpose=False)
+    return DatasetConfig(name=config.get("dataset", "embedded"),
+                         data_root=data_root if data_root is not None else config.get("data_root"),
+                         min_pitch=int(config.get("min_pitch", vocab.min_pitch)),
+                         max_pitch=int(config.get("max_pitch", vocab.max_pitch)),
+                         allow_cut_time=bool(config.get("allow_cut_time", False)),
+                         transpose=bool(config.get("transpose", True)))
+
+
+def load_music_data(config: Optional[dict], vocab: Vocabulary, cache_dir: Optional[str] = None,
+                    data_root: Optional[str] = None, train_limit: int = 2000, max_pieces: int = 60,
+                    max_measures_per_piece: int = 64, seed: int = 0, model_dataset: bool = True) -> MusicData:
+    """Builds (or reuses the cache of) the model's dataset, falling back to the embedded dataset when
+    that one cannot be built here (no data_root on this machine), and returns its seeds and sample.
+    model_dataset=False: the embedded dataset (in the model's pitch range) straight away."""
+    from musicvae_xai import datasets
+
+    if cache_dir is None:
+        saved = (config or {}).get("cache_dir")
+        cache_dir = saved if saved and os.path.isdir(saved) else DEFAULT_CACHE_DIR
+    wanted = dataset_config(config if model_dataset else None, vocab, data_root)
+    try:
+        built = datasets.build(wanted, cache_dir, progress=False)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        if wanted.name == "embedded":
+            raise
+        logging.warning("explorer: dataset %s is not available here (%s); seeds come from the embedded dataset",
+                        wanted.name, e)
+        wanted = dataset_config(None, vocab)
+        built = datasets.build(wanted, cache_dir, progress=False)
+    if built.vocabulary != vocab:
+        raise ValueError(f"dataset vocabulary {built.vocabulary} differs from the model's {vocab}")
+    split = next((s for s in ("test", "validation", "train") if len(built.tokens(s))), None)
+    if split is None:
+        raise ValueError(f"dataset {wanted.name} has no measures")
+    tokens, piece_of, shifts = built.tokens(split), built.piece_index(split), built.shifts(split)
+    records = built.pieces()
+    pieces = []
+    for p in dict.fromkeys(piece_of.tolist()):  # first-seen order
+        rows = tokens[(piece_of == p) & (shifts == 0)][:max_measures_per_piece]  # as written
+        if not len(rows):
+            continue
+        pieces.append({"id": str(records[p]["id"]), "tokens": np.asarray(rows, np.int32)})
+        if len(pieces) >= max_pieces:
+            break
+    train = np.asarray(built.tokens("train"), np.int32)
+    if train_limit > 0 and len(train) > train_limit:
+        train = train[np.sort(np.random.default_rng(seed).choice(len(train), train_limit, replace=False))]
+    elif train_limit <= 0:
+        train = train[:0]
+    return MusicData(name=f"{wanted.name}, {split} split", pieces=pieces, train=train)
+
+
+def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: bool = False) -> dict:
+    """An uploaded MIDI/MusicXML/ABC file -> {"name", "bars" [M], "tokens" int32 [M, 24] (model ids),
+    "shift" semitones (or "per measure"), "skipped" {reason: bars}}. Raises UploadError."""
+    from musicvae_xai.explain import SKIP_TEXT, ExplainError, read_melody
+    from musicvae_xai.representation import sequence_to_measures
+    from musicvae_xai.serving.midi_io import MidiError, fit_shift
+
+    name = os.path.basename(str(filename or "").replace("\\", "/"))[:120] or "upload"
+    ext = os.path.splitext(name)[1].lower()
+    if ext not in UPLOAD_TYPES:
+        raise UploadError(f"{name}: unsupported file type {ext or '(none)'}; upload a MIDI (.mid, .midi), "
+                          "MusicXML (.xml, .musicxml, .mxl) or ABC (.abc) file")
+    if not data:
+        raise UploadError(f"{name}: the file is empty")
+    with tempfile.TemporaryDirectory(prefix="explorer-upload-") as tmp:
+        path = os.path.join(tmp, f"upload{ext}")
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            sequence = read_melody(path)
+        except ExplainError as e:
+            raise UploadError(str(e).replace(path, name)) from None
+        except Exception as e:  # noqa: BLE001 - a parser's unexpected failure on a bad file
+            raise UploadError(f"{name}: not a readable {UPLOAD_TYPES[ext]} file ({type(e).__name__})") from None
+    extraction = sequence_to_measures(sequence, allow_cut_time=allow_cut_time)
+    skipped = {k: int(v) for k, v in sorted(extraction.skipped.items())}
+    if not len(extraction.measures):
+        why = ", ".join(f"{v} bar{'s' * (v != 1)} {SKIP_TEXT.get(k, k)}" for k, v in skipped.items())
+        raise UploadError(f"{name}: no usable 4/4 measure ({why or 'no notes'})")
+    measures = extraction.measures[:MAX_UPLOAD_MEASURES]
+    bars = extraction.bar_index[:MAX_UPLOAD_MEASURES]
+    try:
+        shift = fit_shift(measures, vocab)
+        tokens = vocab.translate(measures, FULL_RANGE, shift)
+    except MidiError:  # wider than the model's range as a whole: fit each measure on its own
+        rows, keep = [], []
+        for i, m in enumerate(measures):
+            try:
+                rows.append(vocab.translate(m[None], FULL_RANGE, fit_shift(m[None], vocab))[0])
+                keep.append(i)
+            except MidiError:
+                skipped["out_of_pitch_range"] = skipped.get("out_of_pitch_range", 0) + 1
+        if not rows:
+            raise UploadError(f"{name}: no measure fits the model's pitch range "
+                              f"{vocab.min_pitch}..{vocab.max_pitch}") from None
+        tokens, bars, shift = np.stack(rows), bars[keep], "per measure"
+    return {"name": name, "bars": [int(b) for b in bars],
+            "tokens": np.asarray(tokens, np.int32).reshape(-1, MEASURE_TICKS),
+            "shift": shift, "skipped": skipped}

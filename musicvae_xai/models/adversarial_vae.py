@@ -1,0 +1,353 @@
+"""AdversarialVAE: a Fader-style VAE whose decoder takes the attributes as explicit controls (SPEC section 5).
+
+Encoder: token embedding -> bidirectional GRU stack -> diagonal Gaussian posterior over z [B, Z]
+(``layers.TokenEncoder``, the same as MeasureVAE's). Prior N(0, I).
+
+Decoder: a GRU stack that runs the 24 ticks; the input of its first layer at every step is
+[embedding of the previous token, z, normalised attribute values]; its initial states come from
+(Dense+tanh) [z, normalised attributes]; output Dense -> logits over the vocabulary [B, 24, V]. The
+z-and-attributes part of the input projection is constant over the sequence, so it is one matmul per
+sequence, and the token part is a [V, 3H] lookup table, as in MeasureVAE.
+
+Discriminator: an MLP on z predicting, per attribute, its ordinal class among C bins (edges = the
+C-quantiles of the training split) through C-1 cumulative sigmoid outputs, trained with binary
+cross-entropy (``losses.ordinal_*``).
+
+Each training step (1) updates the discriminator on the sampled z with the encoder's gradients
+stopped, then (2) updates encoder and decoder with reconstruction + lambda_d * BCE(D(z), flipped
+targets) + lambda_kl * KL, so the encoder removes attribute information from z and the decoder has to
+take it from the controls. Two Adam optimisers, each clipping the global gradient norm (1.0 unless
+``clip_norm`` says otherwise). Scheduled sampling: at step s every token is teacher-forced with
+probability k / (k + exp(s / k)), one coin per (example, tick).
+
+The training-split statistics (attribute mean/std for normalisation, min/max = the control range,
+bin edges) are non-trainable weights, so checkpoints and exports carry them.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from musicvae_xai.config import ConfigError, RunConfig
+from musicvae_xai.models import losses, optim
+from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
+from musicvae_xai.models.layers import RNG_ALG, FusedGRUCell, TokenEncoder, track_for_checkpoints
+from musicvae_xai.representation import MEASURE_TICKS
+
+#: Gradient-norm clipping of both optimisers when ``clip_norm`` is 0 (SPEC section 5).
+DEFAULT_CLIP_NORM = 1.0
+#: Smallest standard deviation used to normalise an attribute (a constant attribute maps to 0).
+MIN_STD = 1e-6
+_STAT_KEYS = ("min", "max", "mean", "std")
+
+
+def teacher_forcing_probability(step, k: float) -> tf.Tensor:
+    """float32 scalar k / (k + exp(step / k)): the scheduled-sampling teacher-forcing probability."""
+    s = tf.cast(step, tf.float32)
+    k = tf.constant(float(k), tf.float32)
+    return k / (k + tf.exp(tf.minimum(s / k, 80.0)))  # exp(80) is finite in float32
+
+
+def check_statistics(stats: dict, attribute_names, num_bins: int) -> dict:
+    """Validates training-split statistics (see ``training.loop.data_statistics``); returns float arrays.
+
+    Raises ConfigError (one line) when they describe other attributes or another number of bins.
+    """
+    k = len(attribute_names)
+    names = tuple(stats.get("attributes", ()))
+    if names != tuple(attribute_names):
+        raise ConfigError(f"data statistics describe attributes {list(names)}, the model uses "
+                          f"{list(attribute_names)}")
+    out = {}
+    for key in _STAT_KEYS:
+        arr = np.asarray(stats.get(key, ()), np.float32)
+        if arr.shape != (k,) or not np.all(np.isfinite(arr)):
+            raise ConfigError(f"data statistics {key!r} must be {k} finite numbers, got {stats.get(key)!r}")
+        out[key] = arr
+    edges = np.asarray(stats.get("bin_edges", ()), np.float32)
+    if edges.shape != (k, num_bins - 1) or not np.all(np.isfinite(edges)):
+        raise ConfigError(f"data statistics 'bin_edges' must have shape [{k}, {num_bins - 1}] "
+                          f"(num_bins={num_bins}), got shape {list(edges.shape)}")
+    out["bin_edges"] = np.sort(edges, axis=1)
+    out["std"] = np.maximum(out["std"], MIN_STD)
+    return out
+
+
+def _placeholder_statistics(k: int, num_bins: int) -> dict:
+    """Values a model built without statistics holds until a checkpoint restores the real ones."""
+    edges = np.tile(np.linspace(0.0, 1.0, num_bins + 1)[1:-1], (k, 1))
+    return {"min": np.zeros(k), "max": np.ones(k), "mean": np.zeros(k), "std": np.ones(k), "bin_edges": edges}
+
+
+class ConditionedDecoder(keras.layers.Layer):
+    """(z [B, Z], normalised controls [B, K]) -> logits float32 [B, 24, V].
+
+    Feeds back its own argmax, or the target token where ``teacher_force`` is True.
+    """
+
+    def __init__(self, vocab_size, embedding_dim, hidden, num_layers, start_id, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.embedding_dim, self.hidden = vocab_size, embedding_dim, hidden
+        self.num_layers, self.start_id = num_layers, start_id
+        self.token_embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="token_embedding")
+        self.initial_state = keras.layers.Dense(num_layers * hidden, activation="tanh", name="initial_state")
+        self.cells = [FusedGRUCell(hidden, name=f"gru_{i}") for i in range(num_layers)]
+        track_for_checkpoints(self, "cell", self.cells)
+        self.output_layer = keras.layers.Dense(vocab_size, name="logits")
+
+    def build_for(self, condition_dim: int):
+        """Creates the weights for a condition [z, controls] of ``condition_dim`` features."""
+        self.token_embedding.build((None,))
+        self.initial_state.build((None, condition_dim))
+        self.cells[0].build((None, self.embedding_dim + condition_dim))
+        for cell in self.cells[1:]:
+            cell.build((None, self.hidden))
+        self.output_layer.build((None, self.hidden))
+        self.built = True
+
+    def call(self, z, controls, targets=None, teacher_force=None):
+        """z float32 [B, Z]; controls float32 [B, K] (normalised); targets int32 [B, 24];
+        teacher_force bool, a scalar or [B, 24]: where True, the next step is fed targets[:, t]."""
+        condition = tf.concat([z, controls], axis=-1)
+        batch = tf.shape(z)[0]
+        states = tf.split(self.initial_state(condition), self.num_layers, axis=-1)
+        first, e = self.cells[0], self.embedding_dim
+        token_table = tf.matmul(self.token_embedding.embeddings, first.input_kernel[:e])  # [V, 3H]
+        constant = tf.matmul(condition, first.input_kernel[e:]) + first.input_bias  # [B, 3H], once
+        use_targets = targets is not None and teacher_force is not None
+        if use_targets:
+            targets = tf.cast(targets, tf.int32)
+            forced = tf.broadcast_to(tf.convert_to_tensor(teacher_force, tf.bool), [batch, MEASURE_TICKS])
+        prev = tf.fill([batch], tf.constant(self.start_id, tf.int32))
+        logits_all = []
+        for t in range(MEASURE_TICKS):
+            inp = tf.gather(token_table, prev) + constant
+            for i, cell in enumerate(self.cells):
+                if i > 0:
+                    inp = cell.project_inputs(states[i - 1])
+                states[i] = cell.step(inp, states[i])
+            logits = self.output_layer(states[-1])
+            logits_all.append(logits)
+            greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            prev = tf.where(forced[:, t], targets[:, t], greedy) if use_targets else greedy
+        return tf.stack(logits_all, axis=1)
+
+
+class LatentDiscriminator(keras.layers.Layer):
+    """z float32 [B, Z] -> cumulative logits float32 [B, K, C-1]: two hidden Dense(leaky ReLU) layers."""
+
+    def __init__(self, num_attributes, num_bins, hidden, **kwargs):
+        super().__init__(**kwargs)
+        self.num_attributes, self.num_bins = num_attributes, num_bins
+        self.hidden_layers = [keras.layers.Dense(hidden, activation="leaky_relu", name=f"hidden_{i}")
+                              for i in range(2)]
+        track_for_checkpoints(self, "hidden", self.hidden_layers)
+        self.output_layer = keras.layers.Dense(num_attributes * (num_bins - 1), name="cumulative_logits")
+
+    def build(self, input_shape):
+        shape = (None, int(input_shape[-1]))
+        for layer in self.hidden_layers:
+            layer.build(shape)
+            shape = (None, layer.units)
+        self.output_layer.build(shape)
+
+    def call(self, z):
+        h = z
+        for layer in self.hidden_layers:
+            h = layer(h)
+        return tf.reshape(self.output_layer(h), [-1, self.num_attributes, self.num_bins - 1])
+
+
+class AdversarialVAE(MusicVAE):
+    """Attribute-conditioned VAE with a latent discriminator; attribute k is control k."""
+
+    needs_controls = True
+
+    def __init__(self, config: RunConfig, data_statistics: dict | None = None, **kwargs):
+        super().__init__(config, name="adversarial_vae", **kwargs)
+        if config.num_bins < 2:
+            raise ConfigError(f"num_bins must be at least 2 for the adversarial model, got {config.num_bins}")
+        v, k = self.vocabulary, len(self.attribute_names)
+        self.encoder = TokenEncoder(v.size, config.embedding_dim, config.hidden_size, config.latent_dim,
+                                    config.num_layers, config.dropout, name="encoder")
+        self.decoder = ConditionedDecoder(v.size, config.embedding_dim, config.hidden_size, config.num_layers,
+                                          v.start_id, name="decoder")
+        self.discriminator = LatentDiscriminator(k, config.num_bins, config.discriminator_hidden,
+                                                 name="discriminator")
+        self.has_statistics = data_statistics is not None
+        stats = (check_statistics(data_statistics, self.attribute_names, config.num_bins)
+                 if self.has_statistics else _placeholder_statistics(k, config.num_bins))
+        weight = lambda name, value: self.add_weight(  # noqa: E731
+            name=name, shape=np.shape(value), trainable=False,
+            initializer=keras.initializers.Constant(np.asarray(value, np.float32)))
+        self.attribute_min = weight("attribute_min", stats["min"])
+        self.attribute_max = weight("attribute_max", stats["max"])
+        self.attribute_mean = weight("attribute_mean", stats["mean"])
+        self.attribute_std = weight("attribute_std", stats["std"])
+        self.bin_edges = weight("bin_edges", stats["bin_edges"])  # [K, C-1]
+        self.clip_norm = config.clip_norm if config.clip_norm > 0 else DEFAULT_CLIP_NORM
+
+    def build_all(self):
+        tokens = tf.zeros([1, MEASURE_TICKS], tf.int32)
+        mean, _ = self.encoder(tokens)
+        self.decoder.build_for(self.config.latent_dim + len(self.attribute_names))
+        self.discriminator(mean)
+        self.built = True
+
+    def call(self, tokens, training=False):
+        """Reconstruction logits [B, 24, V] of tokens int32 [B, 24] from z_mean and their own attributes."""
+        tokens = tf.convert_to_tensor(tokens, tf.int32)
+        z = self.encode(tokens)["z_mean"]
+        return self.decoder(z, self.normalise_controls(self.measure_attributes(tokens)))
+
+    @property
+    def vae_variables(self) -> list:
+        """Trainable variables of encoder and decoder (the VAE optimiser's); not the discriminator's."""
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+    # -- controls ------------------------------------------------------------------------------
+    def normalise_controls(self, controls) -> tf.Tensor:
+        """Raw attribute values float32 [B, K] -> clipped to the training range, standardised."""
+        c = tf.convert_to_tensor(controls, tf.float32)
+        c = tf.where(tf.math.is_nan(c), self.attribute_mean[None, :], c)
+        c = tf.clip_by_value(c, self.attribute_min, self.attribute_max)
+        return (c - self.attribute_mean) / self.attribute_std
+
+    def _check_controls(self, z: tf.Tensor, controls) -> tf.Tensor:
+        """Shape checks (ValueError naming the expected shape) and a logged warning for values that
+        will be clipped: absl in eager mode, TensorFlow's log (tf.print) inside a graph."""
+        k, names = len(self.attribute_names), ", ".join(self.attribute_names)
+        if controls is None:
+            raise ValueError(f"AdversarialVAE.decode needs controls of shape [B, {k}] ({names})")
+        c = tf.convert_to_tensor(controls, tf.float32)
+        if c.shape.rank != 2 or (c.shape[1] is not None and c.shape[1] != k):
+            raise ValueError(f"controls must have shape [B, {k}] ({names}), got {c.shape.as_list()}")
+        if c.shape[0] is not None and z.shape[0] is not None and c.shape[0] != z.shape[0]:
+            raise ValueError(f"controls must have shape [{z.shape[0]}, {k}] to match z, got {c.shape.as_list()}")
+        lo, hi = self.attribute_min, self.attribute_max
+        outside = (c < lo) | (c > hi) | tf.math.is_nan(c)
+        if tf.executing_eagerly():
+            bad = np.any(outside.numpy(), axis=0)
+            if bad.any():
+                detail = ", ".join(f"{n} to [{a:.4g}, {b:.4g}]" for n, a, b, o in
+                                   zip(self.attribute_names, lo.numpy(), hi.numpy(), bad) if o)
+                logging.warning("AdversarialVAE: %d control value(s) outside the training range clipped: %s",
+                                int(outside.numpy().sum()), detail)
+        else:
+            def warn():
+                tf.print("AdversarialVAE: control values outside the training range were clipped",
+                         output_stream=tf.compat.v1.logging.warning)
+                return tf.constant(True)
+            tf.cond(tf.reduce_any(outside), warn, lambda: tf.constant(False))
+        return c
+
+    @property
+    def controls(self) -> list:
+        lo, hi = self.attribute_min.numpy(), self.attribute_max.numpy()
+        return [Control(name=a, attribute=a, kind="attribute_input", index=k, low=float(lo[k]), high=float(hi[k]))
+                for k, a in enumerate(self.attribute_names)]
+
+    def apply_controls(self, z, controls, index, values):
+        if controls is None:
+            raise ValueError("AdversarialVAE.apply_controls needs the controls [B, K] to sweep from")
+        return controls_sweep(z, controls, index, values, control_in_latent=False)
+
+    def default_controls(self, tokens) -> tf.Tensor:
+        """float32 [B, K]: the measured attributes of tokens int32 [B, 24] (their own controls)."""
+        return self.measure_attributes(tf.convert_to_tensor(tokens, tf.int32))
+
+    # -- interface -----------------------------------------------------------------------------
+    def encode(self, tokens, seed=None, training=False, row_offset=0, global_batch_size=None):
+        tokens = tf.convert_to_tensor(tokens, tf.int32)
+        dropout_seed = None if (seed is None or not training) else tf.random.experimental.stateless_fold_in(seed, 1)
+        mean, scale = self.encoder(tokens, seed=dropout_seed, row_offset=row_offset,
+                                   global_rows=global_batch_size)
+        z_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 2)
+        z = self.sample_latent(mean, scale, z_seed, row_offset, global_batch_size)
+        return {"z_mean": mean, "z_scale": scale, "z": z}
+
+    def decode(self, z, controls=None):
+        """z float32 [B, Z], controls float32 [B, K] (raw attribute values; clipped to the training
+        range with a logged warning) -> tokens int32 [B, 24], probabilities float32 [B, 24, V]."""
+        z = tf.convert_to_tensor(z, tf.float32)
+        if z.shape.rank != 2 or (z.shape[1] is not None and z.shape[1] != self.config.latent_dim):
+            raise ValueError(f"z must have shape [B, {self.config.latent_dim}], got {z.shape.as_list()}")
+        c = self._check_controls(z, controls)
+        logits = self.decoder(z, self.normalise_controls(c))
+        return {"tokens": tf.argmax(logits, axis=-1, output_type=tf.int32),
+                "probabilities": tf.nn.softmax(logits, axis=-1)}
+
+    # -- training ------------------------------------------------------------------------------
+    def make_optimizers(self) -> dict:
+        """Two Adam optimisers, each built on its own variables only."""
+        if not self.has_statistics:
+            raise ConfigError("AdversarialVAE needs the training split's data statistics to train")
+        lr = self.config.learning_rate
+        opts = {"discriminator": keras.optimizers.Adam(lr), "vae": keras.optimizers.Adam(lr)}
+        opts["discriminator"].build(self.discriminator.trainable_variables)
+        opts["vae"].build(self.vae_variables)
+        return opts
+
+    def _forward(self, tokens, attributes, seed, teacher_force, global_batch_size, row_offset, training):
+        """Encoder, decoder and loss terms except the discriminator's own (each a per-replica share)."""
+        enc = self.encode(tokens, seed=seed, training=training, row_offset=row_offset,
+                          global_batch_size=global_batch_size)
+        logits = self.decoder(enc["z"], self.normalise_controls(attributes), targets=tokens,
+                              teacher_force=teacher_force)
+        share = tf.cast(tf.shape(tokens)[0], tf.float32) / tf.cast(global_batch_size, tf.float32)
+        return enc, {"reconstruction_loss": losses.reconstruction_loss(logits, tokens, global_batch_size),
+                     "kl": losses.kl_loss(enc["z_mean"], enc["z_scale"], global_batch_size),
+                     "token_accuracy": losses.token_accuracy(logits, tokens) * share}, share
+
+    def _adversarial_terms(self, z, targets, global_batch_size, share) -> dict:
+        """Discriminator loss/accuracy on z and the encoder's flipped-target loss (with gradients to z)."""
+        logits = self.discriminator(z)
+        return {"discriminator_loss": losses.ordinal_bce(tf.stop_gradient(logits), targets, global_batch_size),
+                "discriminator_accuracy": losses.ordinal_accuracy(logits, targets) * share,
+                "adversarial_loss": losses.ordinal_bce(logits, 1.0 - targets, global_batch_size)}
+
+    def train_step_replica(self, optimizers, tokens, attributes, step, global_batch_size, row_offset=0) -> dict:
+        cfg = self.config
+        tokens = tf.convert_to_tensor(tokens, tf.int32)
+        attributes = tf.convert_to_tensor(attributes, tf.float32)
+        n = tf.shape(tokens)[0]
+        p_forced = teacher_forcing_probability(step, cfg.sampling_k)
+        coins = tf.random.stateless_uniform([global_batch_size, MEASURE_TICKS],
+                                            seed=step_seed(cfg.seed, step, salt=23),
+                                            alg=RNG_ALG)[row_offset:row_offset + n]
+        targets = losses.ordinal_targets(attributes, self.bin_edges)
+        d_vars, vae_vars = self.discriminator.trainable_variables, self.vae_variables
+        with tf.GradientTape() as tape:
+            enc, out, share = self._forward(tokens, attributes, step_seed(cfg.seed, step, salt=21),
+                                            coins < p_forced, global_batch_size, row_offset, True)
+            with tape.stop_recording():  # (1) discriminator update on z, encoder gradients stopped
+                with tf.GradientTape() as d_tape:
+                    d_logits = self.discriminator(tf.stop_gradient(enc["z"]))
+                    d_loss = losses.ordinal_bce(d_logits, targets, global_batch_size)
+                d_grads = d_tape.gradient(d_loss, d_vars)
+                d_norm = optim.apply_gradients(optimizers["discriminator"], d_grads, d_vars, self.clip_norm)
+            # (2) VAE update against the updated discriminator, with flipped ordinal targets.
+            adversarial = losses.ordinal_bce(self.discriminator(enc["z"]), 1.0 - targets, global_batch_size)
+            total = out["reconstruction_loss"] + cfg.lambda_d * adversarial + cfg.lambda_kl * out["kl"]
+        grads = tape.gradient(total, vae_vars)
+        vae_norm = optim.apply_gradients(optimizers["vae"], grads, vae_vars, self.clip_norm)
+        out.update(loss=total, adversarial_loss=adversarial, discriminator_loss=d_loss,
+                   discriminator_accuracy=losses.ordinal_accuracy(d_logits, targets) * share,
+                   teacher_forcing_probability=p_forced * share,
+                   discriminator_grad_norm=d_norm * share, vae_grad_norm=vae_norm * share)
+        return out
+
+    def eval_metrics(self, tokens, attributes) -> dict:
+        """Losses and accuracies of one batch: sampled z (fixed seed), greedy decoding, no updates."""
+        cfg = self.config
+        tokens = tf.convert_to_tensor(tokens, tf.int32)
+        attributes = tf.convert_to_tensor(attributes, tf.float32)
+        n = tf.shape(tokens)[0]
+        enc, out, share = self._forward(tokens, attributes, step_seed(cfg.seed, 0, salt=21), None, n, 0, False)
+        out.update(self._adversarial_terms(enc["z"], losses.ordinal_targets(attributes, self.bin_edges), n, share))
+        out["loss"] = (out["reconstruction_loss"] + cfg.lambda_d * out["adversarial_loss"]
+                       + cfg.lambda_kl * out["kl"])
+        return out

@@ -1,0 +1,213 @@
+"""The explorer in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright): start
+``python -m musicvae_xai.explorer`` on a tiny export, load the page, move a slider and a pad, check
+that the decoded piano roll and the attribute read-out change, download MIDI, upload a file.
+
+Set MUSICVAE_EXPLORER_SCREENSHOT=docs/explorer.png to also save the final page there.
+"""
+
+import io
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+MODELS = ("measure_vae", "adversarial_vae")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (CI installs Debian's chromium package)")
+    from playwright.sync_api import sync_playwright  # with Chromium present, a missing driver is an error
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@contextmanager
+def explorer_server(export_dir: str, timeout: float = 240.0):
+    """Runs the explorer CLI on a free port; yields its URL; stops it afterwards."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "musicvae_xai.explorer", f"--export={export_dir}", "--port=0",
+                             "--train_limit=300"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    lines: queue.Queue = queue.Queue()
+    log = []
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        deadline = time.time() + timeout
+        url = None
+        while url is None:
+            if proc.poll() is not None or time.time() > deadline:
+                raise AssertionError("the explorer did not start:\n" + "".join(log[-30:]))
+            try:
+                line = lines.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            log.append(line)
+            found = re.search(r"explorer running on (http://127\.0\.0\.1:\d+/)", line)
+            url = found.group(1) if found else None
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait(page, expression: str, timeout: float = 120.0) -> None:
+    """Polls a JavaScript expression until it is true (page.wait_for_function would need the
+    'unsafe-eval' that the page's Content-Security-Policy forbids)."""
+    deadline = time.time() + timeout
+    while not page.evaluate(expression):
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.1)
+
+
+def _settle(page, timeout: float = 120.0) -> None:
+    """Waits until the page has no request outstanding."""
+    _wait(page, "document.body.dataset.busy === '0'", timeout)
+
+
+def _snapshot(page) -> dict:
+    return {"roll": page.locator("#output-roll").evaluate("c => c.toDataURL()"),
+            "tokens": page.locator("#output-roll").get_attribute("data-tokens"),
+            "readout": page.locator("#attr-table tbody").inner_text()}
+
+
+def _vocabulary(export_dir):
+    from musicvae_xai.representation import Vocabulary
+
+    with open(os.path.join(export_dir, "1", "assets.extra", "vocabulary.json"), encoding="utf-8") as f:
+        return Vocabulary.from_dict(json.load(f))
+
+
+def _check_midi(data: bytes, tokens, vocab, qpm: float) -> None:
+    """A parseable standard MIDI file with exactly the notes of ``tokens`` [M][24] at ``qpm``."""
+    import mido
+    from note_seq import midi_io
+
+    from musicvae_xai.representation import measures_to_sequence
+
+    assert data[:4] == b"MThd"
+    assert mido.MidiFile(file=io.BytesIO(data)).tracks
+    seq = midi_io.midi_to_note_sequence(data)
+    want = measures_to_sequence(np.array(tokens), vocab, qpm=qpm)
+    assert [n.pitch for n in seq.notes] == [n.pitch for n in want.notes]
+    np.testing.assert_allclose([n.start_time for n in seq.notes], [n.start_time for n in want.notes], atol=0.01)
+    assert seq.total_time <= len(tokens) * 4 * 60.0 / qpm + 1e-3
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_explorer_in_a_real_browser(browser, tiny_export, tmp_path, model):
+    export_dir = str(tiny_export(model))
+    vocab = _vocabulary(export_dir)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with explorer_server(export_dir) as url:
+        page.goto(url)
+        page.wait_for_selector("body[data-seed]", timeout=240_000)  # seeds loaded, the first one encoded
+        _settle(page)
+        assert page.locator("#sliders input[data-control]").count() == 4
+        assert page.locator(".pad-canvas").count() == 2
+        assert "ready" in page.locator("#data-status").get_attribute("class")
+        before = _snapshot(page)
+        assert before["tokens"] and len(before["tokens"].split(",")) == 24
+
+        # a slider, to the far end of its range
+        slider = page.locator('#sliders input[data-control="0"]')
+        low, high = float(slider.get_attribute("min")), float(slider.get_attribute("max"))
+        now = float(slider.input_value())
+        target = high if now < (low + high) / 2 else low
+        slider.fill(str(target))
+        _settle(page)
+        assert float(slider.input_value()) == pytest.approx(target, abs=(high - low) / 100)
+        after_slider = _snapshot(page)
+        assert after_slider["readout"] != before["readout"]
+        assert after_slider["roll"] != before["roll"]
+
+        # the first pad: drag to the opposite corner of where the state sits
+        pad = page.locator(".pad-canvas").first
+        box = pad.bounding_box()
+        y_slider = page.locator('#sliders input[data-control="1"]')
+        y_before = float(y_slider.input_value())
+        fx = 0.08 if target == high else 0.92
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * 0.06, steps=8)
+        page.mouse.up()
+        _settle(page)
+        after_pad = _snapshot(page)
+        assert float(y_slider.input_value()) != pytest.approx(y_before, abs=1e-6)
+        assert float(slider.input_value()) != pytest.approx(target, abs=1e-6)
+        assert after_pad["readout"] != after_slider["readout"]
+        assert after_pad["roll"] != after_slider["roll"]
+        assert "surface" in page.locator(".pad-background").first.input_value()
+
+        # MIDI of the current measure
+        with page.expect_download() as download:
+            page.click("#download-measure")
+        assert download.value.suggested_filename == "musicvae_measure.mid"
+        tokens = [int(t) for t in after_pad["tokens"].split(",")]
+        qpm = float(page.locator("#qpm").input_value())
+        _check_midi(open(download.value.path(), "rb").read(), [tokens], vocab, qpm)
+
+        # a phrase of two measures
+        page.click("#add-phrase")
+        slider.fill(str(low if target == high else high))
+        _settle(page)
+        second = [int(t) for t in _snapshot(page)["tokens"].split(",")]
+        page.click("#add-phrase")
+        assert "2 measures" in page.locator("#phrase-count").inner_text()
+        with page.expect_download() as download:
+            page.click("#download-phrase")
+        _check_midi(open(download.value.path(), "rb").read(), [tokens, second], vocab, qpm)
+
+        # sound: plays without errors
+        page.click("#play-output")
+        page.wait_for_timeout(300)
+
+        # an uploaded MIDI file becomes the seed; a broken one gives a message on the page
+        from note_seq import midi_io
+
+        from musicvae_xai.representation import measures_to_sequence
+        upload = tmp_path / "upload.mid"
+        items = [67, "hold", "hold", 71, "hold", "hold"] * 4
+        midi_io.sequence_proto_to_midi_file(measures_to_sequence(vocab.encode(items), vocab), str(upload))
+        page.click("#tab-upload")
+        page.set_input_files("#upload-input", str(upload))
+        _wait(page, "(document.body.dataset.seed || '').startsWith('upload.mid')", 60)
+        _settle(page)
+        assert "1 usable 4/4 measure" in page.locator("#upload-info").inner_text()
+        broken = tmp_path / "broken.mid"
+        broken.write_bytes(b"MThd, but not really")
+        page.set_input_files("#upload-input", str(broken))
+        page.wait_for_selector(".error[data-key='upload']", timeout=60_000)
+        assert "broken.mid" in page.locator(".error[data-key='upload']").inner_text()
+        page.click(".error[data-key='upload'] button")
+        page.click("#tab-data")
+        _settle(page)
+
+        page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+        target_png = os.environ.get("MUSICVAE_EXPLORER_SCREENSHOT")
+        if target_png and model == "measure_vae":
+            page.screenshot(path=target_png, full_page=True)
+    assert not [e for e in errors if "upload" not in e and "400" not in e], errors
+    page.close()
