@@ -110,5 +110,11 @@ def restore_model(run_dir: str, expect_finished: bool = False):
     if expect_finished and not os.path.exists(os.path.join(run_dir, FINISHED_FILENAME)):
         raise ConfigError(f"{run_dir}: training has not finished (no {FINISHED_FILENAME} marker)")
     model = build_model(config, data_statistics=load_data_statistics(run_dir))
-    tf.train.Checkpoint(model=model).restore(ckpt).expect_partial()
+    status = tf.train.Checkpoint(model=model).restore(ckpt)
+    try:
+        status.assert_existing_objects_matched()  # every model weight came from the checkpoint
+    except AssertionError:
+        raise ConfigError(f"{ckpt}: the checkpoint does not match the model built from config.json "
+                          "(written by another version of the code?)") from None
+    status.expect_partial()  # the optimisers' slots are not needed here
     return config, model
