@@ -45,9 +45,7 @@ def load_run(run_dir: str, expect_finished: bool = True) -> tuple[RunConfig, Mus
     if not os.path.isdir(run_dir):
         raise ConfigError(f"run_dir {run_dir} is not a folder")
     try:
-        config, model = restore_model(run_dir, expect_finished=expect_finished)
-        _check_restored(run_dir, model)
-        return config, model
+        return restore_model(run_dir, expect_finished=expect_finished)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{run_dir}: config.json or data_statistics.json is not valid JSON ({e})") from None
     except TypeError as e:
@@ -59,24 +57,6 @@ def load_run(run_dir: str, expect_finished: bool = True) -> tuple[RunConfig, Mus
     except (tf.errors.OpError, AssertionError) as e:
         first = str(getattr(e, "message", e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"{run_dir}: cannot restore the checkpoint ({first})") from None
-
-
-def _check_restored(run_dir: str, model: MusicVAE) -> None:
-    """Raises ConfigError when the latest checkpoint does not hold every variable of ``model``.
-
-    ``restore_model`` restores with ``expect_partial`` (a run's checkpoints also hold optimiser
-    state), which would silently leave unmatched weights at their initial values, e.g. for a
-    checkpoint written by another version of the model code.
-    """
-    from musicvae_xai.training.checkpoints import latest_checkpoint
-
-    status = tf.train.Checkpoint(model=model).restore(latest_checkpoint(run_dir)).expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as e:
-        count = str(e).split(" Python objects", 1)[0].rsplit(" ", 1)[-1]
-        raise ConfigError(f"{run_dir}: the checkpoint does not match the model ({count} of its objects have no "
-                          "saved value); was it written by another version of the code?") from None
 
 
 def split_tokens(config: RunConfig, split: str, cache_dir: Optional[str] = None,

@@ -113,8 +113,9 @@ def restore_model(run_dir: str, expect_finished: bool = False):
     status = tf.train.Checkpoint(model=model).restore(ckpt)
     try:
         status.assert_existing_objects_matched()  # every model weight came from the checkpoint
-    except AssertionError:
-        raise ConfigError(f"{ckpt}: the checkpoint does not match the model built from config.json "
-                          "(written by another version of the code?)") from None
+    except AssertionError as e:  # "Found N Python objects that were not bound to checkpointed values..."
+        count = str(e).split(" Python objects", 1)[0].rsplit(" ", 1)[-1]
+        raise ConfigError(f"{ckpt}: the checkpoint does not match the model ({count} of its objects have no "
+                          "saved value); was it written by another version of the code?") from None
     status.expect_partial()  # the optimisers' slots are not needed here
     return config, model

@@ -1,0 +1,165 @@
+"""The one interface of every serving client, and its errors.
+
+A ``ModelClient`` offers the export's signatures as methods returning dicts of numpy arrays:
+
+* ``encode(tokens)``: int [B, 24] -> z_mean, z_scale float32 [B, Z], attributes float32 [B, K]
+* ``decode(z, controls=None)``: float [B, Z] (+ float [B, K] for a model with controls) ->
+  tokens int32 [B, 24], probabilities float32 [B, 24, V]
+* ``reconstruct(tokens)`` -> tokens int32 [B, 24]
+* ``traverse(tokens, control, values)``: control int (a latent dim, or a control index), values
+  float [S] -> tokens int32 [B, S, 24], attributes float32 [B, S, K]
+* ``sample(z)``: float [B, Z] drawn by the caller -> tokens int32 [B, 24]
+* ``metadata()`` -> {"model", "version", "signatures": summary (see ``signatures``)}
+* ``predict(signature, inputs)``: any signature by name.
+
+Subclasses implement the transport (``_predict``, ``_fetch_metadata``). Inputs are checked against
+the server's own signature metadata before they are sent (``validate=True``), so a bad request fails
+with a message naming the server, model, signature, input and what was expected.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+
+from musicvae_xai.serving import signatures as sigs
+
+
+class ServingError(RuntimeError):
+    """A failed request. ``server``, ``model``, ``signature``, ``input`` say what was at fault."""
+
+    def __init__(self, message: str, *, server: str = "", model: str = "", signature: Optional[str] = None,
+                 input_name: Optional[str] = None, code: Optional[str] = None):
+        where = [server] if server else []
+        if model:
+            where.append(f"model {model!r}")
+        if signature:
+            where.append(f"signature {signature!r}")
+        if input_name:
+            where.append(f"input {input_name!r}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        self.server, self.model, self.signature, self.input = server, model, signature, input_name
+        self.code = code
+
+
+class ServingUnavailableError(ServingError):
+    """The server could not be reached (after the bounded retries) or did not answer in time."""
+
+
+def clean_message(message: str) -> str:
+    """The informative line of a TensorFlow/TF-Serving error: the assertion or first real line, without
+    the graph-node trailer (``[[{{function_node ...}}]]``) and Python-side preambles."""
+    lines = [ln.strip() for ln in str(message).strip().splitlines() if ln.strip()]
+    for ln in lines:
+        if "assertion failed:" in ln:
+            return ln[ln.index("assertion failed:"):]
+    skip = ("Graph execution error", "Detected at node", "[[{{", "Traceback", "File ")
+    for ln in lines:
+        if not ln.startswith(skip):
+            return ln
+    return lines[0] if lines else ""
+
+
+def with_retries(call: Callable, is_unavailable: Callable[[BaseException], bool], retries: int,
+                 backoff: float = 0.05):
+    """Runs ``call()``, retrying up to ``retries`` more times while it fails with an "unavailable"
+    error (exponential backoff from ``backoff`` seconds, capped at 2 s). Re-raises the last error."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except BaseException as e:  # noqa: BLE001 - filtered by is_unavailable
+            if attempt >= retries or not is_unavailable(e):
+                raise
+            time.sleep(min(backoff * (2 ** attempt), 2.0))
+            attempt += 1
+
+
+class ModelClient(abc.ABC):
+    """Shared verbs over a transport. ``server`` names where requests go (used in every error)."""
+
+    server: str = ""
+    model_name: str = ""
+
+    def __init__(self, validate: bool = True):
+        self.validate = validate
+        self._metadata: Optional[dict] = None
+
+    # -- transport (subclasses) ------------------------------------------------------------------
+    @abc.abstractmethod
+    def _predict(self, signature: str, inputs: dict) -> dict:
+        """Sends checked inputs {name: np.ndarray}; returns {output: np.ndarray}."""
+
+    @abc.abstractmethod
+    def _fetch_metadata(self) -> dict:
+        """{"model": str, "version": int or None, "signatures": summary}."""
+
+    # -- shared ----------------------------------------------------------------------------------
+    def error(self, message: str, signature: Optional[str] = None, input_name: Optional[str] = None,
+              code: Optional[str] = None, unavailable: bool = False) -> ServingError:
+        cls = ServingUnavailableError if unavailable else ServingError
+        return cls(message, server=self.server, model=self.model_name, signature=signature,
+                   input_name=input_name, code=code)
+
+    def metadata(self) -> dict:
+        """{"model": name, "version": int or None, "signatures": {name: {"inputs", "outputs",
+        "method_name"}}}; fetched once, then cached."""
+        if self._metadata is None:
+            self._metadata = self._fetch_metadata()
+        return self._metadata
+
+    def signature_spec(self, signature: str) -> dict:
+        found = self.metadata()["signatures"]
+        if signature not in found:
+            raise self.error(f"unknown signature; this model offers {', '.join(sorted(found))}", signature)
+        return found[signature]
+
+    def predict(self, signature: str, inputs: Mapping) -> dict:
+        """Runs ``signature`` on ``inputs`` {name: array-like}; returns {output: np.ndarray}."""
+        if self.validate:
+            try:
+                checked = sigs.check_inputs(signature, self.signature_spec(signature), inputs)
+            except sigs.InputError as e:
+                raise self.error(str(e), signature, e.input_name) from None
+        else:
+            checked = {k: np.asarray(v) for k, v in inputs.items()}
+        return self._predict(signature, checked)
+
+    def encode(self, tokens) -> dict:
+        return self.predict(sigs.ENCODE, {"tokens": tokens})
+
+    def decode(self, z, controls=None) -> dict:
+        inputs = {"z": z}
+        if controls is not None:
+            inputs["controls"] = controls
+        elif self.validate and "controls" in self.signature_spec(sigs.DECODE)["inputs"]:
+            want = self.signature_spec(sigs.DECODE)["inputs"]["controls"]
+            raise self.error(f"this model decodes with controls: pass controls "
+                             f"{sigs.describe(want['dtype'], want['shape'])}", sigs.DECODE, "controls")
+        return self.predict(sigs.DECODE, inputs)
+
+    def reconstruct(self, tokens) -> dict:
+        return self.predict(sigs.RECONSTRUCT, {"tokens": tokens})
+
+    def traverse(self, tokens, control: int, values) -> dict:
+        return self.predict(sigs.TRAVERSE, {"tokens": tokens, "control": np.asarray(control),
+                                            "values": values})
+
+    def sample(self, z) -> dict:
+        return self.predict(sigs.SAMPLE, {"z": z})
+
+    def close(self) -> None:
+        """Releases connections (no-op where there are none)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.server}, model={self.model_name!r})"

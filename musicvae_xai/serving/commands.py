@@ -1,0 +1,144 @@
+"""The verbs of the serving client CLI (``python -m musicvae_xai.serving.client``), on any client.
+
+Each verb takes a ``ModelClient`` and ``Options`` and returns a JSON-able summary; music goes in and
+out as MIDI files, latents as JSON files (``{"z_mean": [[...]], ...}``, what ``encode`` writes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from musicvae_xai.representation import Vocabulary
+from musicvae_xai.serving import midi_io
+from musicvae_xai.serving import signatures as sigs
+from musicvae_xai.serving.base import ModelClient
+
+VERBS = ("encode", "decode", "reconstruct", "traverse", "sample", "metadata")
+#: Flags each verb cannot do without.
+REQUIRED = {"encode": ("midi",), "decode": ("z", "out"), "reconstruct": ("midi", "out"),
+            "traverse": ("midi", "out"), "sample": ("out",), "metadata": ()}
+
+
+class CommandError(ValueError):
+    """Bad command-line input; one line."""
+
+
+@dataclasses.dataclass
+class Options:
+    midi: Optional[str] = None
+    out: Optional[str] = None
+    z: Optional[str] = None            # JSON file with "z_mean" (or "z") [B, Z], as written by encode
+    controls: Optional[str] = None     # JSON file with "controls" or "attributes" [B, K]
+    bars: Sequence[int] = ()
+    control: int = 0
+    values: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0)
+    num: int = 1
+    seed: int = 0
+    min_pitch: int = 55
+    max_pitch: int = 84
+    transpose: str = "auto"
+    qpm: float = 120.0
+
+
+def vocabulary_for(client: ModelClient, options: Options) -> Vocabulary:
+    """The export's own vocabulary for a local export, else the one of --min_pitch/--max_pitch, checked
+    against the vocabulary size the server's decode signature declares."""
+    assets = getattr(client, "assets", {})
+    vocab = Vocabulary.from_dict(assets["vocabulary"]) if "vocabulary" in assets else Vocabulary(
+        options.min_pitch, options.max_pitch)
+    shape = client.signature_spec(sigs.DECODE)["outputs"]["probabilities"]["shape"]
+    if shape and shape[-1] != -1 and shape[-1] != vocab.size:
+        raise CommandError(f"the model's vocabulary has {shape[-1]} tokens, --min_pitch={vocab.min_pitch} "
+                           f"--max_pitch={vocab.max_pitch} give {vocab.size}")
+    return vocab
+
+
+def latent_size(client: ModelClient) -> int:
+    return int(client.signature_spec(sigs.SAMPLE)["inputs"]["z"]["shape"][-1])
+
+
+def _read_json_array(path: str, keys: Sequence[str], what: str) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise CommandError(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except ValueError as e:
+        raise CommandError(f"{path}: not JSON ({e})") from None
+    if isinstance(data, dict):
+        for k in keys:
+            if k in data:
+                return np.asarray(data[k], np.float32)
+        raise CommandError(f"{path}: no {' or '.join(keys)} in it ({what})")
+    return np.asarray(data, np.float32)
+
+
+def _need(value, flag: str, verb: str):
+    if value in (None, ""):
+        raise CommandError(f"{verb} needs --{flag}")
+    return value
+
+
+def _write_json(path: str, payload: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+        f.write("\n")
+
+
+def run(client: ModelClient, verb: str, options: Options) -> dict:
+    """Runs ``verb``; returns a summary (also written to ``--out`` for encode/metadata as JSON)."""
+    if verb not in VERBS:
+        raise CommandError(f"unknown verb {verb!r}; choose one of {', '.join(VERBS)}")
+    for flag in REQUIRED[verb]:
+        _need(getattr(options, flag), flag, verb)
+    if verb == "metadata":
+        meta = client.metadata()
+        summary = {"model": meta["model"], "version": meta["version"], "signatures": {
+            name: {part: {k: sigs.describe(v["dtype"], v["shape"], k) for k, v in spec[part].items()}
+                   for part in ("inputs", "outputs")} for name, spec in meta["signatures"].items()}}
+        if options.out:
+            _write_json(options.out, summary)
+        return summary
+    vocab = vocabulary_for(client, options)
+    if verb in ("encode", "reconstruct", "traverse"):
+        tokens = midi_io.read_measures(_need(options.midi, "midi", verb), vocab, options.bars, options.transpose)
+    if verb == "encode":
+        out = client.encode(tokens)
+        payload = {k: v.tolist() for k, v in out.items()}
+        if options.out:
+            _write_json(options.out, payload)
+        return {"measures": len(tokens), **({"out": options.out} if options.out else payload)}
+    if verb == "reconstruct":
+        recon = client.reconstruct(tokens)["tokens"]
+        path = midi_io.write_measures(recon, vocab, _need(options.out, "out", verb), options.qpm)
+        return {"measures": len(tokens), "token_accuracy": float(np.mean(recon == tokens)), "out": path}
+    if verb == "traverse":
+        values = np.asarray(options.values, np.float32)
+        out = client.traverse(tokens, int(options.control), values)
+        path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm)
+        return {"measures": len(tokens), "control": int(options.control), "values": values.tolist(),
+                "attributes": out["attributes"].tolist(), "out": path}
+    if verb == "decode":
+        z = _read_json_array(_need(options.z, "z", verb), ("z_mean", "z"), "the latent codes [B, Z]")
+        z = z[None] if z.ndim == 1 else z
+        controls = None
+        if "controls" in client.signature_spec(sigs.DECODE)["inputs"]:
+            source = options.controls or options.z
+            controls = _read_json_array(source, ("controls", "attributes"), "the controls [B, K]")
+            controls = controls[None] if controls.ndim == 1 else controls
+        out = client.decode(z, controls)
+        path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm)
+        return {"measures": int(len(z)), "out": path}
+    # sample
+    if options.num < 1:
+        raise CommandError(f"--num must be at least 1, got {options.num}")
+    z = np.random.default_rng(options.seed).standard_normal((options.num, latent_size(client))).astype(np.float32)
+    out = client.sample(z)
+    path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm)
+    return {"measures": options.num, "seed": options.seed, "out": path}

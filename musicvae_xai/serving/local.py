@@ -1,0 +1,90 @@
+"""``LocalModel``: an exported SavedModel run in-process, behind the shared client interface."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Optional
+
+import numpy as np
+
+from musicvae_xai.serving import signatures as sigs
+from musicvae_xai.serving.base import ModelClient, clean_message
+
+_VERSION_DIR = re.compile(r"^[0-9]+$")
+
+
+def resolve_export_dir(path: str) -> str:
+    """``path`` itself when it holds a SavedModel, else its highest numeric version subdirectory."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    if os.path.isdir(path):
+        versions = sorted((int(d) for d in os.listdir(path) if _VERSION_DIR.match(d)
+                           and os.path.exists(os.path.join(path, d, "saved_model.pb"))))
+        if versions:
+            return os.path.join(path, str(versions[-1]))
+    raise FileNotFoundError(f"{path}: no SavedModel (saved_model.pb) there or in a numeric version folder")
+
+
+def read_signature_defs(export_dir: str) -> dict:
+    """The ``serve`` MetaGraph's SignatureDefMap of an export, in ``MessageToDict`` JSON form."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    for meta in proto.meta_graphs:
+        if "serve" in meta.meta_info_def.tags:
+            m = get_model_metadata_pb2.SignatureDefMap()
+            for k, v in meta.signature_def.items():
+                m.signature_def[k].CopyFrom(v)
+            return json_format.MessageToDict(m, preserving_proto_field_name=True)
+    raise FileNotFoundError(f"{export_dir}: the SavedModel has no 'serve' MetaGraph")
+
+
+class LocalModel(ModelClient):
+    """Runs an export (``export_dir``, or an export base whose newest version is taken) with
+    ``tf.saved_model.load`` (the result is ``loaded``). ``assets`` holds the parsed
+    ``assets.extra/*.json`` files."""
+
+    def __init__(self, export_dir: str, validate: bool = True):
+        super().__init__(validate)
+        import tensorflow as tf
+
+        self._tf = tf
+        self.export_dir = resolve_export_dir(export_dir)
+        self.server = f"local export {self.export_dir}"
+        base = os.path.basename(os.path.normpath(self.export_dir))
+        self.version: Optional[int] = int(base) if _VERSION_DIR.match(base) else None
+        self.assets = {}
+        extra = os.path.join(self.export_dir, "assets.extra")
+        if os.path.isdir(extra):
+            for name in sorted(os.listdir(extra)):
+                if name.endswith(".json"):
+                    with open(os.path.join(extra, name), encoding="utf-8") as f:
+                        self.assets[name[:-5]] = json.load(f)
+        self.model_name = self.assets.get("export", {}).get("model_name") or os.path.basename(
+            os.path.dirname(os.path.normpath(self.export_dir)))
+        self.loaded = tf.saved_model.load(self.export_dir)
+        self._functions = dict(self.loaded.signatures)
+
+    def _fetch_metadata(self) -> dict:
+        return {"model": self.model_name, "version": self.version,
+                "signatures": sigs.summarize_signature_defs(read_signature_defs(self.export_dir))}
+
+    def _predict(self, signature: str, inputs: dict) -> dict:
+        tf = self._tf
+        fn = self._functions.get(signature)
+        if fn is None:
+            raise self.error(f"unknown signature; this model offers {', '.join(sorted(self._functions))}",
+                             signature)
+        try:
+            out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+        except tf.errors.InvalidArgumentError as e:
+            raise self.error(clean_message(e.message), signature, code="INVALID_ARGUMENT") from None
+        except (TypeError, ValueError) as e:
+            raise self.error(clean_message(str(e)), signature, code="INVALID_ARGUMENT") from None
+        return {k: np.asarray(v.numpy()) for k, v in out.items()}

@@ -1,0 +1,201 @@
+"""``RestClient``: TensorFlow Serving's REST API (standard library only, no TensorFlow import).
+
+Endpoints used (``MODEL_PATH`` = ``/v1/models/NAME`` or ``/v1/models/NAME/versions/N``):
+
+* ``POST MODEL_PATH:predict`` with ``{"signature_name": s, "instances": [{input: value}, ...]}``
+  (row format; answered with ``{"predictions": [...]}``) or ``{"signature_name": s, "inputs":
+  {input: value}}`` (columnar format; answered with ``{"outputs": ...}``). A single-output signature
+  answers with bare values instead of ``{name: value}`` objects. Row format needs every input to
+  have the same first dimension, so ``traverse`` (scalar ``control``, ``values`` [S]) always goes
+  columnar.
+* ``GET MODEL_PATH/metadata``: the SignatureDefMap as JSON.
+* ``GET MODEL_PATH``: version status.
+
+Errors come back as ``{"error": message}`` with an HTTP status; they are raised as ``ServingError``.
+Connection failures and HTTP 503 are retried a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import urllib.parse
+from typing import Optional
+
+import numpy as np
+
+from musicvae_xai.serving import signatures as sigs
+from musicvae_xai.serving.base import ModelClient, ServingUnavailableError, clean_message, with_retries
+
+FORMATS = ("row", "columnar")
+_UNAVAILABLE = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+                http.client.RemoteDisconnected, socket.gaierror)
+_STATUS_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED",
+                 500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+class _Unavailable(Exception):
+    """HTTP 503: retried like a refused connection."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+
+
+class RestClient(ModelClient):
+    """Client of ``url`` (e.g. ``http://localhost:8501``) for ``model_name`` (``version`` None = the
+    server's choice, normally the newest). ``request_format`` is ``row`` or ``columnar``."""
+
+    def __init__(self, url: str, model_name: str, version: Optional[int] = None, timeout: float = 30.0,
+                 retries: int = 3, request_format: str = "row", validate: bool = True):
+        super().__init__(validate)
+        if request_format not in FORMATS:
+            raise ValueError(f"request_format must be one of {', '.join(FORMATS)}, got {request_format!r}")
+        parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self.url = f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
+        self._scheme, self._host, self._port = parsed.scheme, parsed.hostname, parsed.port
+        self._prefix = parsed.path.rstrip("/")
+        self.model_name, self.version = model_name, version
+        self.timeout, self.retries, self.request_format = float(timeout), int(retries), request_format
+        self.server = f"REST server {self.url}"
+        self._local = threading.local()
+
+    # -- HTTP ------------------------------------------------------------------------------------
+    def model_path(self) -> str:
+        path = f"{self._prefix}/v1/models/{urllib.parse.quote(self.model_name, safe='')}"
+        return path if self.version is None else f"{path}/versions/{int(self.version)}"
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _once(self, method: str, path: str, body: Optional[bytes]):
+        conn = self._connection()
+        try:
+            conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
+            response = conn.getresponse()
+            status, data = response.status, response.read()
+        except BaseException:
+            self._drop_connection()
+            raise
+        if status == 503:
+            raise _Unavailable(_error_text(data) or "HTTP 503")
+        return status, data
+
+    def _request(self, method: str, path: str, payload=None, signature: Optional[str] = None) -> dict:
+        body = None if payload is None else json.dumps(payload).encode("utf-8")
+        try:
+            status, data = with_retries(lambda: self._once(method, path, body),
+                                        lambda e: isinstance(e, _UNAVAILABLE + (_Unavailable,)), self.retries)
+        except _Unavailable as e:
+            raise self.error(f"server unavailable (HTTP 503) after {self.retries + 1} attempts: {e}", signature,
+                             code="UNAVAILABLE", unavailable=True) from None
+        except (socket.timeout, TimeoutError):
+            raise self.error(f"no answer within {self.timeout:g} s", signature, code="DEADLINE_EXCEEDED",
+                             unavailable=True) from None
+        except (OSError, http.client.HTTPException) as e:
+            raise self.error(f"cannot reach the server after {self.retries + 1} attempts: {e}", signature,
+                             code="UNAVAILABLE", unavailable=True) from None
+        try:
+            decoded = json.loads(data.decode("utf-8")) if data else {}
+        except ValueError:
+            decoded = {"error": data[:200].decode("utf-8", "replace")}
+        if status != 200 or (isinstance(decoded, dict) and "error" in decoded):
+            message = clean_message(decoded.get("error", "") if isinstance(decoded, dict) else str(decoded))
+            raise self.error(f"HTTP {status}: {message}", signature, code=_STATUS_CODES.get(status, str(status)))
+        return decoded
+
+    # -- the transport of ModelClient ------------------------------------------------------------
+    def status(self) -> dict:
+        """The model's version status (``GET MODEL_PATH``), as the server returns it."""
+        return self._request("GET", self.model_path())
+
+    def _fetch_metadata(self) -> dict:
+        answer = self._request("GET", f"{self.model_path()}/metadata")
+        try:
+            defs = answer["metadata"]["signature_def"]
+        except (KeyError, TypeError):
+            raise self.error("metadata answer has no metadata.signature_def") from None
+        version = answer.get("model_spec", {}).get("version")
+        return {"model": self.model_name, "version": int(version) if version not in (None, "") else None,
+                "signatures": sigs.summarize_signature_defs(defs)}
+
+    def _predict(self, signature: str, inputs: dict) -> dict:
+        spec = self.metadata()["signatures"].get(signature)
+        columnar = self.request_format == "columnar" or not _row_compatible(inputs)
+        if columnar:
+            payload = {"signature_name": signature, "inputs": {k: _jsonable(v) for k, v in inputs.items()}}
+        else:
+            batch = next(iter(inputs.values())).shape[0]
+            payload = {"signature_name": signature,
+                       "instances": [{k: _jsonable(v[i]) for k, v in inputs.items()} for i in range(batch)]}
+        answer = self._request("POST", f"{self.model_path()}:predict", payload, signature)
+        outputs = spec["outputs"] if spec else None
+        if columnar:
+            if "outputs" not in answer:
+                raise self.error("answer has no 'outputs'", signature)
+            raw = answer["outputs"]
+            if not isinstance(raw, dict):
+                raw = {_single_output(outputs, self, signature): raw}
+        else:
+            if "predictions" not in answer:
+                raise self.error("answer has no 'predictions'", signature)
+            rows = answer["predictions"]
+            if rows and isinstance(rows[0], dict):
+                raw = {k: [r[k] for r in rows] for k in rows[0]}
+            else:
+                raw = {_single_output(outputs, self, signature): rows}
+        return {k: _to_array(v, (outputs or {}).get(k)) for k, v in raw.items()}
+
+    def close(self) -> None:
+        self._drop_connection()
+
+
+def _row_compatible(inputs: dict) -> bool:
+    """Row format needs every input to have a first dimension, the same for all, of at least 1."""
+    sizes = {v.shape[0] if v.ndim else None for v in inputs.values()}
+    return len(sizes) == 1 and None not in sizes and 0 not in sizes
+
+
+def _jsonable(value):
+    arr = np.asarray(value)
+    return arr.item() if arr.ndim == 0 else arr.tolist()
+
+
+def _single_output(outputs: Optional[dict], client: RestClient, signature: str) -> str:
+    if not outputs or len(outputs) != 1:
+        raise client.error("the answer has one unnamed output but the signature metadata does not say "
+                           "which", signature)
+    return next(iter(outputs))
+
+
+def _to_array(value, spec: Optional[dict]) -> np.ndarray:
+    if spec and spec["dtype"] in ("int32", "int64", "float32", "float64", "bool"):
+        arr = np.asarray(value, dtype=np.dtype(spec["dtype"]))
+        if arr.size == 0 and spec["shape"] and arr.ndim != len(spec["shape"]):
+            arr = arr.reshape([0 if d == -1 else d for d in spec["shape"]])
+        return arr
+    return np.asarray(value)
+
+
+def _error_text(data: bytes) -> str:
+    try:
+        return str(json.loads(data.decode("utf-8")).get("error", ""))
+    except (ValueError, AttributeError):
+        return data[:200].decode("utf-8", "replace")
+
+
+__all__ = ["RestClient", "ServingUnavailableError", "FORMATS"]

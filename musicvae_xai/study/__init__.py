@@ -1,0 +1,15 @@
+"""The study: the paper's grid of configurations, run, resumed, aggregated and tested against its findings.
+
+    python -m musicvae_xai.study --study=configs/study/cpu_small.flags --study_dir=studies/cpu_small --parallel=2
+    python -m musicvae_xai.study report --study_dir=studies/cpu_small --output=docs/RESULTS.md
+
+Modules: ``grid`` (study files, grid expansion and validation), ``runner`` (dataset caches, parallel
+worker processes, resume, progress), ``worker`` (one configuration: train, evaluate, export,
+``result.json``), ``commands`` (per-configuration commands and a Slurm array script), ``results``
+(reading and aggregating ``result.json`` files), ``findings`` (the paper's four findings), ``figures``
+and ``report`` (the markdown report). The command line is ``__main__``.
+"""
+
+from musicvae_xai.study.grid import Entry, StudyError, StudySpec, expand, load_study, select
+
+__all__ = ["Entry", "StudyError", "StudySpec", "expand", "load_study", "select"]

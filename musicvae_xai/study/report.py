@@ -1,0 +1,303 @@
+"""The study report: every ``result.json`` of a study folder -> one markdown file plus figures.
+
+    path, figures = write_report("studies/cpu_small", "docs/RESULTS.md")
+
+The report is written for a reader who has not seen the code: what was run and with which settings,
+how much of the grid has results (configurations not run are listed, never silently left out), the
+majority-token baselines against which learning is judged, the paper's four findings with verdicts
+and the numbers that decide them (``musicvae_xai.study.findings``), one table per model x dataset x
+attribute set with every metric per latent size, figures (``musicvae_xai.study.figures``) in
+``<output stem>_figures/`` beside the markdown, run costs, and a glossary of the metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from typing import Optional, Sequence
+
+import numpy as np
+
+from musicvae_xai.study import findings as findings_mod
+from musicvae_xai.study.figures import MODEL_ORDER, all_figures
+from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, load_baselines, load_expected,
+                                        load_results, load_study_info, mean_over_seeds, ok, ordered, validation_accuracy)
+
+_GRID_AXES = ("model", "latent_dim", "dataset", "attributes", "seed", "run_dir")
+_SETTINGS = ("hidden_size", "embedding_dim", "num_layers", "dropout", "batch_size", "learning_rate", "epochs",
+             "train_steps", "beta", "gamma", "delta", "teacher_forcing", "lambda_d", "lambda_kl", "num_bins",
+             "sampling_k", "discriminator_hidden", "clip_norm", "transpose", "allow_cut_time", "min_pitch",
+             "max_pitch", "xla")
+
+
+class ReportError(ValueError):
+    """A report that cannot be made (one line)."""
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _settings_section(good: Sequence[dict]) -> list:
+    lines = []
+    values: dict = {}
+    for r in good:
+        for k in _SETTINGS:
+            if k in r.get("flags", {}):
+                v = r["flags"][k]
+                values.setdefault(k, Counter())[str(v)] += 1
+    common = [f"`{k}={next(iter(c))}`" for k, c in values.items() if len(c) == 1]
+    varying = [f"`{k}` ({', '.join(f'{v}: {n}' for v, n in c.most_common())})" for k, c in values.items() if len(c) > 1]
+    if common:
+        lines.append("Training settings shared by every configuration with a result: " + ", ".join(common) + ".")
+    if varying:
+        lines.append("")
+        lines.append("Settings that differ between configurations (value: how many): " + "; ".join(varying) + ".")
+    opts = Counter(tuple(sorted((r.get("evaluation_options") or {}).items())) for r in good)
+    if opts:
+        o = dict(opts.most_common(1)[0][0])
+        size = "every measure" if not o.get("max_measures") else f"{o['max_measures']} measures drawn at random"
+        lines.append("")
+        lines.append(f"Evaluation: the `{o.get('split', 'test')}` split ({size}, seed {o.get('seed', 0)}); control "
+                     f"sweeps from {o.get('sweep_measures')} measures in {o.get('sweep_steps')} steps.")
+    return lines
+
+
+def _coverage_section(records: Sequence[dict], expected: Sequence[dict]) -> tuple:
+    by_name = {r.get("name"): r for r in records}
+    names = [e["name"] for e in expected] or list(by_name)
+    grid = {e["name"]: e for e in expected}
+    for r in records:
+        grid.setdefault(r.get("name"), r["grid"])
+    counts = Counter(by_name[n]["status"] if n in by_name else "not run" for n in names)
+    total = len(names)
+    lines = [f"**{counts.get('ok', 0)} of {total} configurations have results**, {counts.get('failed', 0)} failed, "
+             f"{counts.get('not run', 0)} have not been run yet."]
+    groups: dict = {}
+    for n in names:
+        g = grid[n]
+        key = (g["model"], g["dataset"], len(g["attributes"]))
+        state = by_name[n]["status"] if n in by_name else "not run"
+        groups.setdefault(key, {"ok": [], "failed": [], "not run": []})[state].append(int(g["latent_dim"]))
+    rows = []
+    def rank(value, order):
+        return order.index(value) if value in order else len(order)
+
+    for key in sorted(groups, key=lambda k: (rank(k[0], MODEL_ORDER), rank(k[1], DATASET_ORDER), k[1], k[2])):
+        g = groups[key]
+        rows.append([MODEL_LABELS.get(key[0], key[0]), key[1], key[2],
+                     ", ".join(map(str, sorted(g["ok"]))) or "–", ", ".join(map(str, sorted(g["failed"]))) or "–",
+                     ", ".join(map(str, sorted(g["not run"]))) or "–"])
+    lines += [""] + _table(["model", "dataset", "attributes", "latent sizes done", "failed", "not run yet"], rows)
+    failed = [r for r in records if r.get("status") == "failed"]
+    if failed:
+        lines += ["", "Failures:", ""]
+        lines += [f"- `{r.get('name')}` failed in {r.get('stage')}: {r.get('error')}" for r in failed]
+    return lines, counts
+
+
+def _baseline_section(records: Sequence[dict], stored: Optional[dict] = None) -> list:
+    per: dict = {}
+    for ds, b in (stored or {}).items():
+        if b.get("validation"):
+            per[ds] = {"base": (b["validation"], b.get("majority_token")), "val": [], "test": [], "note": []}
+    for r in ok(records):
+        ds = r["grid"]["dataset"]
+        d = per.setdefault(ds, {"base": None, "val": [], "test": [], "note": []})
+        b = (r.get("baselines") or {}).get("validation")
+        if b and d["base"] is None:
+            d["base"] = (b, r.get("baselines", {}).get("majority_token"))
+        v = validation_accuracy(r)
+        if v is not None:
+            d["val"].append(v)
+        d["test"].append(r["metrics"]["token_accuracy"])
+        d["note"].append(r["metrics"]["note_accuracy"])
+    if not per:
+        return ["No results and no dataset baselines yet."]
+    lines = ["A model has learned something only if it beats predicting the same token everywhere. The "
+             "*majority-token* baseline predicts the most frequent training token (`hold`, the continuation "
+             "of a note, in every dataset here) at all 24 ticks; the *per-tick* baseline predicts the most "
+             "frequent token of each tick position. Baselines are on the validation split; model accuracies are "
+             "greedy reconstructions without teacher forcing (validation at the end of training, and test).", ""]
+    rows = []
+    for ds in ordered(per, DATASET_ORDER):
+        d = per[ds]
+        base, token = d["base"] or ({}, None)
+        rng = lambda xs: f"{min(xs):.3f} / {np.median(xs):.3f} / {max(xs):.3f}" if xs else "–"  # noqa: E731
+        maj = base.get("majority_token_accuracy")
+        margin = f"{np.median(d['val']) - maj:+.3f}" if d["val"] and maj is not None else "–"
+        rows.append([ds, _fmt(maj), f"`{token}`" if token else "–",
+                     _fmt(base.get("per_tick_majority_token_accuracy")),
+                     _fmt(base.get("per_tick_majority_note_accuracy")), rng(d["val"]), margin, rng(d["test"]),
+                     rng(d["note"])])
+    lines += _table(["dataset", "majority-token acc.", "majority token", "per-tick token acc.",
+                     "per-tick note acc.", "models: validation token acc. (min / median / max)",
+                     "median margin over majority", "models: test token acc.", "models: test note acc."], rows)
+    below = [f"`{r['name']}` ({validation_accuracy(r):.3f} vs {r['baselines']['validation']['majority_token_accuracy']:.3f})"
+             for r in ok(records) if validation_accuracy(r) is not None and (r.get("baselines") or {}).get("validation")
+             and validation_accuracy(r) <= r["baselines"]["validation"]["majority_token_accuracy"] + 0.02]
+    if below:
+        lines += ["", f"{len(below)} configuration(s) did not beat the majority-token baseline by more than 0.02 on "
+                      "validation, so their other metrics describe a model that has barely learned: "
+                      + ", ".join(below[:20]) + (" ..." if len(below) > 20 else "") + "."]
+    return lines
+
+
+def _metric_tables(records: Sequence[dict]) -> list:
+    means = {m.key: mean_over_seeds(records, m.key) for m in METRICS}
+    keys = set()
+    for v in means.values():
+        keys |= {k[:3] for k in v}
+    lines = []
+    arrow = {True: " ↑", False: " ↓", None: ""}
+    header = ["latent"] + [m.label + arrow[m.higher_is_better] for m in METRICS] + ["seeds"]
+    for model in ordered({k[0] for k in keys}, MODEL_ORDER):
+        for ds in ordered({k[1] for k in keys if k[0] == model}, DATASET_ORDER):
+            for attr_set in sorted({k[2] for k in keys if k[:2] == (model, ds)}, key=lambda s: (len(s), s)):
+                lines += ["", f"### {MODEL_LABELS.get(model, model)} · {ds} · {len(attr_set)} attributes",
+                          "", f"Attributes: {', '.join(attr_set)}.", ""]
+                sizes = sorted({k[3] for v in means.values() for k in v if k[:3] == (model, ds, attr_set)})
+                rows = []
+                for z in sizes:
+                    key = (model, ds, attr_set, z)
+                    n = max((means[m.key].get(key, (None, 0))[1] for m in METRICS), default=0)
+                    rows.append([z] + [_fmt(means[m.key].get(key, (None, 0))[0]) for m in METRICS] + [n])
+                lines += _table(header, rows)
+    return lines
+
+
+def _cost_section(good: Sequence[dict]) -> list:
+    rows = []
+    for model in ordered({r["grid"]["model"] for r in good}, MODEL_ORDER):
+        rs = [r for r in good if r["grid"]["model"] == model]
+        wall = [r.get("wall_seconds", {}).get("total") for r in rs]
+        wall = [w for w in wall if w]
+        cpu = [r.get("cpu_seconds", {}).get("total") for r in rs]
+        cpu = [c for c in cpu if c]
+        mps = [r.get("throughput", {}).get("measures_per_second") for r in rs]
+        mps = [m for m in mps if m]
+        rows.append([MODEL_LABELS.get(model, model), len(rs), _fmt(float(np.mean(wall)), 0) if wall else "–",
+                     _fmt(float(np.mean(cpu)), 0) if cpu else "–", _fmt(float(np.mean(mps)), 0) if mps else "–"])
+    if not rows:
+        return []
+    threads = Counter(r.get("threads") for r in good).most_common(1)[0][0]
+    lines = [f"Per configuration, mean over those with results ({threads} thread(s) each). Wall time depends on "
+             "what else the machine was doing; CPU time (user + system of the worker process) much less so.", ""]
+    return lines + _table(["model", "configs", "wall seconds (train + evaluate + export)", "CPU seconds",
+                           "training measures / second"], rows)
+
+
+def _glossary() -> list:
+    lines = [f"- **{m.label}** ({m.key}): {m.meaning}." for m in METRICS]
+    lines.append("- For AdversarialVAE the attributes are decoder inputs, not latent dims, so no latent dim is meant "
+                 "to carry an attribute: its interpretability, MIG, SAP, SCC and modularity measure how much "
+                 "attribute information is *left* in z (its training tries to remove it; lower is the intended "
+                 "outcome there). Its controllability and leakage come from sweeping the attribute inputs.")
+    return lines
+
+
+def _study_lines(info: dict) -> list:
+    if not info:
+        return []
+    sets = "; ".join(", ".join(s) for s in info.get("attribute_sets", []))
+    return [f"Study file: `{info.get('path')}` (its comments explain the choice of settings). Grid: models "
+            f"{', '.join(info.get('models', []))}; latent sizes {', '.join(map(str, info.get('latent_sizes', [])))}; "
+            f"datasets {', '.join(info.get('datasets', []))}; attribute sets [{sets}]; seeds "
+            f"{', '.join(map(str, info.get('seeds', [])))}.", ""]
+
+
+def build_markdown(records: Sequence[dict], expected: Sequence[dict], figures: dict, figure_folder: str,
+                   study_dir: str, unreadable: Sequence[str] = (), study_info: Optional[dict] = None,
+                   baselines: Optional[dict] = None) -> str:
+    good = ok(records)
+    lines = ["# Study results: VAE architectures, latent sizes, datasets and attributes", "",
+             f"_Generated by `python -m musicvae_xai.study report --study_dir={study_dir}` on "
+             f"{time.strftime('%Y-%m-%d')} from {len(records)} result file(s). Do not edit by hand; rerun the "
+             "report when more configurations finish._", "",
+             "This re-runs the comparison of Bryan-Kinns, Zhang, Zhao and Banar (\"Exploring Variational Auto-Encoder "
+             "Architectures, Configurations, and Datasets for Generative Music Explainable AI\", 2024): two models "
+             "that make one-bar melodies (24 tokens of a 4/4 measure) controllable through musical attributes -- "
+             "**MeasureVAE**, whose first latent dims are regularised to grow with the attributes, and "
+             "**AdversarialVAE**, whose decoder takes the attributes as inputs while a discriminator pushes them "
+             "out of the latent code -- over latent sizes 4 to 256, four genres (Irish folk, Turkish folk, "
+             "classical, pop) and two or four attributes (rhythmic complexity, note range; plus note density and "
+             "average interval jump). Every configuration is trained, evaluated on held-out pieces and exported.",
+             "", "## What was run", ""]
+    lines += _study_lines(study_info or {})
+    lines += _settings_section(good) or ["No configuration has finished yet."]
+    lines += ["", "## Coverage", ""]
+    cov, counts = _coverage_section(records, expected)
+    lines += cov
+    if unreadable:
+        lines += ["", f"{len(unreadable)} result file(s) could not be read and were skipped: "
+                      + ", ".join(f"`{p}`" for p in unreadable[:10])]
+    lines += ["", "## Did the models learn? Majority-token baselines", ""] + _baseline_section(records, baselines)
+    expected_pairs = _expected_pairs(expected)
+    lines += ["", "## The paper's four findings, re-examined", "",
+              "Each verdict follows a rule fixed before the numbers were seen (stated with it). With part of the grid "
+              "missing, a verdict only speaks for the configurations that have results.", ""]
+    if counts.get("not run") or counts.get("failed"):
+        lines += [f"**Caution:** {counts.get('not run', 0) + counts.get('failed', 0)} of the {sum(counts.values())} "
+                  "configurations have no result, so these verdicts are preliminary.", ""]
+    for f in findings_mod.assess(records, expected_pairs):
+        lines += [f"### {f.number}. {f.claim}", "", f"**Verdict: {f.verdict}.**", "", f"_Rule:_ {f.rule}", ""]
+        lines += [f"- {e}" for e in f.evidence] + [""]
+    lines += ["## Tables", "",
+              "One table per model, dataset and attribute set; one row per latent size (mean over seeds). "
+              "↑: higher is better, ↓: lower is better. The metrics are explained at the end."]
+    lines += _metric_tables(records) if good else ["", "No results yet."]
+    if figures:
+        lines += ["", "## Figures", "", "Each metric against latent size: one panel per model and attribute count, "
+                  "one line per dataset.", ""]
+        for m in METRICS:
+            if m.key in figures:
+                rel = os.path.join(figure_folder, os.path.basename(figures[m.key]))
+                lines += [f"![{m.label} against latent size]({rel})", ""]
+    cost = _cost_section(good)
+    if cost:
+        lines += ["", "## Cost", ""] + cost
+    lines += ["", "## The metrics", ""] + _glossary() + [""]
+    return "\n".join(lines)
+
+
+def _expected_pairs(expected: Sequence[dict]) -> Optional[int]:
+    keys = Counter((e["dataset"], tuple(e["attributes"]), e["latent_dim"], e.get("seed", 0)) for e in expected
+                   if e.get("model") in ("measure_vae", "adversarial_vae"))
+    return sum(1 for v in keys.values() if v == 2) or None
+
+
+def write_report(study_dir: str, output: str) -> tuple:
+    """Writes the markdown report of ``study_dir`` to ``output`` and its figures to
+    ``<output stem>_figures/``; returns (output, {metric: figure path})."""
+    if not os.path.isdir(study_dir):
+        raise ReportError(f"study_dir {study_dir} does not exist")
+    records, unreadable = load_results(study_dir)
+    expected = load_expected(study_dir)
+    if not records and not expected:
+        raise ReportError(f"{study_dir}: no result.json and no study.json found; nothing to report")
+    out_dir = os.path.dirname(os.path.abspath(output))
+    folder_name = os.path.splitext(os.path.basename(output))[0] + "_figures"
+    baselines = load_baselines(study_dir)
+    for r in ok(records):  # results carry the baselines they were measured against
+        if (r.get("baselines") or {}).get("validation"):
+            baselines.setdefault(r["grid"]["dataset"], r["baselines"])
+    figures = all_figures(records, os.path.join(out_dir, folder_name), expected, baselines)
+    text = build_markdown(records, expected, figures, folder_name, study_dir, unreadable, load_study_info(study_dir),
+                          baselines)
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = output + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, output)
+    return output, figures

@@ -1,0 +1,318 @@
+"""The study runner: grid expansion and validation, a tiny grid end to end (resume, an interrupted
+configuration, a crashing one), per-configuration commands, and the report with its findings."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from musicvae_xai.study import findings, grid
+from musicvae_xai.study.commands import emit_commands, slurm_path
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+NAMES = ["measure_vae-z004-embedded-a2-s0", "measure_vae-z006-embedded-a2-s0", "measure_vae-z008-embedded-a2-s0"]
+
+
+def write_study(path, cache_dir, extra="", latent_sizes="4,6,8"):
+    path.write_text(textwrap.dedent(f"""\
+        # A tiny study: three configurations, four steps each, on the embedded dataset.
+        --models=measure_vae
+        --latent_sizes={latent_sizes}
+        --datasets=embedded
+        --attribute_set=two
+        --seeds=0
+        --hidden_size=16
+        --embedding_dim=4
+        --discriminator_hidden=16
+        --batch_size=32
+        --train_steps=4
+        --checkpoint_every=2
+        --eval_every=1000
+        --notranspose
+        --xla=false
+        --cache_dir={cache_dir}
+        --eval_max_measures=100
+        --eval_sweep_measures=8
+        --eval_sweep_steps=3
+        --threads_per_config=1
+        --noverify_export
+        """) + extra)
+    return path
+
+
+def run_study(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "musicvae_xai.study", *map(str, args)], capture_output=True,
+                          text=True, env=ENV, cwd=REPO, timeout=timeout)
+
+
+def run_main(capsys, *args):
+    """The study command line in this process (no interpreter start-up): (exit code, stdout, stderr)."""
+    from absl import flags
+    from musicvae_xai.study import __main__ as cli
+
+    argv = ["study", *map(str, args)]
+    flags.FLAGS.unparse_flags()
+    rest = flags.FLAGS(argv)
+    code = 0
+    try:
+        cli.main(rest)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+        if not isinstance(e.code, int) and e.code is not None:
+            sys.stderr.write(str(e.code) + "\n")
+    finally:
+        flags.FLAGS.unparse_flags()
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("study_cache")
+
+
+# ------------------------------------------------------------------------------------------------
+# Study files and the grid (no training)
+
+
+def test_study_file_expands_base_flagfile_overrides_and_names(tmp_path):
+    base = tmp_path / "base.flags"
+    base.write_text("--model=adversarial_vae\n--hidden_size=64\n--learning_rate=0.01\n--run_dir=ignored\n"
+                    "--allow_cut_time\n")
+    study = tmp_path / "s.flags"
+    study.write_text(f"--base_flagfile={base}\n--models=measure_vae,adversarial_vae\n--latent_sizes=8,16\n"
+                     "--datasets=embedded,pop\n--attribute_set=two\n--attribute_set=four\n--seeds=0,1\n"
+                     "--hidden_size=32\n--override=dataset=pop:allow_cut_time=false\n"
+                     "--override=model=adversarial_vae,attributes=4:learning_rate=0.5\n--eval_max_measures=50\n")
+    spec = grid.load_study(str(study))
+    entries = grid.expand(spec, str(tmp_path / "d"))
+    assert len(entries) == 2 * 2 * 2 * 2 * 2
+    by = {e.name: e.config for e in entries}
+    assert len(by) == len(entries)
+    first = entries[0]
+    assert first.name == "measure_vae-z008-embedded-a2-s0"
+    assert first.config.run_dir == os.path.join(str(tmp_path / "d"), first.name)
+    assert first.config.hidden_size == 32  # the study file overrides the base flagfile
+    assert first.config.learning_rate == 0.01  # from the base flagfile
+    assert by["measure_vae-z008-embedded-a2-s0"].allow_cut_time is True
+    assert by["measure_vae-z008-pop-a2-s0"].allow_cut_time is False
+    assert by["adversarial_vae-z016-pop-a4-s1"].learning_rate == 0.5
+    assert by["adversarial_vae-z016-pop-a2-s1"].learning_rate == 0.01
+    assert by["measure_vae-z016-pop-a4-s1"].attributes == ("rhythmic_complexity", "note_range", "note_density",
+                                                           "average_interval_jump")
+    assert spec.evaluation_options()["max_measures"] == 50
+    chosen = grid.select(entries, "adversarial_vae-*-pop-a4-*,measure_vae-z008-embedded-a2-s0")
+    assert [e.name for e in chosen] == ["measure_vae-z008-embedded-a2-s0", "adversarial_vae-z008-pop-a4-s0",
+                                        "adversarial_vae-z008-pop-a4-s1", "adversarial_vae-z016-pop-a4-s0",
+                                        "adversarial_vae-z016-pop-a4-s1"]
+    with pytest.raises(grid.StudyError, match="matches no configuration"):
+        grid.select(entries, "nothing-*")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("--models=measure_vae,transformer_vae", "transformer_vae-z004-embedded-a2-s0: unknown model 'transformer_vae'"),
+    ("--datasets=embedded,jazz", "measure_vae-z004-jazz-a2-s0: unknown dataset 'jazz'"),
+    ("--attribute_set=rhythmic_complexity,loudness", "measure_vae-z004-embedded-a-rc-loudness-s0: unknown attribute"),
+    ("--latent_sizes=2", "measure_vae-z002-embedded-a4-s0: latent_dim=2 is smaller than the 4 regularised"),
+])
+def test_bad_grid_entries_are_rejected_naming_the_entry(tmp_path, line, message):
+    study = tmp_path / "bad.flags"
+    study.write_text("--models=measure_vae\n--latent_sizes=4\n--datasets=embedded\n--attribute_set=two\n"
+                     + ("--attribute_set=four\n" if "latent_sizes" in line else "") + line + "\n")
+    with pytest.raises(grid.StudyError, match="bad grid entry") as info:
+        grid.expand(grid.load_study(str(study)), str(tmp_path / "d"))
+    assert message in str(info.value)
+
+
+def test_bad_study_file_lines_name_file_and_line(tmp_path):
+    for text, message in [("--hidden_sise=3\n", "bad.flags:1: unknown flag --hidden_sise"),
+                          ("--models=measure_vae\n--hidden_size=big\n", "bad.flags:2: --hidden_size=big is not"),
+                          ("--latent_dim=3\n", "bad.flags:1: --latent_dim is set by the grid"),
+                          ("--override=dataset=pop:latent_dim=3\n", "cannot set latent_dim"),
+                          ("--override=genre=pop:beta=1\n", "selector 'genre=pop'"),
+                          ("hidden_size=3\n", "bad.flags:1: expected --key=value"),
+                          ("--base_flagfile=/nonexistent.flags\n", "flagfile /nonexistent.flags does not exist")]:
+        study = tmp_path / "bad.flags"
+        study.write_text(text)
+        with pytest.raises(grid.StudyError) as info:
+            grid.load_study(str(study))
+        assert message in str(info.value), (text, str(info.value))
+
+
+def test_cli_rejects_a_bad_grid_before_anything_runs(tmp_path, cache_dir, capsys):
+    study = write_study(tmp_path / "s.flags", cache_dir, extra="--datasets=embedded,nowhere\n")
+    code, _, err = run_main(capsys, f"--study={study}", f"--study_dir={tmp_path / 'd'}")
+    assert code != 0
+    assert "measure_vae-z004-nowhere-a2-s0: unknown dataset 'nowhere'" in err
+    assert not (tmp_path / "d").exists()
+    code, _, err = run_main(capsys, "frobnicate", f"--study={study}", f"--study_dir={tmp_path / 'd'}")
+    assert code != 0 and "unknown command 'frobnicate'" in err
+
+
+def test_emit_commands_writes_one_command_per_configuration_and_a_slurm_array(tmp_path, cache_dir, capsys):
+    study = write_study(tmp_path / "s.flags", cache_dir)
+    out = tmp_path / "cluster" / "commands.txt"
+    code, stdout, err = run_main(capsys, f"--study={study}", f"--study_dir={tmp_path / 'd'}",
+                                 f"--emit_commands={out}", "--only=*-z004-*,*-z008-*")
+    assert code == 0, err
+    assert "wrote 2 command(s)" in stdout
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2
+    assert f"--only={NAMES[0]}" in lines[0] and f"--only={NAMES[2]}" in lines[1]
+    assert all(f"--study={study}" in ln and f"--study_dir={tmp_path / 'd'}" in ln for ln in lines)
+    script = pathlib.Path(slurm_path(str(out))).read_text()
+    assert "#SBATCH --array=1-2" in script
+    assert "--cpus-per-task=1" in script
+    assert f'sed -n "${{SLURM_ARRAY_TASK_ID}}p" {out}' in script
+    assert "musicvae_xai.study prepare" in script
+    assert not (tmp_path / "d").exists()  # emitting runs nothing
+    with pytest.raises(ValueError):
+        emit_commands([], str(tmp_path / "x.txt"), str(study), "d")
+
+
+# ------------------------------------------------------------------------------------------------
+# A tiny grid end to end
+
+
+@pytest.mark.slow
+def test_tiny_grid_runs_resumes_records_failures_and_reports(tmp_path, cache_dir, capsys):
+    from musicvae_xai.config import RunConfig
+    from musicvae_xai.training import checkpoints
+    from musicvae_xai.training.loop import Trainer
+
+    # The third configuration crashes: a batch larger than the training split.
+    study = write_study(tmp_path / "s.flags", cache_dir, extra="--override=latent_dim=8:batch_size=100000\n")
+    study_dir = tmp_path / "study"
+    entries = grid.expand(grid.load_study(str(study)), str(study_dir))
+    assert [e.name for e in entries] == NAMES
+
+    # An interrupted first configuration: two of its four steps done, no FINISHED marker.
+    partial = dataclasses.replace(entries[0].config, train_steps=2)
+    Trainer(partial, progress=False).run()
+    os.remove(os.path.join(partial.run_dir, checkpoints.FINISHED_FILENAME))
+
+    res = run_study(f"--study={study}", f"--study_dir={study_dir}", "--parallel=2", "--status_every=5")
+    assert res.returncode == 1, res.stdout + res.stderr  # one configuration failed
+    out = res.stdout
+    assert "3 configuration(s): 0 already done, 3 to run, 2 at a time with 1 thread(s) each" in out
+    assert "ETA" in out and "remaining" in out
+    assert f"FAILED {NAMES[2]} (train)" in out
+    results = {n: json.loads((study_dir / n / "result.json").read_text()) for n in NAMES}
+    for name in NAMES[:2]:
+        r = results[name]
+        assert r["status"] == "ok", r
+        assert r["grid"]["latent_dim"] == int(name[len("measure_vae-z"):][:3])
+        assert RunConfig.from_dict(r["flags"]).train_steps == 4
+        m = r["metrics"]
+        for key in ("token_accuracy", "note_accuracy", "kl_per_measure", "interpretability_mean", "mig", "sap",
+                    "scc", "modularity", "controllability", "leakage"):
+            assert isinstance(m[key], float), key
+        assert 0.0 <= m["token_accuracy"] <= 1.0
+        assert r["training"]["steps"] == 4
+        assert r["throughput"]["measures_per_second"] > 0
+        assert r["wall_seconds"]["total"] > 0 and r["cpu_seconds"]["total"] > 0
+        assert r["threads"] == 1
+        assert 0.5 < r["baselines"]["validation"]["majority_token_accuracy"] < 1.0
+        assert (study_dir / "exports" / name / "1" / "saved_model.pb").is_file()
+    assert results[NAMES[0]]["training"]["resumed_from_step"] == 2
+    assert results[NAMES[1]]["training"]["resumed_from_step"] == 0
+    failed = results[NAMES[2]]
+    assert failed["status"] == "failed" and failed["stage"] == "train"
+    assert "fewer than one batch" in failed["error"]
+    status = json.loads((study_dir / "status.json").read_text())
+    assert sorted(status["ok"]) == NAMES[:2] and status["failed"] == [NAMES[2]] and not status["remaining"]
+
+    # Second run: finished configurations are skipped, the failed one is retried (and fails again).
+    mtimes = [(study_dir / n / "result.json").stat().st_mtime for n in NAMES[:2]]
+    code, out, err = run_main(capsys, f"--study={study}", f"--study_dir={study_dir}", "--parallel=2")
+    assert code == 1 and "3 configuration(s): 2 already done, 1 to run" in out, out + err
+    assert f"FAILED {NAMES[2]} (train)" in out
+    assert [(study_dir / n / "result.json").stat().st_mtime for n in NAMES[:2]] == mtimes
+    code, out, err = run_main(capsys, f"--study={study}", f"--study_dir={study_dir}", "--noretry_failed")
+    assert code == 0 and "3 already done, 0 to run" in out, out + err
+
+    # The report.
+    output = tmp_path / "docs" / "RESULTS.md"
+    code, out, err = run_main(capsys, "report", f"--study_dir={study_dir}", f"--output={output}")
+    assert code == 0 and "wrote" in out, err
+    text = output.read_text()
+    assert "**2 of 3 configurations have results**, 1 failed, 0 have not been run yet." in text
+    assert f"`{NAMES[2]}` failed in train" in text
+    assert "### MeasureVAE · embedded · 2 attributes" in text
+    table = text.split("### MeasureVAE · embedded · 2 attributes")[1]
+    assert "| 4 |" in table and "| 6 |" in table
+    token_acc = results[NAMES[0]]["metrics"]["token_accuracy"]
+    assert f"| 4 | {token_acc:.3f} |" in table
+    for number in (1, 2, 4):
+        assert f"### {number}." in text
+    assert text.count("**Verdict: not enough results.**") >= 3  # one model, one dataset, two latent sizes
+    assert "majority-token acc." in text
+    figures = output.parent / "RESULTS_figures"
+    assert (figures / "token_accuracy.png").stat().st_size > 1000
+    assert "![Recon. acc. against latent size](RESULTS_figures/token_accuracy.png)" in text
+
+
+def test_worker_that_dies_without_a_result_is_recorded_as_failed(tmp_path, cache_dir):
+    from musicvae_xai.study.runner import StudyRunner
+
+    study = write_study(tmp_path / "s.flags", cache_dir, latent_sizes="4")
+    spec = grid.load_study(str(study))
+    entries = grid.expand(spec, str(tmp_path / "d"))
+    lines = []
+    crash = [sys.executable, "-c", "import sys; print('RuntimeError: segfault-like crash'); sys.exit(139)"]
+    summary = StudyRunner(spec, entries, str(tmp_path / "d"), log=lines.append, worker_argv=lambda run_dir: crash,
+                          poll_seconds=0.05).run()
+    assert summary["failed"] == [NAMES[0]] and summary["ok"] == []
+    result = json.loads((tmp_path / "d" / NAMES[0] / "result.json").read_text())
+    assert result["status"] == "failed" and result["stage"] == "worker"
+    assert "status 139" in result["error"] and "segfault-like crash" in result["error"]
+    assert any(f"FAILED {NAMES[0]}" in ln for ln in lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# The findings on synthetic results (no training)
+
+
+def _record(model, dataset, latent, attrs=2, **metrics):
+    names = ["rhythmic_complexity", "note_range", "note_density", "average_interval_jump"][:attrs]
+    return {"status": "ok", "name": f"{model}-{latent}-{dataset}-{attrs}",
+            "grid": {"model": model, "dataset": dataset, "latent_dim": latent, "attributes": names, "seed": 0},
+            "metrics": metrics}
+
+
+def test_findings_follow_their_rules():
+    assert findings.finding_reconstruction([]).verdict == findings.NOT_ENOUGH
+    better = [_record("measure_vae", ds, z, token_accuracy=0.9, note_accuracy=0.5, leakage=0.3)
+              for ds in ("pop", "irish") for z in (8, 16)]
+    worse = [_record("adversarial_vae", ds, z, token_accuracy=0.8, note_accuracy=0.4, leakage=0.1)
+             for ds in ("pop", "irish") for z in (8, 16)]
+    f1 = findings.finding_reconstruction(better + worse)
+    assert f1.verdict == findings.SUPPORTED and f1.numbers["pairs"] == 4 and f1.numbers["measure_vae_wins"] == 4
+    assert abs(f1.numbers["mean_difference"] - 0.1) < 1e-9
+    f2 = findings.finding_independence(better + worse)
+    assert f2.verdict == findings.SUPPORTED
+    swapped = [dict(r, grid=dict(r["grid"], model="adversarial_vae")) for r in better] + \
+        [dict(r, grid=dict(r["grid"], model="measure_vae")) for r in worse]
+    assert findings.finding_reconstruction(swapped).verdict == findings.NOT_SUPPORTED
+
+    interp = [_record("measure_vae", ds, 16, interpretability_mean=v, interpretability_intended_fraction=1.0,
+                      controllability=0.8) for ds, v in (("pop", 0.9), ("irish", 0.7), ("turkish", 0.6))]
+    assert findings.finding_interpretability(interp).verdict == findings.SUPPORTED
+    interp[0]["metrics"]["interpretability_mean"] = 0.65
+    assert findings.finding_interpretability(interp).verdict == findings.PARTLY
+    assert findings.finding_interpretability(interp[:1]).verdict == findings.NOT_ENOUGH
+
+    curve = {4: (0.70, 0.9), 16: (0.80, 0.85), 32: (0.85, 0.8), 64: (0.86, 0.6), 256: (0.87, 0.2)}
+    rec = [_record("measure_vae", "pop", z, attrs=4, token_accuracy=a, interpretability_mean=i)
+           for z, (a, i) in curve.items()]
+    f4 = findings.finding_trade_off(rec)
+    assert f4.verdict == findings.SUPPORTED and f4.numbers["best"] == 32
+    assert findings.finding_trade_off(rec[:2]).verdict == findings.NOT_ENOUGH
+    rec[0]["metrics"]["token_accuracy"] = 0.95
+    assert findings.finding_trade_off(rec).numbers["best"] == 4
