@@ -158,25 +158,10 @@ class Explainer:
         return FileMeasures(path, tokens.astype(np.int32), bar_index.astype(np.int32), shift, skipped)
 
     def _fit_shift(self, path: str, measures: np.ndarray, transpose: Union[int, str]) -> int:
-        pitches = measures[FULL_RANGE.is_pitch(measures)]
-        v = self.vocabulary
-        if not len(pitches):
-            return 0
-        lo, hi = int(pitches.min()), int(pitches.max())
-        fits = lambda s: v.min_pitch <= lo + s and hi + s <= v.max_pitch  # noqa: E731
-        if transpose != "auto":
-            if isinstance(transpose, bool) or not isinstance(transpose, (int, np.integer)):
-                raise ExplainError(f"{path}: transpose must be an int or 'auto', got {transpose!r}")
-            if not fits(int(transpose)):
-                raise ExplainError(f"{path}: pitches {lo}..{hi} shifted by {int(transpose)} leave the model's "
-                                   f"range {v.min_pitch}..{v.max_pitch}")
-            return int(transpose)
-        for candidates in ([0], sorted(range(-120, 121, 12), key=abs), sorted(range(-127, 128), key=abs)):
-            for s in candidates:
-                if fits(s):
-                    return s
-        raise ExplainError(f"{path}: the measures span pitches {lo}..{hi} ({hi - lo} semitones), wider than "
-                           f"the model's range {v.min_pitch}..{v.max_pitch}; choose fewer bars")
+        try:
+            return representation.fit_transposition(measures, self.vocabulary, transpose)
+        except ValueError as e:
+            raise ExplainError(f"{path}: {e}") from None
 
     # -- encoding and decoding -----------------------------------------------------------------
     def encode(self, tokens, sample_seed: Optional[int] = None, source: Optional[FileMeasures] = None) -> Encoding:

@@ -135,6 +135,37 @@ class Vocabulary:
 FULL_RANGE = Vocabulary(0, 127)
 
 
+def fit_transposition(measures: np.ndarray, vocab: Vocabulary, transpose: Union[int, str] = "auto") -> int:
+    """Semitones that move the pitches of ``measures`` (int ids in ``FULL_RANGE``, any shape) into
+    ``vocab``'s range: ``transpose`` itself when it is an int (checked), else 0 if they already fit,
+    else the smallest octave shift, else the smallest semitone shift. Measures without pitches: 0.
+
+    Raises ValueError (one line, without a path: callers add theirs) when nothing fits.
+    """
+    measures = np.asarray(measures)
+    pitches = measures[FULL_RANGE.is_pitch(measures)]
+    if transpose != "auto" and (isinstance(transpose, bool) or not isinstance(transpose, (int, np.integer))):
+        raise ValueError(f"transpose must be an int or 'auto', got {transpose!r}")
+    if not len(pitches):
+        return 0 if transpose == "auto" else int(transpose)
+    lo, hi = int(pitches.min()), int(pitches.max())
+
+    def fits(shift: int) -> bool:
+        return vocab.min_pitch <= lo + shift and hi + shift <= vocab.max_pitch
+
+    if transpose != "auto":
+        if not fits(int(transpose)):
+            raise ValueError(f"pitches {lo}..{hi} shifted by {int(transpose)} leave the model's range "
+                             f"{vocab.min_pitch}..{vocab.max_pitch}")
+        return int(transpose)
+    for candidates in ([0], sorted(range(-120, 121, 12), key=abs), sorted(range(-127, 128), key=abs)):
+        for shift in candidates:
+            if fits(shift):
+                return shift
+    raise ValueError(f"the measures span pitches {lo}..{hi} ({hi - lo} semitones), wider than the model's "
+                     f"range {vocab.min_pitch}..{vocab.max_pitch}; choose fewer bars")
+
+
 def tick_index(position: float, tolerance: float = GRID_TOLERANCE) -> int | None:
     """Index 0..24 of the grid point at ``position`` beats from the bar line (24 = the next bar line).
 

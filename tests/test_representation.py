@@ -152,3 +152,22 @@ def test_no_notes_gives_no_measures():
     seq = music_pb2.NoteSequence()
     ext = R.sequence_to_measures(seq)
     assert ext.measures.shape == (0, 24) and ext.measures.dtype == np.int32
+
+
+def test_fit_transposition_prefers_no_shift_then_octaves_then_semitones():
+    from musicvae_xai.representation import FULL_RANGE, fit_transposition
+
+    vocab = Vocabulary(55, 84)
+    hold = FULL_RANGE.encode(["hold"])[0]
+    measure = lambda *pitches: np.array([[*pitches] + [hold] * (24 - len(pitches))])  # noqa: E731
+    assert fit_transposition(measure(60, 72), vocab) == 0
+    assert fit_transposition(measure(40, 50), vocab) == 24           # two octaves up, not 15 semitones
+    assert fit_transposition(measure(50, 78), vocab) == 5            # 28 semitones: no octave fits
+    assert fit_transposition(measure(60, 72), vocab, transpose=-5) == -5
+    assert fit_transposition(np.full((1, 24), hold), vocab) == 0     # nothing to fit
+    with pytest.raises(ValueError, match="shifted by 30 leave the model's range 55..84"):
+        fit_transposition(measure(60, 72), vocab, transpose=30)
+    with pytest.raises(ValueError, match=r"span pitches 40..90 \(50 semitones\), wider than"):
+        fit_transposition(measure(40, 90), vocab)
+    with pytest.raises(ValueError, match="transpose must be an int"):
+        fit_transposition(measure(60), vocab, transpose=True)

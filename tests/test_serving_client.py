@@ -33,11 +33,11 @@ def test_midi_round_trip_bars_and_transposition(midi_file, tmp_path):
     assert high.decode(moved[0])[0] == 72
     with pytest.raises(midi_io.MidiError, match="bar 5 is not a usable 4/4 measure; usable bars: 0, 1"):
         midi_io.read_measures(path, VOCAB, bars=[5])
-    with pytest.raises(midi_io.MidiError, match="shifted by 30 leave the range"):
+    with pytest.raises(midi_io.MidiError, match="shifted by 30 leave the model.s range"):
         midi_io.read_measures(path, VOCAB, transpose=30)
     with pytest.raises(midi_io.MidiError, match="no such file"):
         midi_io.read_measures(str(tmp_path / "absent.mid"), VOCAB)
-    with pytest.raises(midi_io.MidiError, match="wider than the range"):
+    with pytest.raises(midi_io.MidiError, match="wider than the model.s range"):
         midi_io.fit_shift(np.array([[40, 90] + [129] * 22]), VOCAB)
 
 

@@ -260,15 +260,6 @@ class AdversarialVAE(MusicVAE):
         return self.measure_attributes(tf.convert_to_tensor(tokens, tf.int32))
 
     # -- interface -----------------------------------------------------------------------------
-    def encode(self, tokens, seed=None, training=False, row_offset=0, global_batch_size=None):
-        tokens = tf.convert_to_tensor(tokens, tf.int32)
-        dropout_seed = None if (seed is None or not training) else tf.random.experimental.stateless_fold_in(seed, 1)
-        mean, scale = self.encoder(tokens, seed=dropout_seed, row_offset=row_offset,
-                                   global_rows=global_batch_size)
-        z_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 2)
-        z = self.sample_latent(mean, scale, z_seed, row_offset, global_batch_size)
-        return {"z_mean": mean, "z_scale": scale, "z": z}
-
     def decode(self, z, controls=None):
         """z float32 [B, Z], controls float32 [B, K] (raw attribute values; clipped to the training
         range with a logged warning) -> tokens int32 [B, 24], probabilities float32 [B, 24, V]."""

@@ -64,8 +64,21 @@ class MusicVAE(keras.Model):
         self.attribute_names = tuple(config.attributes)
 
     # -- the shared interface ------------------------------------------------------------------
-    def encode(self, tokens, seed: Optional[tf.Tensor] = None, training: bool = False) -> dict:
-        raise NotImplementedError
+    def encode(self, tokens, seed: Optional[tf.Tensor] = None, training: bool = False, row_offset=0,
+               global_batch_size=None) -> dict:
+        """tokens int32 [B, 24] -> {"z_mean", "z_scale", "z"}: float32 [B, Z] each.
+
+        ``self.encoder`` maps tokens to the posterior's mean and scale; ``z`` is a sample (the mean when
+        ``seed`` is None). With ``seed`` and ``training``, dropout is on; ``row_offset`` and
+        ``global_batch_size`` place these rows in the global batch (see ``sample_latent``).
+        """
+        tokens = tf.convert_to_tensor(tokens, tf.int32)
+        dropout_seed = None if (seed is None or not training) else tf.random.experimental.stateless_fold_in(seed, 1)
+        mean, scale = self.encoder(tokens, seed=dropout_seed, row_offset=row_offset,
+                                   global_rows=global_batch_size)
+        z_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 2)
+        z = self.sample_latent(mean, scale, z_seed, row_offset, global_batch_size)
+        return {"z_mean": mean, "z_scale": scale, "z": z}
 
     def decode(self, z, controls=None) -> dict:
         raise NotImplementedError

@@ -133,15 +133,6 @@ class MeasureVAE(MusicVAE):
         return self.decoder(enc["z_mean"])
 
     # -- interface -----------------------------------------------------------------------------
-    def encode(self, tokens, seed=None, training=False, row_offset=0, global_batch_size=None):
-        tokens = tf.convert_to_tensor(tokens, tf.int32)
-        dropout_seed = None if (seed is None or not training) else tf.random.experimental.stateless_fold_in(seed, 1)
-        mean, scale = self.encoder(tokens, seed=dropout_seed, row_offset=row_offset,
-                                   global_rows=global_batch_size)
-        z_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 2)
-        z = self.sample_latent(mean, scale, z_seed, row_offset, global_batch_size)
-        return {"z_mean": mean, "z_scale": scale, "z": z}
-
     def decode(self, z, controls=None):
         logits = self.decoder(tf.convert_to_tensor(z, tf.float32))
         return {"tokens": tf.argmax(logits, axis=-1, output_type=tf.int32),

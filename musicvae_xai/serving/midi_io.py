@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary
+from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary, fit_transposition
 
 
 class MidiError(ValueError):
@@ -15,28 +15,11 @@ class MidiError(ValueError):
 
 
 def fit_shift(measures: np.ndarray, vocab: Vocabulary, transpose: Union[int, str] = "auto") -> int:
-    """Semitones that move the pitches of ``measures`` (ids in ``FULL_RANGE``) into ``vocab``'s range:
-    ``transpose`` itself if an int, else 0 if they fit, else the smallest octave shift, else the
-    smallest semitone shift. Raises MidiError when nothing fits."""
-    pitches = measures[FULL_RANGE.is_pitch(measures)]
-    if not len(pitches):
-        return 0
-    lo, hi = int(pitches.min()), int(pitches.max())
-
-    def fits(s):
-        return vocab.min_pitch <= lo + s and hi + s <= vocab.max_pitch
-
-    if transpose != "auto":
-        s = int(transpose)
-        if not fits(s):
-            raise MidiError(f"pitches {lo}..{hi} shifted by {s} leave the range {vocab.min_pitch}..{vocab.max_pitch}")
-        return s
-    for candidates in ([0], sorted(range(-120, 121, 12), key=abs), sorted(range(-127, 128), key=abs)):
-        for s in candidates:
-            if fits(s):
-                return s
-    raise MidiError(f"the measures span pitches {lo}..{hi}, wider than the range "
-                    f"{vocab.min_pitch}..{vocab.max_pitch}; choose fewer bars")
+    """``representation.fit_transposition``, raising MidiError when nothing fits."""
+    try:
+        return fit_transposition(measures, vocab, transpose)
+    except ValueError as e:
+        raise MidiError(str(e)) from None
 
 
 def read_measures(path: str, vocab: Vocabulary, bars: Optional[Sequence[int]] = None,
