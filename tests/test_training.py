@@ -140,8 +140,12 @@ def test_resume_after_sigkill_is_exact(model, tmp_path, cache_dir):
     killed_dir = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "musicvae_xai.train", *common, f"--run_dir={killed_dir}"],
                             env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def latest_step() -> int:  # the checkpoint the run would resume from (the state file, not ckpt-N.*
+        latest = checkpoints.latest_checkpoint(str(killed_dir))  # files, which are written before it)
+        return int(latest.rsplit("-", 1)[1]) if latest else 0
+
     deadline = time.time() + 300
-    while time.time() < deadline and not list(killed_dir.glob("ckpt-8.index")):
+    while time.time() < deadline and latest_step() < 8:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
