@@ -13,6 +13,7 @@ import pytest
 
 from musicvae_xai.study import findings, grid
 from musicvae_xai.study.commands import emit_commands, slurm_path
+from musicvae_xai.study.report import NOTES_FILENAME, _baseline_section, _notes_lines, build_markdown
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
@@ -307,6 +308,10 @@ def test_findings_follow_their_rules():
     interp[0]["metrics"]["interpretability_mean"] = 0.65
     assert findings.finding_interpretability(interp).verdict == findings.PARTLY
     assert findings.finding_interpretability(interp[:1]).verdict == findings.NOT_ENOUGH
+    # a result without interpretability (e.g. a metric that failed) is left out, not a crash
+    assert findings.finding_interpretability([_record("measure_vae", "pop", 8, token_accuracy=0.8)]).verdict == \
+        findings.NOT_ENOUGH
+    assert findings.finding_interpretability(interp + [_record("measure_vae", "pop", 8)]).verdict == findings.PARTLY
 
     curve = {4: (0.70, 0.9), 16: (0.80, 0.85), 32: (0.85, 0.8), 64: (0.86, 0.6), 256: (0.87, 0.2)}
     rec = [_record("measure_vae", "pop", z, attrs=4, token_accuracy=a, interpretability_mean=i)
@@ -316,3 +321,38 @@ def test_findings_follow_their_rules():
     assert findings.finding_trade_off(rec[:2]).verdict == findings.NOT_ENOUGH
     rec[0]["metrics"]["token_accuracy"] = 0.95
     assert findings.finding_trade_off(rec).numbers["best"] == 4
+
+
+def test_baseline_section_lists_every_configuration_that_barely_learned_grouped():
+    baseline = {"validation": {"majority_token_accuracy": 0.64}}
+    records = []
+    for z, val in ((4, 0.65), (8, 0.66), (16, 0.90), (32, 0.63)):
+        r = _record("adversarial_vae", "pop", z, token_accuracy=val, note_accuracy=0.1)
+        r.update(training={"val_token_accuracy": val}, baselines=baseline)
+        records.append(r)
+    for ds in ("irish", "turkish", "classical", "pop", "embedded"):  # more groups than a short list shows
+        for z in range(1, 6):
+            r = _record("measure_vae", ds, z, token_accuracy=0.5, note_accuracy=0.1)
+            r.update(training={"val_token_accuracy": 0.5}, baselines=baseline)
+            records.append(r)
+    text = "\n".join(_baseline_section(records))
+    assert "28 configuration(s) did not beat" in text  # 3 adversarial (z16 learned) + 25 measure
+    assert "| AdversarialVAE | pop | 2 | 4, 8, 32 | 0.630 – 0.660 | 0.640 |" in text
+    for ds in ("irish", "turkish", "classical", "pop", "embedded"):
+        assert f"| MeasureVAE | {ds} | 2 | 1, 2, 3, 4, 5 | 0.500 – 0.500 | 0.640 |" in text
+    assert text.index("| MeasureVAE | irish") < text.index("| MeasureVAE | pop") < text.index("| AdversarialVAE")
+
+
+def test_report_names_overrides_and_includes_the_study_folders_notes(tmp_path):
+    records = [_record("measure_vae", "pop", 8, token_accuracy=0.8, note_accuracy=0.4),
+               _record("adversarial_vae", "pop", 8, token_accuracy=0.7, note_accuracy=0.3)]
+    info = {"path": "configs/study/x.flags", "models": ["measure_vae", "adversarial_vae"], "latent_sizes": [8],
+            "datasets": ["pop"], "attribute_sets": [["rhythmic_complexity", "note_range"]], "seeds": [0],
+            "overrides": [{"field": "lambda_kl", "value": 0.004, "when": {"model": "adversarial_vae"}}]}
+    assert _notes_lines(str(tmp_path)) == []
+    text = build_markdown(records, [], {}, "figs", str(tmp_path), study_info=info, notes=_notes_lines(str(tmp_path)))
+    assert "`lambda_kl=0.004` where model=adversarial_vae" in text and "Notes on this run" not in text
+    (tmp_path / NOTES_FILENAME).write_text("lambda_kl was lowered because **reasons**.\n")
+    text = build_markdown(records, [], {}, "figs", str(tmp_path), study_info=info, notes=_notes_lines(str(tmp_path)))
+    assert "## Notes on this run" in text and "lambda_kl was lowered because **reasons**." in text
+    assert text.index("## What was run") < text.index("## Notes on this run") < text.index("## Coverage")

@@ -34,7 +34,8 @@ from absl import logging
 from musicvae_xai.config import ConfigError, RunConfig
 from musicvae_xai.models import losses, optim
 from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
-from musicvae_xai.models.layers import RNG_ALG, FusedGRUCell, TokenEncoder, track_for_checkpoints
+from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, autoregressive_tick,
+                                        track_for_checkpoints)
 from musicvae_xai.representation import MEASURE_TICKS
 
 #: Gradient-norm clipping of both optimisers when ``clip_norm`` is 0 (SPEC section 5).
@@ -124,14 +125,9 @@ class ConditionedDecoder(keras.layers.Layer):
         prev = tf.fill([batch], tf.constant(self.start_id, tf.int32))
         logits_all = []
         for t in range(MEASURE_TICKS):
-            inp = tf.gather(token_table, prev) + constant
-            for i, cell in enumerate(self.cells):
-                if i > 0:
-                    inp = cell.project_inputs(states[i - 1])
-                states[i] = cell.step(inp, states[i])
-            logits = self.output_layer(states[-1])
+            logits, greedy = autoregressive_tick(self.cells, self.output_layer, token_table, prev, constant,
+                                                 states)
             logits_all.append(logits)
-            greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
             prev = tf.where(forced[:, t], targets[:, t], greedy) if use_targets else greedy
         return tf.stack(logits_all, axis=1)
 

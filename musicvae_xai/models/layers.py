@@ -107,6 +107,33 @@ def run_gru(cell: FusedGRUCell, x: tf.Tensor, h0: tf.Tensor, reverse: bool = Fal
     return tf.stack(outputs, axis=1), h
 
 
+def step_stacked_cells(cells, first_input_proj: tf.Tensor, states: list) -> tf.Tensor:
+    """One time step through stacked ``cells``; ``states`` (one [B, H] per cell) is updated in place.
+
+    first_input_proj float32 [B, 3H] is the first cell's projected input (``project_inputs``); each higher
+    cell is fed the new state of the one below. Returns the top cell's new state float32 [B, H].
+    """
+    inp = first_input_proj
+    for i, cell in enumerate(cells):
+        if i > 0:
+            inp = cell.project_inputs(states[i - 1])
+        states[i] = cell.step(inp, states[i])
+    return states[-1]
+
+
+def autoregressive_tick(cells, output_layer, token_table: tf.Tensor, prev: tf.Tensor,
+                        condition_proj: tf.Tensor, states: list) -> tuple:
+    """One decoder tick fed back its previous token.
+
+    token_table float32 [V, 3H]: the token half of the first cell's input projection; prev int32 [B]: the
+    previous token; condition_proj float32 [B, 3H]: the rest of the first cell's projected input (bias
+    included). ``states`` is updated in place. Returns (logits float32 [B, V], greedy token int32 [B]).
+    """
+    top = step_stacked_cells(cells, tf.gather(token_table, prev) + condition_proj, states)
+    logits = output_layer(top)
+    return logits, tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
 class BidirectionalGRUEncoder(keras.layers.Layer):
     """Stack of bidirectional GRU layers over an embedded sequence.
 

@@ -23,7 +23,8 @@ import tensorflow as tf
 from musicvae_xai.config import RunConfig
 from musicvae_xai.models import losses, optim
 from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
-from musicvae_xai.models.layers import RNG_ALG, FusedGRUCell, TokenEncoder, track_for_checkpoints
+from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, autoregressive_tick,
+                                        step_stacked_cells, track_for_checkpoints)
 from musicvae_xai.representation import BEATS_PER_MEASURE, MEASURE_TICKS, TICKS_PER_BEAT
 
 #: Range swept for a regularised latent dim in traversals and the explorer.
@@ -71,12 +72,7 @@ class HierarchicalDecoder(keras.layers.Layer):
                                    [tf.shape(z)[0], 3 * self.hidden])
         outputs = []
         for _ in range(BEATS_PER_MEASURE):
-            inp = constant
-            for i, cell in enumerate(self.beat_cells):
-                if i > 0:
-                    inp = cell.project_inputs(states[i - 1])
-                states[i] = cell.step(inp, states[i])
-            outputs.append(states[-1])
+            outputs.append(step_stacked_cells(self.beat_cells, constant, states))
         return tf.stack(outputs, axis=1)
 
     def call(self, z, targets=None, teacher_force=None):
@@ -99,14 +95,9 @@ class HierarchicalDecoder(keras.layers.Layer):
             states = [s[b] for s in tick_init]
             for k in range(TICKS_PER_BEAT):
                 t = b * TICKS_PER_BEAT + k
-                inp = tf.gather(token_table, prev) + beat_proj[b]
-                for i, cell in enumerate(self.tick_cells):
-                    if i > 0:
-                        inp = cell.project_inputs(states[i - 1])
-                    states[i] = cell.step(inp, states[i])
-                logits = self.output_layer(states[-1])
+                logits, greedy = autoregressive_tick(self.tick_cells, self.output_layer, token_table, prev,
+                                                     beat_proj[b], states)
                 logits_all.append(logits)
-                greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
                 prev = tf.where(teacher_force, targets[:, t], greedy) if use_targets else greedy
         return tf.stack(logits_all, axis=1)
 

@@ -140,14 +140,19 @@ def finding_interpretability(records: Sequence[dict]) -> Finding:
         return Finding(3, claim, NOT_ENOUGH, rule, ["No MeasureVAE configuration has results."], {})
     per: dict = {}
     for r in mv:
+        interp = metric_value(r, "interpretability_mean")
+        if interp is None or not np.isfinite(interp):  # a result without it says nothing about this finding
+            continue
         d = per.setdefault(r["grid"]["dataset"], {"interp": [], "intended": [], "ctrl": []})
-        d["interp"].append(metric_value(r, "interpretability_mean"))
+        d["interp"].append(interp)
         frac = r["metrics"].get("interpretability_intended_fraction")
         if frac is not None:
             d["intended"].append(float(frac))
         c = metric_value(r, "controllability")
         if c is not None:
             d["ctrl"].append(c)
+    if not per:
+        return Finding(3, claim, NOT_ENOUGH, rule, ["No MeasureVAE result has an interpretability score."], {})
     table, evidence = {}, []
     for ds in ordered(per, DATASET_ORDER):
         d = per[ds]

@@ -7,7 +7,9 @@ how much of the grid has results (configurations not run are listed, never silen
 majority-token baselines against which learning is judged, the paper's four findings with verdicts
 and the numbers that decide them (``musicvae_xai.study.findings``), one table per model x dataset x
 attribute set with every metric per latent size, figures (``musicvae_xai.study.figures``) in
-``<output stem>_figures/`` beside the markdown, run costs, and a glossary of the metrics.
+``<output stem>_figures/`` beside the markdown, run costs, and a glossary of the metrics. A ``NOTES.md``
+in the study folder (context from whoever ran it: why a setting was chosen, what was rerun) is
+included after "What was run".
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, lo
                                         load_results, load_study_info, mean_over_seeds, ok, ordered, validation_accuracy)
 
 _GRID_AXES = ("model", "latent_dim", "dataset", "attributes", "seed", "run_dir")
+#: Optional file of the study folder whose text the report includes under "Notes on this run".
+NOTES_FILENAME = "NOTES.md"
 _SETTINGS = ("hidden_size", "embedding_dim", "num_layers", "dropout", "batch_size", "learning_rate", "epochs",
              "train_steps", "beta", "gamma", "delta", "teacher_forcing", "lambda_d", "lambda_kl", "num_bins",
              "sampling_k", "discriminator_hidden", "clip_norm", "transpose", "allow_cut_time", "min_pitch",
@@ -144,13 +148,28 @@ def _baseline_section(records: Sequence[dict], stored: Optional[dict] = None) ->
     lines += _table(["dataset", "majority-token acc.", "majority token", "per-tick token acc.",
                      "per-tick note acc.", "models: validation token acc. (min / median / max)",
                      "median margin over majority", "models: test token acc.", "models: test note acc."], rows)
-    below = [f"`{r['name']}` ({validation_accuracy(r):.3f} vs {r['baselines']['validation']['majority_token_accuracy']:.3f})"
-             for r in ok(records) if validation_accuracy(r) is not None and (r.get("baselines") or {}).get("validation")
-             and validation_accuracy(r) <= r["baselines"]["validation"]["majority_token_accuracy"] + 0.02]
+    below: dict = {}
+    for r in ok(records):
+        v = validation_accuracy(r)
+        maj = ((r.get("baselines") or {}).get("validation") or {}).get("majority_token_accuracy")
+        if v is not None and maj is not None and v <= maj + 0.02:
+            g = r["grid"]
+            below.setdefault((g["model"], g["dataset"], len(g["attributes"]), maj), []).append(
+                (int(g["latent_dim"]), v))
     if below:
-        lines += ["", f"{len(below)} configuration(s) did not beat the majority-token baseline by more than 0.02 on "
-                      "validation, so their other metrics describe a model that has barely learned: "
-                      + ", ".join(below[:20]) + (" ..." if len(below) > 20 else "") + "."]
+        lines += ["", f"{sum(map(len, below.values()))} configuration(s) did not beat the majority-token baseline "
+                      "by more than 0.02 on validation, so their other metrics describe a model that has barely "
+                      "learned:", ""]
+        rows = []
+        for (model, ds, n, maj), runs in sorted(below.items(), key=lambda kv: (
+                MODEL_ORDER.index(kv[0][0]) if kv[0][0] in MODEL_ORDER else len(MODEL_ORDER),
+                DATASET_ORDER.index(kv[0][1]) if kv[0][1] in DATASET_ORDER else len(DATASET_ORDER), kv[0])):
+            runs.sort()
+            accs = [a for _, a in runs]
+            rows.append([MODEL_LABELS.get(model, model), ds, n, ", ".join(str(z) for z, _ in runs),
+                         f"{min(accs):.3f} – {max(accs):.3f}", _fmt(maj)])
+        lines += _table(["model", "dataset", "attributes", "latent sizes", "validation token acc.",
+                         "majority-token acc."], rows)
     return lines
 
 
@@ -214,12 +233,32 @@ def _study_lines(info: dict) -> list:
     return [f"Study file: `{info.get('path')}` (its comments explain the choice of settings). Grid: models "
             f"{', '.join(info.get('models', []))}; latent sizes {', '.join(map(str, info.get('latent_sizes', [])))}; "
             f"datasets {', '.join(info.get('datasets', []))}; attribute sets [{sets}]; seeds "
-            f"{', '.join(map(str, info.get('seeds', [])))}.", ""]
+            f"{', '.join(map(str, info.get('seeds', [])))}.", ""] + _override_lines(info.get("overrides") or [])
+
+
+def _override_lines(overrides: Sequence[dict]) -> list:
+    """One line naming the study's per-configuration overrides (``--override``), or none."""
+    parts = []
+    for o in overrides:
+        when = ", ".join(f"{k}={v}" for k, v in (o.get("when") or {}).items())
+        parts.append(f"`{o.get('field')}={o.get('value')}` where {when}")
+    return ["Overrides (so these settings differ between configurations below): " + "; ".join(parts) + ".", ""] \
+        if parts else []
+
+
+def _notes_lines(study_dir: str) -> list:
+    """The study folder's ``NOTES.md`` (context written by whoever ran the study), or nothing."""
+    try:
+        with open(os.path.join(study_dir, NOTES_FILENAME), encoding="utf-8") as f:
+            text = f.read().strip()
+    except OSError:
+        return []
+    return ["## Notes on this run", "", f"_From `{NOTES_FILENAME}` in the study folder._", "", text, ""] if text else []
 
 
 def build_markdown(records: Sequence[dict], expected: Sequence[dict], figures: dict, figure_folder: str,
                    study_dir: str, unreadable: Sequence[str] = (), study_info: Optional[dict] = None,
-                   baselines: Optional[dict] = None) -> str:
+                   baselines: Optional[dict] = None, notes: Sequence[str] = ()) -> str:
     good = ok(records)
     lines = ["# Study results: VAE architectures, latent sizes, datasets and attributes", "",
              f"_Generated by `python -m musicvae_xai.study report --study_dir={study_dir}` on "
@@ -236,6 +275,7 @@ def build_markdown(records: Sequence[dict], expected: Sequence[dict], figures: d
              "", "## What was run", ""]
     lines += _study_lines(study_info or {})
     lines += _settings_section(good) or ["No configuration has finished yet."]
+    lines += ([""] + list(notes)) if notes else []
     lines += ["", "## Coverage", ""]
     cov, counts = _coverage_section(records, expected)
     lines += cov
@@ -245,8 +285,10 @@ def build_markdown(records: Sequence[dict], expected: Sequence[dict], figures: d
     lines += ["", "## Did the models learn? Majority-token baselines", ""] + _baseline_section(records, baselines)
     expected_pairs = _expected_pairs(expected)
     lines += ["", "## The paper's four findings, re-examined", "",
-              "Each verdict follows a rule fixed before the numbers were seen (stated with it). With part of the grid "
-              "missing, a verdict only speaks for the configurations that have results.", ""]
+              "Each verdict follows a rule fixed before the numbers were seen (stated with it)"
+              + ("." if not (counts.get("not run") or counts.get("failed")) else
+                 ". With part of the grid missing, a verdict only speaks for the configurations that have "
+                 "results."), ""]
     if counts.get("not run") or counts.get("failed"):
         lines += [f"**Caution:** {counts.get('not run', 0) + counts.get('failed', 0)} of the {sum(counts.values())} "
                   "configurations have no result, so these verdicts are preliminary.", ""]
@@ -294,7 +336,7 @@ def write_report(study_dir: str, output: str) -> tuple:
             baselines.setdefault(r["grid"]["dataset"], r["baselines"])
     figures = all_figures(records, os.path.join(out_dir, folder_name), expected, baselines)
     text = build_markdown(records, expected, figures, folder_name, study_dir, unreadable, load_study_info(study_dir),
-                          baselines)
+                          baselines, _notes_lines(study_dir))
     os.makedirs(out_dir, exist_ok=True)
     tmp = output + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
