@@ -78,6 +78,11 @@ def _settings_section(good: Sequence[dict]) -> list:
     return lines
 
 
+def _rank(value, order: Sequence[str]) -> int:
+    """Position of ``value`` in ``order``; unknown values after every known one."""
+    return order.index(value) if value in order else len(order)
+
+
 def _coverage_section(records: Sequence[dict], expected: Sequence[dict]) -> tuple:
     by_name = {r.get("name"): r for r in records}
     names = [e["name"] for e in expected] or list(by_name)
@@ -95,10 +100,7 @@ def _coverage_section(records: Sequence[dict], expected: Sequence[dict]) -> tupl
         state = by_name[n]["status"] if n in by_name else "not run"
         groups.setdefault(key, {"ok": [], "failed": [], "not run": []})[state].append(int(g["latent_dim"]))
     rows = []
-    def rank(value, order):
-        return order.index(value) if value in order else len(order)
-
-    for key in sorted(groups, key=lambda k: (rank(k[0], MODEL_ORDER), rank(k[1], DATASET_ORDER), k[1], k[2])):
+    for key in sorted(groups, key=lambda k: (_rank(k[0], MODEL_ORDER), _rank(k[1], DATASET_ORDER), k[1], k[2])):
         g = groups[key]
         rows.append([MODEL_LABELS.get(key[0], key[0]), key[1], key[2],
                      ", ".join(map(str, sorted(g["ok"]))) or "–", ", ".join(map(str, sorted(g["failed"]))) or "–",
@@ -162,8 +164,7 @@ def _baseline_section(records: Sequence[dict], stored: Optional[dict] = None) ->
                       "learned:", ""]
         rows = []
         for (model, ds, n, maj), runs in sorted(below.items(), key=lambda kv: (
-                MODEL_ORDER.index(kv[0][0]) if kv[0][0] in MODEL_ORDER else len(MODEL_ORDER),
-                DATASET_ORDER.index(kv[0][1]) if kv[0][1] in DATASET_ORDER else len(DATASET_ORDER), kv[0])):
+                _rank(kv[0][0], MODEL_ORDER), _rank(kv[0][1], DATASET_ORDER), kv[0])):
             runs.sort()
             accs = [a for _, a in runs]
             rows.append([MODEL_LABELS.get(model, model), ds, n, ", ".join(str(z) for z, _ in runs),
