@@ -4,4 +4,8 @@ Data flows one way: readers -> representation -> datasets -> models -> training 
 serving clients -> evaluation, analysis, explorer, study.
 """
 
+from musicvae_xai._quiet import quiet_startup
+
+quiet_startup()
+
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import tomllib
 
 import pytest
 
@@ -165,13 +166,10 @@ def entry_point_modules(root: pathlib.Path) -> list[str]:
 
 
 def setup_package_data(root: pathlib.Path) -> list[str]:
-    """Files setup.py ships as package data (its package_data patterns, as setuptools globs them)."""
-    tree = ast.parse((root / "setup.py").read_text(encoding="utf-8"))
-    patterns: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "package_data":
-            data = ast.literal_eval(node.value)
-            patterns.extend(f"{pkg.replace('.', '/')}/{p}" for pkg, ps in data.items() for p in ps)
+    """Files pyproject.toml ships as package data ([tool.setuptools.package-data], as setuptools globs them)."""
+    data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    package_data = data.get("tool", {}).get("setuptools", {}).get("package-data", {})
+    patterns = [f"{pkg.replace('.', '/')}/{p}" for pkg, ps in package_data.items() for p in ps]
     return sorted({p.relative_to(root).as_posix() for pattern in patterns
                    for p in root.glob(pattern) if p.is_file()})
 
@@ -185,7 +183,7 @@ def coverage_problems(root: pathlib.Path) -> list[str]:
                  if m not in library_srcs]
 
     library_data = build.files_of("py_library", "data")
-    problems += [f"package data {f} (setup.py package_data) is in no py_library's data"
+    problems += [f"package data {f} (pyproject.toml package-data) is in no py_library's data"
                  for f in setup_package_data(root) if f not in library_data]
 
     for test_file in repo_test_files(root):
@@ -235,7 +233,7 @@ def _copy_tree(tmp_path: pathlib.Path) -> pathlib.Path:
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     for name in (PACKAGE, "tests"):
         shutil.copytree(REPO_ROOT / name, root / name, ignore=skip)
-    for name in ("BUILD", "setup.py", ".bazelignore"):
+    for name in ("BUILD", "setup.py", "pyproject.toml", ".bazelignore"):
         if (REPO_ROOT / name).is_file():
             shutil.copy2(REPO_ROOT / name, root / name)
     return root
@@ -339,14 +337,14 @@ def test_listed_entry_point_gets_a_binary_when_its_module_lands(checkout):
 
 def test_package_data_missing_from_build_fails(checkout):
     root, baseline = checkout
-    setup = root / "setup.py"
+    setup = root / "pyproject.toml"
     text = setup.read_text(encoding="utf-8")
     assert '"embedded_data/*"' in text
     setup.write_text(text.replace('"embedded_data/*"', '"embedded_data/*", "templates/*"'))
     (root / PACKAGE / "templates").mkdir()
     (root / PACKAGE / "templates" / "page.html").write_text("<html></html>\n")
     assert _new_problems(root, baseline) == [
-        f"package data {PACKAGE}/templates/page.html (setup.py package_data) "
+        f"package data {PACKAGE}/templates/page.html (pyproject.toml package-data) "
         "is in no py_library's data"]
 
 

@@ -1,0 +1,98 @@
+"""Start-up noise a user cannot act on, filtered once when the package is imported.
+
+Three sources print on every command, none of which a user can act on:
+
+- TensorFlow's C++ INFO lines after its logger starts (e.g. the CPU-feature notice): hidden by
+  ``TF_CPP_MIN_LOG_LEVEL=1`` (a value the user set wins); WARNING and ERROR lines still print.
+- Lines TensorFlow's native libraries write to stderr *before* that logger starts, which no
+  setting reaches (TF 2.19+): the oneDNN notice and "Could not find cuda drivers" (each twice,
+  behind "All log messages before absl::InitializeLog() ..."). ``import tensorflow`` runs with
+  stderr captured at the file-descriptor level; the known lines in ``KNOWN_NOISE`` are dropped and
+  every other line is written back, so a real warning or error still shows.
+- pydub (imported by note-seq) warns that ffmpeg is missing; nothing here decodes audio through
+  pydub, so that one warning is ignored. Every other Python warning still shows.
+
+Set ``MUSICVAE_XAI_VERBOSE_STARTUP=1`` to see everything.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import tempfile
+import warnings
+
+#: Substrings of the native start-up lines that are dropped (all INFO-level, pre-logger).
+KNOWN_NOISE = (
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "cpu_feature_guard.cc",
+    "To enable the following instructions:",
+)
+
+
+def _is_noise(line: str) -> bool:
+    return any(k in line for k in KNOWN_NOISE)
+
+
+class _FilteredStderr:
+    """Context manager: fd 2 goes to a temporary file; on exit the lines not in KNOWN_NOISE go back."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            sys.stderr.flush()
+        finally:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+        self._file.seek(0)
+        kept = [ln for ln in self._file.read().decode("utf-8", "replace").splitlines(keepends=True)
+                if not _is_noise(ln)]
+        self._file.close()
+        if kept:
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with _FilteredStderr():
+            self._loader.exec_module(module)
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the top-level ``tensorflow`` package (once) in ``_FilteredStderr``."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_startup() -> None:
+    """Sets the filters above (idempotent); has effect only before TensorFlow is imported."""
+    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg or avconv", category=RuntimeWarning)
+    if os.environ.get("MUSICVAE_XAI_VERBOSE_STARTUP"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())

@@ -1,0 +1,124 @@
+"""Console scripts (``musicvae-train``, ...) and the one start-up path every command line shares.
+
+Each entry point of ``pyproject.toml`` is a function here that runs the ``main(argv)`` of the module
+``python -m`` runs, through ``run``; the ``python -m`` forms call ``run`` too, so both resolve
+named configurations the same way:
+
+- ``--flagfile=NAME`` / ``--config=NAME`` (and ``--flagfile NAME``): when NAME is not an existing
+  file, the flagfile shipped in the package, ``musicvae_xai/configs/NAME.flags`` (a ``.flags``
+  suffix and ``study/`` sub-folder are allowed: ``--config=study/cpu_small``). A path still works.
+- ``--study=NAME`` (the study runner): ``musicvae_xai/configs/study/NAME.flags`` likewise.
+
+An unknown name stops with one line listing the names that exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+#: console-script name -> module whose ``main(argv)`` it runs (the ``python -m`` module).
+ENTRY_POINTS = {
+    "musicvae-train": "musicvae_xai.train",
+    "musicvae-data": "musicvae_xai.data",
+    "musicvae-evaluate": "musicvae_xai.evaluate",
+    "musicvae-export": "musicvae_xai.export",
+    "musicvae-analysis": "musicvae_xai.analysis.__main__",
+    "musicvae-explorer": "musicvae_xai.explorer.__main__",
+    "musicvae-study": "musicvae_xai.study.__main__",
+    "musicvae-study-worker": "musicvae_xai.study.worker",
+    "musicvae-serve-client": "musicvae_xai.serving.client",
+    "musicvae-serving-config": "musicvae_xai.serving.models_config",
+}
+
+
+class ConfigNameError(ValueError):
+    """A ``--flagfile``/``--config``/``--study`` name that is neither a file nor a shipped config."""
+
+
+def configs_dir() -> str:
+    """The folder of the flagfiles shipped in the package (``musicvae_xai/configs``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def available_configs(sub: str = "") -> list:
+    """Names of the shipped flagfiles (without ``.flags``), e.g. ``["quickstart", ...]``."""
+    folder = os.path.join(configs_dir(), sub)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(f[:-len(".flags")] for f in os.listdir(folder) if f.endswith(".flags"))
+
+
+def resolve_config(value: str, sub: str = "") -> str:
+    """An existing path is returned as it is; else the shipped ``configs/[sub/]NAME.flags``."""
+    if os.path.exists(value):
+        return value
+    name = value[:-len(".flags")] if value.endswith(".flags") else value
+    for prefix in ("configs/", "musicvae_xai/configs/"):  # paths of a checkout, from elsewhere
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    if sub and name.startswith(sub + "/"):
+        name = name[len(sub) + 1:]
+    path = os.path.join(configs_dir(), sub, name + ".flags")
+    if os.path.isfile(path):
+        return path
+    names = ", ".join(available_configs(sub)) or "none"
+    raise ConfigNameError(f"{value!r} is neither a file nor a shipped configuration "
+                          f"(shipped{' ' + sub if sub else ''}: {names})")
+
+
+_RESOLVED = {"--flagfile": ("--flagfile", ""), "--config": ("--flagfile", ""), "--study": ("--study", "study")}
+
+
+def resolve_argv(argv: Sequence[str]) -> list:
+    """argv with ``--flagfile``/``--config``/``--study`` names turned into paths (see the module doc)."""
+    out, i, argv = [], 0, list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, value = arg.partition("=")
+        if key in _RESOLVED and i > 0:
+            flag, sub = _RESOLVED[key]
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise ConfigNameError(f"{key} needs a value")
+                value, i = argv[i + 1], i + 1
+            out.append(f"{flag}={resolve_config(value, sub)}")
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def run(main: Callable, argv: Optional[Sequence[str]] = None) -> None:
+    """Runs ``main(argv)`` under ``absl.app.run`` after resolving configuration names."""
+    from absl import app
+
+    try:
+        argv = resolve_argv(sys.argv if argv is None else argv)
+    except ConfigNameError as e:
+        sys.exit(f"error: {e}")
+    app.run(main, argv=argv)
+
+
+def _entry(script: str) -> Callable[[], None]:
+    def entry() -> None:
+        module = importlib.import_module(ENTRY_POINTS[script])
+        run(module.main)
+
+    entry.__name__ = script.replace("musicvae-", "").replace("-", "_")
+    entry.__doc__ = f"``{script}``: ``python -m {ENTRY_POINTS[script].replace('.__main__', '')}``."
+    return entry
+
+
+train = _entry("musicvae-train")
+data = _entry("musicvae-data")
+evaluate = _entry("musicvae-evaluate")
+export = _entry("musicvae-export")
+analysis = _entry("musicvae-analysis")
+explorer = _entry("musicvae-explorer")
+study = _entry("musicvae-study")
+study_worker = _entry("musicvae-study-worker")
+serve_client = _entry("musicvae-serve-client")
+serving_config = _entry("musicvae-serving-config")
