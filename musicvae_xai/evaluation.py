@@ -237,8 +237,9 @@ def format_report(report: dict) -> str:
                      f"{_fmt(report[f'{key}_accuracy_mean_z']):>10}{_fmt(base.get(f'majority_{key}_accuracy')):>10}"
                      f"{_fmt(base.get(f'per_tick_majority_{key}_accuracy')):>10}")
     if base:
-        lines.append(f"  baselines: the most frequent training token ({base['majority_token']}) at every tick, and "
-                     f"the most frequent training token of each tick position, on these {base['measures']} "
+        lines.append(f"  baselines: majority = the most frequent training token ({base['majority_token']}) at every "
+                     f"tick; per-tick = the most")
+        lines.append(f"  frequent training token of each tick position; both scored on these {base['measures']} "
                      f"{report['split']} measures")
     active = sum(1 for k in report["kl_per_dim"] if k > 0.01)
     lines.append(f"{'KL per measure (nats)':<56}{_fmt(report['kl_per_measure'], 4):>10}   "
