@@ -4,7 +4,8 @@ and the token-level reconstruction accuracies with their majority-token baseline
 Inputs are latent codes ``z`` float [N, D] (N measures, D latent dims) and attributes ``a`` float [N, K]
 (K measured attributes of the same measures); any real dtype is accepted and computed in float64.
 Every metric returns plain Python values (``float``, ``int``, ``None``, ``list``, ``dict``), so results
-go straight into ``json.dump``; only :func:`mutual_information_matrix` returns an array.
+go straight into ``json.dump``; only :func:`mutual_information_matrix` and :func:`note_tick_mask` return
+arrays.
 
 Mutual information (MI) is the continuous k-nearest-neighbour (Kraskov-Stoegbauer-Grassberger) estimate
 with k = 3, in nats, from ``sklearn.feature_selection.mutual_info_regression``; the estimator breaks ties

@@ -100,7 +100,7 @@ def test_printed_table_names_every_metric(evaluated):
         assert f"\n  {head}" in table, head
 
 
-def test_baselines_are_scored_on_the_evaluated_measures(evaluated, tiny_trained_run):
+def test_baselines_are_scored_on_the_evaluated_measures(evaluated):
     run_dir, report = evaluated
     config, _ = inference.load_run(str(run_dir))
     test = inference.split_tokens(config, "test")
