@@ -7,13 +7,17 @@ What is measured, on the measures of the split (all of them, or ``max_measures``
 
 * reconstruction: greedy decoding without teacher forcing, from the sampled code z (SPEC) and from
   the posterior mean; ``token_accuracy`` over all 24 ticks and ``note_accuracy`` over the ticks whose
-  target is not ``hold`` (hold tokens are the majority and easy);
+  target is a pitch or ``rest`` (not ``hold``, which is the majority and easy, nor the ``start``/``end``
+  padding around a piece);
+* ``baselines``: ``metrics.majority_baselines`` fitted on the training split and scored on the same
+  measures as the model's accuracies (the most frequent training token everywhere, and per tick);
 * ``kl_per_measure``: KL(q(z|x) || N(0, I)) summed over latent dims, mean over measures (nats), and
   ``kl_per_dim``, its mean per dim (a dim near 0 is unused);
 * latent-space metrics of ``musicvae_xai.metrics`` on the sampled z against the input measures'
   attributes (the run's attributes): interpretability per attribute with the intended dim of each
-  (the latent dim a control regularises for it; null where no control is a latent dim), MIG, SAP, SCC,
-  modularity and the mutual-information matrix (estimated once);
+  (the latent dim a control regularises for it; null where no control is a latent dim), MIG
+  (unclipped), SAP, SCC, modularity (the plain mean over dims, as ar-vae), ``modularity_mi_weighted``
+  (our MI-weighted variant) and the mutual-information matrix (estimated once);
 * ``attribute_independence``: every control swept over its range (``sweep_steps`` values) from the
   posterior mean of ``sweep_measures`` measures with everything else fixed; the matrix of mean |Spearman
   rho| between control value and each measured attribute of the decoded output (controllability on
@@ -44,6 +48,8 @@ NO_LATENT_CONTROL_NOTE = (
     "modularity measure how much attribute information is left in z, which this model's training "
     "tries to remove (lower means z is freer of the controlled attributes). Controllability and "
     "leakage of the control inputs are in attribute_independence.")
+NO_BASELINE_NOTE = ("No training split was given, so the majority-token baselines are not reported "
+                    "(baselines is null).")
 
 
 @dataclasses.dataclass
@@ -79,15 +85,21 @@ def evaluate_run(run_dir: str, options: Optional[EvaluationOptions] = None) -> d
     options = (options or EvaluationOptions()).validate()
     config, model = inference.load_run(run_dir, expect_finished=options.expect_finished)
     tokens = inference.split_tokens(config, options.split, options.cache_dir, options.data_root)
-    report = evaluate_model(config, model, tokens, options)
+    train = tokens if options.split == "train" else inference.split_tokens(
+        config, "train", options.cache_dir, options.data_root)
+    report = evaluate_model(config, model, tokens, options, train_tokens=train)
     report["run_dir"] = os.fspath(run_dir)
     report["checkpoint"] = os.path.basename(latest_checkpoint(run_dir) or "")
     return report
 
 
 def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Optional[EvaluationOptions] = None,
-                   runner: Optional[inference.Runner] = None) -> dict:
-    """The evaluation report of ``model`` on the measures ``tokens`` int32 [N, 24] (see module doc)."""
+                   runner: Optional[inference.Runner] = None, train_tokens: Optional[np.ndarray] = None) -> dict:
+    """The evaluation report of ``model`` on the measures ``tokens`` int32 [N, 24] (see module doc).
+
+    ``train_tokens`` int32 [M, 24], the training split, fits the majority-token baselines (scored on the
+    evaluated measures); without it ``baselines`` is null and the report's notes say so.
+    """
     options = (options or EvaluationOptions()).validate()
     runner = runner or inference.Runner(model, options.batch_size)
     tokens = runner.check_tokens(tokens)
@@ -113,6 +125,11 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
     notes = []
     if not latent_dims:
         notes.append(NO_LATENT_CONTROL_NOTE)
+    baselines = None
+    if train_tokens is None:
+        notes.append(NO_BASELINE_NOTE)
+    else:
+        baselines = metrics.majority_baselines(runner.check_tokens(train_tokens), tokens, runner.vocabulary)
 
     independence = attribute_independence(runner, tokens, z_mean, controls, options)
     return {
@@ -124,6 +141,7 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
         "latent_dim": int(config.latent_dim),
         "attributes": names,
         **recon,
+        "baselines": baselines,
         "kl_per_measure": float(np.mean(kl)),
         "kl_per_dim": kl_dims.mean(axis=0).tolist(),
         "interpretability": latent["interpretability"],
@@ -131,6 +149,7 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
         "sap": latent["sap"],
         "scc": latent["scc"],
         "modularity": latent["modularity"],
+        "modularity_mi_weighted": latent["modularity_mi_weighted"],
         "mutual_information": latent["mutual_information"],
         "attribute_independence": independence,
         "notes": notes,
@@ -142,14 +161,14 @@ def reconstruction(runner: inference.Runner, tokens: np.ndarray, z: np.ndarray, 
     """Token and note accuracy of greedy decoding from the sampled z [N, Z] and from the mean.
 
     Returns {"token_accuracy", "note_accuracy", "token_accuracy_mean_z", "note_accuracy_mean_z"};
-    note accuracy counts only the ticks whose target is not ``hold``.
+    note accuracy counts only the ticks whose target is a pitch or ``rest``
+    (``metrics.reconstruction_accuracy``).
     """
-    not_hold = tokens != runner.vocabulary.hold_id
     out = {}
     for suffix, code in (("", z), ("_mean_z", z_mean)):
-        hit = runner.decode(code, controls) == tokens
-        out[f"token_accuracy{suffix}"] = float(hit.mean())
-        out[f"note_accuracy{suffix}"] = float(hit[not_hold].mean()) if not_hold.any() else 0.0
+        acc = metrics.reconstruction_accuracy(runner.decode(code, controls), tokens, runner.vocabulary)
+        out[f"token_accuracy{suffix}"] = acc["token_accuracy"]
+        out[f"note_accuracy{suffix}"] = acc["note_accuracy"]
     return out
 
 
@@ -209,13 +228,21 @@ def format_report(report: dict) -> str:
                  f"{report['dataset']}, split {report['split']}: {report['num_measures']} measures, "
                  f"seed {report['seed']})")
     lines.append("")
-    lines.append(f"{'Reconstruction (greedy, no teacher forcing)':<50}{'sampled z':>10}{'mean z':>10}")
-    lines.append(f"{'  token accuracy (all 24 ticks)':<50}{_fmt(report['token_accuracy']):>10}"
-                 f"{_fmt(report['token_accuracy_mean_z']):>10}")
-    lines.append(f"{'  note accuracy (ticks whose target is not hold)':<50}{_fmt(report['note_accuracy']):>10}"
-                 f"{_fmt(report['note_accuracy_mean_z']):>10}")
+    base = report.get("baselines") or {}
+    lines.append(f"{'Reconstruction (greedy, no teacher forcing)':<56}{'sampled z':>10}{'mean z':>10}"
+                 f"{'majority':>10}{'per-tick':>10}")
+    for label, key in (("token accuracy (all 24 ticks)", "token"),
+                       ("note accuracy (ticks whose target is a pitch or rest)", "note")):
+        lines.append(f"{'  ' + label:<56}{_fmt(report[f'{key}_accuracy']):>10}"
+                     f"{_fmt(report[f'{key}_accuracy_mean_z']):>10}{_fmt(base.get(f'majority_{key}_accuracy')):>10}"
+                     f"{_fmt(base.get(f'per_tick_majority_{key}_accuracy')):>10}")
+    if base:
+        lines.append(f"  baselines: majority = the most frequent training token ({base['majority_token']}) at every "
+                     f"tick; per-tick = the most")
+        lines.append(f"  frequent training token of each tick position; both scored on these {base['measures']} "
+                     f"{report['split']} measures")
     active = sum(1 for k in report["kl_per_dim"] if k > 0.01)
-    lines.append(f"{'KL per measure (nats)':<50}{_fmt(report['kl_per_measure'], 4):>10}   "
+    lines.append(f"{'KL per measure (nats)':<56}{_fmt(report['kl_per_measure'], 4):>10}   "
                  f"({active} of {report['latent_dim']} dims above 0.01)")
     lines.append("")
     interp = report["interpretability"]
@@ -233,7 +260,8 @@ def format_report(report: dict) -> str:
     lines.append(f"  {'mean':<24}{'':>6}{'' if frac is None else f'{frac:.0%}':>13}{_fmt(interp['mean']):>8}")
     lines.append("")
     lines.append(f"Disentanglement  MIG {_fmt(report['mig'])}   SAP {_fmt(report['sap'])}   "
-                 f"SCC {_fmt(report['scc'])}   modularity {_fmt(report['modularity'])}")
+                 f"SCC {_fmt(report['scc'])}   modularity {_fmt(report['modularity'])} "
+                 f"(MI-weighted {_fmt(report.get('modularity_mi_weighted'))})")
     lines.append("")
     ind = report["attribute_independence"]
     lines.append(f"Attribute independence: mean |Spearman rho| between each control and the measured "

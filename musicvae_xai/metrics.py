@@ -1,14 +1,16 @@
-"""Disentanglement, interpretability and controllability metrics of SPEC section 6, on numpy arrays.
+"""Disentanglement, interpretability and controllability metrics of SPEC section 6, on numpy arrays,
+and the token-level reconstruction accuracies with their majority-token baselines.
 
 Inputs are latent codes ``z`` float [N, D] (N measures, D latent dims) and attributes ``a`` float [N, K]
 (K measured attributes of the same measures); any real dtype is accepted and computed in float64.
 Every metric returns plain Python values (``float``, ``int``, ``None``, ``list``, ``dict``), so results
-go straight into ``json.dump``; only :func:`mutual_information_matrix` returns an array.
+go straight into ``json.dump``; only :func:`mutual_information_matrix` and :func:`note_tick_mask` return
+arrays.
 
 Mutual information (MI) is the continuous k-nearest-neighbour (Kraskov-Stoegbauer-Grassberger) estimate
 with k = 3, in nats, from ``sklearn.feature_selection.mutual_info_regression``; the estimator breaks ties
 with 1e-10-scale noise drawn from ``random_state``, so the same inputs and ``random_state`` always give the
-same numbers. Negative estimates are clipped to 0.
+same numbers. scikit-learn clips negative estimates to 0.
 
 Degenerate input never yields NaN. A column that is exactly constant (a dead latent dim, an attribute
 that never changes) carries no information: its MI, R^2 and Spearman rho with anything are 0, and each
@@ -237,14 +239,17 @@ def interpretability(z, a, random_state: int = 0, attribute_names: Optional[Sequ
 
 
 def mig(z, a, random_state: int = 0, mi=None) -> float:
-    """Mutual Information Gap (Chen et al. 2018): mean over attributes of (MI_1 - MI_2) / H(a_k).
+    """Mutual Information Gap (Chen et al. 2018), unclipped as ar-vae's ``compute_mig``.
 
-    MI_1, MI_2 are the largest and second-largest k-NN MI of a_k over latent dims (MI_2 = 0 when D = 1).
-    H(a_k) is ``attribute_entropy``: the same estimator's I(a_k; a_k), which is the Shannon entropy for a
-    grid-valued attribute and the estimator's ceiling for a continuous one, so numerator and denominator
-    come from one estimator and a code where one dim determines a_k (the others independent of it)
-    scores near 1, while a code spreading a_k evenly over dims scores near 0. Each ratio is clipped to
-    [0, 1] against estimator noise. A constant attribute (H = 0) contributes 0 to the mean.
+    The mean over attributes of (MI_1 - MI_2) / H(a_k), where MI_1, MI_2 are the largest and
+    second-largest k-NN MI of a_k over latent dims (MI_2 = 0 when D = 1) and H(a_k) is
+    ``attribute_entropy``: the same estimator's I(a_k; a_k), which is the Shannon entropy for a
+    grid-valued attribute and the estimator's ceiling for a continuous one. A code where one dim
+    determines a_k (the others independent of it) scores near 1, a code spreading a_k evenly over dims
+    near 0. The ratio is not clipped: numerator and denominator are separate k-NN estimates, so a dim
+    that determines a grid-valued attribute can score somewhat above 1 (e.g. 1.03), and that is
+    reported as estimated. It is never negative (the estimator's MIs are >= 0 and MI_1 >= MI_2).
+    Where ar-vae divides by H = 0 (a constant attribute) and gets NaN, that attribute contributes 0.
 
     Args:
       z: float [N, D] latent codes.
@@ -253,7 +258,7 @@ def mig(z, a, random_state: int = 0, mi=None) -> float:
       mi: optional precomputed ``mutual_information_matrix(z, a, random_state)`` [D, K].
 
     Returns:
-      float in [0, 1].
+      float >= 0 (1 for a perfectly disentangled code, up to estimator noise in both directions).
     """
     z, a = _check_za(z, a)
     if mi is None:
@@ -262,7 +267,7 @@ def mig(z, a, random_state: int = 0, mi=None) -> float:
     h = attribute_entropy(a, random_state)
     first, second = _top_two(mi)
     gap = np.divide(first - second, h, out=np.zeros_like(h), where=h > 0)
-    return float(np.mean(np.clip(gap, 0.0, 1.0)))
+    return float(np.mean(gap))
 
 
 def sap(z, a) -> float:
@@ -293,46 +298,66 @@ def spearman_correlation_score(z, a, alpha: float = SCC_ALPHA) -> float:
     return float(np.mean(score.max(axis=0)))
 
 
-def modularity(z, a, random_state: int = 0, mi=None, weighted: bool = True) -> float:
-    """Modularity (Ridgeway & Mozer 2018) from the [D, K] k-NN mutual information matrix m.
+def _modularity_per_dim(mi: np.ndarray) -> np.ndarray:
+    """Ridgeway & Mozer's modularity of each dim from the MI matrix [D, K] -> float64 [D].
 
-    For latent dim d with theta_d = max_k m[d, k], the template t_d has theta_d at that attribute and 0
-    elsewhere; delta_d = sum_k (m[d, k] - t_d[k])^2 / (theta_d^2 (K - 1)) and the dim's modularity is
-    1 - delta_d: 1 when the dim informs about one attribute only, 0 when it informs about all equally.
+    With theta_d = max_k m[d, k]: delta_d = (sum_k m[d, k]^2 - theta_d^2) / (theta_d^2 (K - 1)) and the
+    dim scores 1 - delta_d; 0 for a dim with theta_d = 0 (as ar-vae's ``_modularity``); 1 for every
+    informative dim when K = 1 (ar-vae divides 0 by 0 there and gets NaN).
+    """
+    theta = mi.max(axis=1)
+    informative = theta > 0
+    if mi.shape[1] == 1:
+        return informative.astype(np.float64)
+    off = (mi ** 2).sum(axis=1) - theta ** 2
+    delta = np.divide(off, theta ** 2 * (mi.shape[1] - 1), out=np.ones(mi.shape[0]), where=informative)
+    # delta is in [0, 1] by construction (every m[d, k] <= theta_d); the clip only absorbs round-off.
+    return np.where(informative, 1.0 - np.clip(delta, 0.0, 1.0), 0.0)
 
-    Averaging over dims: with ``weighted=True`` (default) the mean is weighted by theta_d, so dims that
-    carry no attribute information (theta_d = 0) are left out and the many free dims of a large code,
-    whose MI is estimator noise near 0, cannot swing the score; with ``weighted=False`` it is the plain
-    mean over all dims with uninformative dims scoring 0 (the disentanglement_lib convention).
-    With K = 1 every informative dim has modularity 1. Returns 0.0 when no dim carries information.
+
+def modularity(z, a, random_state: int = 0, mi=None) -> float:
+    """Modularity (Ridgeway & Mozer 2018) as ar-vae's ``compute_modularity``: the plain mean over dims.
+
+    For latent dim d with theta_d = max_k m[d, k] of the [D, K] k-NN mutual information matrix m, the
+    template t_d has theta_d at that attribute and 0 elsewhere; delta_d = sum_k (m[d, k] - t_d[k])^2 /
+    (theta_d^2 (K - 1)) and the dim's modularity is 1 - delta_d: 1 when the dim informs about one
+    attribute only, 0 when it informs about all equally. A dim that carries no attribute information
+    (theta_d = 0, e.g. a dead dim) scores 0, as in ar-vae, and still counts in the mean, so the many
+    free dims of a large code weigh as much as the regularised ones (see
+    :func:`modularity_mi_weighted`). With K = 1 every informative dim scores 1.
 
     Args:
       z: float [N, D] latent codes.
       a: float [N, K] attributes.
       random_state: seed of the MI estimator.
       mi: optional precomputed ``mutual_information_matrix(z, a, random_state)`` [D, K].
-      weighted: weight dims by theta_d (default) or average them uniformly.
 
     Returns:
-      float in [0, 1].
+      float in [0, 1]; 0.0 when no dim carries information.
     """
     z, a = _check_za(z, a)
-    d, k_attrs = z.shape[1], a.shape[1]
-    mi = mutual_information_matrix(z, a, random_state) if mi is None else _check_mi(mi, d, k_attrs)
+    mi = mutual_information_matrix(z, a, random_state) if mi is None else _check_mi(mi, z.shape[1], a.shape[1])
+    return float(np.mean(_modularity_per_dim(mi)))
+
+
+def modularity_mi_weighted(z, a, random_state: int = 0, mi=None) -> float:
+    """Our variant of :func:`modularity`: the per-dim scores averaged with weights theta_d.
+
+    theta_d = max_k m[d, k] is how much the dim knows about its best attribute, so dims without
+    attribute information (theta_d = 0) drop out and free dims whose MI is estimator noise near 0 barely
+    count; the score then says how modular the informative dims are. Not in ar-vae or Ridgeway & Mozer.
+
+    Args: as :func:`modularity`.
+
+    Returns:
+      float in [0, 1]; 0.0 when no dim carries information.
+    """
+    z, a = _check_za(z, a)
+    mi = mutual_information_matrix(z, a, random_state) if mi is None else _check_mi(mi, z.shape[1], a.shape[1])
     theta = mi.max(axis=1)
-    informative = theta > 0
-    if not informative.any():
+    if not np.any(theta > 0):
         return 0.0
-    per_dim = np.zeros(d)
-    if k_attrs == 1:
-        per_dim[informative] = 1.0
-    else:
-        off = (mi ** 2).sum(axis=1) - theta ** 2
-        delta = np.divide(off, theta ** 2 * (k_attrs - 1), out=np.ones(d), where=informative)
-        per_dim = np.where(informative, 1.0 - np.clip(delta, 0.0, 1.0), 0.0)
-    if weighted:
-        return float(np.sum(theta * per_dim) / np.sum(theta))
-    return float(np.mean(per_dim))
+    return float(np.sum(theta * _modularity_per_dim(mi)) / np.sum(theta))
 
 
 def disentanglement_report(z, a, random_state: int = 0, attribute_names: Optional[Sequence[str]] = None,
@@ -343,7 +368,7 @@ def disentanglement_report(z, a, random_state: int = 0, attribute_names: Optiona
 
     Returns:
       {"interpretability": interpretability(...), "mig": float, "sap": float, "scc": float,
-       "modularity": float, "mutual_information": [[float] * K] * D}.
+       "modularity": float, "modularity_mi_weighted": float, "mutual_information": [[float] * K] * D}.
     """
     z, a = _check_za(z, a)
     mi = mutual_information_matrix(z, a, random_state)
@@ -353,8 +378,79 @@ def disentanglement_report(z, a, random_state: int = 0, attribute_names: Optiona
         "sap": sap(z, a),
         "scc": spearman_correlation_score(z, a),
         "modularity": modularity(z, a, random_state, mi=mi),
+        "modularity_mi_weighted": modularity_mi_weighted(z, a, random_state, mi=mi),
         "mutual_information": mi.tolist(),
     }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reconstruction accuracy and majority-token baselines on token ids int [N, 24]
+
+
+def _check_tokens(tokens, name: str) -> np.ndarray:
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"{name} must be an integer array [N, ticks], got {tokens.dtype} {tokens.shape}")
+    return tokens
+
+
+def note_tick_mask(tokens, vocabulary) -> np.ndarray:
+    """bool, same shape as ``tokens``: True where the token is a pitch or ``rest``.
+
+    These are the ticks note accuracy counts; ``hold`` (a note or rest going on) and the ``start``/``end``
+    padding before and after a piece are left out. ``vocabulary`` is a ``representation.Vocabulary``.
+    """
+    tokens = np.asarray(tokens)
+    return vocabulary.is_pitch(tokens) | (tokens == vocabulary.rest_id)
+
+
+def reconstruction_accuracy(predicted, target, vocabulary) -> dict:
+    """Token and note accuracy of predicted token ids against the target ids (both int [N, T]).
+
+    Returns {"token_accuracy": fraction of all N * T ticks right, "note_accuracy": the same over the
+    ticks where ``note_tick_mask(target)`` holds (0.0 when there is none)}.
+    """
+    predicted, target = _check_tokens(predicted, "predicted"), _check_tokens(target, "target")
+    if predicted.shape != target.shape:
+        raise ValueError(f"predicted {predicted.shape} and target {target.shape} differ in shape")
+    hit = predicted == target
+    notes = note_tick_mask(target, vocabulary)
+    return {"token_accuracy": float(hit.mean()) if hit.size else 0.0,
+            "note_accuracy": float(hit[notes].mean()) if notes.any() else 0.0}
+
+
+def majority_baselines(train_tokens, tokens, vocabulary) -> dict:
+    """Majority-token baselines fitted on ``train_tokens`` and scored on ``tokens`` (both int [N, T]).
+
+    The *majority* predictor outputs the most frequent training token at every tick; the *per-tick
+    majority* predictor outputs, at tick position t, the most frequent training token at t (the lowest
+    id on ties). Both are scored on ``tokens``, the measures whose model accuracies they are compared
+    with, by :func:`reconstruction_accuracy` (note accuracy over pitch and rest targets only).
+
+    Returns:
+      {"majority_token": str (the token, e.g. "hold"), "majority_token_accuracy": float,
+       "majority_note_accuracy": float, "per_tick_majority_token_accuracy": float,
+       "per_tick_majority_note_accuracy": float, "measures": int (rows of tokens),
+       "train_measures": int}.
+    """
+    train, tokens = _check_tokens(train_tokens, "train_tokens"), _check_tokens(tokens, "tokens")
+    if not len(train) or not len(tokens):
+        raise ValueError(f"need at least one training and one scored measure, got {len(train)} and {len(tokens)}")
+    if train.shape[1] != tokens.shape[1]:
+        raise ValueError(f"train_tokens have {train.shape[1]} ticks per measure but tokens {tokens.shape[1]}")
+    if train.min() < 0 or max(train.max(), tokens.max()) >= vocabulary.size or tokens.min() < 0:
+        raise ValueError(f"token ids outside the vocabulary [0, {vocabulary.size})")
+    majority = int(np.argmax(np.bincount(train.ravel(), minlength=vocabulary.size)))
+    per_tick = np.array([np.argmax(np.bincount(col, minlength=vocabulary.size)) for col in train.T])
+    glob = reconstruction_accuracy(np.full_like(tokens, majority), tokens, vocabulary)
+    tick = reconstruction_accuracy(np.broadcast_to(per_tick, tokens.shape).astype(tokens.dtype), tokens,
+                                   vocabulary)
+    return {"majority_token": str(vocabulary.decode_id(majority)),
+            "majority_token_accuracy": glob["token_accuracy"],
+            "majority_note_accuracy": glob["note_accuracy"],
+            "per_tick_majority_token_accuracy": tick["token_accuracy"],
+            "per_tick_majority_note_accuracy": tick["note_accuracy"],
+            "measures": int(len(tokens)), "train_measures": int(len(train))}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from musicvae_xai import evaluation
+from musicvae_xai import evaluation, inference, metrics
 from musicvae_xai.config import ConfigError
 from musicvae_xai.evaluation import EvaluationOptions, evaluate_run, format_report
 from musicvae_xai.representation import Vocabulary
@@ -21,8 +21,11 @@ MODELS = ["measure_vae", "adversarial_vae"]
 SMALL = dict(max_measures=48, sweep_measures=3, sweep_steps=4, seed=3)
 TOP_KEYS = {"model", "dataset", "split", "seed", "num_measures", "latent_dim", "attributes", "token_accuracy",
             "note_accuracy", "token_accuracy_mean_z", "note_accuracy_mean_z", "kl_per_measure", "kl_per_dim",
-            "interpretability", "mig", "sap", "scc", "modularity", "mutual_information",
-            "attribute_independence", "notes", "run_dir", "checkpoint"}
+            "interpretability", "mig", "sap", "scc", "modularity", "modularity_mi_weighted", "mutual_information",
+            "baselines", "attribute_independence", "notes", "run_dir", "checkpoint"}
+BASELINE_KEYS = {"majority_token", "majority_token_accuracy", "majority_note_accuracy",
+                 "per_tick_majority_token_accuracy", "per_tick_majority_note_accuracy", "measures",
+                 "train_measures"}
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -38,8 +41,10 @@ def test_report_keys_types_and_ranges(evaluated):
     assert report["num_measures"] == 48 and report["split"] == "test" and report["seed"] == 3
     assert report["checkpoint"] == "ckpt-4" and report["run_dir"] == str(run_dir)
     for key in ("token_accuracy", "note_accuracy", "token_accuracy_mean_z", "note_accuracy_mean_z",
-                "mig", "sap", "scc", "modularity"):
+                "sap", "scc", "modularity", "modularity_mi_weighted"):
         assert 0.0 <= report[key] <= 1.0, key
+    assert report["mig"] >= 0.0       # unclipped: estimator noise may take it above 1
+    assert set(report["baselines"]) == BASELINE_KEYS
     z_dim, names = report["latent_dim"], report["attributes"]
     assert len(report["kl_per_dim"]) == z_dim and min(report["kl_per_dim"]) >= 0
     assert report["kl_per_measure"] == pytest.approx(sum(report["kl_per_dim"]), rel=1e-4)
@@ -81,12 +86,46 @@ def test_same_seed_same_report_other_seed_other_sample(evaluated):
 def test_printed_table_names_every_metric(evaluated):
     _, report = evaluated
     table = format_report(report)
-    for text in ("token accuracy", "note accuracy", "KL per measure", "Interpretability", "MIG", "SAP", "SCC",
-                 "modularity", "controllability", "leakage", "rhythmic complexity", "average interval jump"):
+    for text in ("token accuracy", "note accuracy (ticks whose target is a pitch or rest)", "KL per measure",
+                 "Interpretability", "MIG", "SAP", "SCC", "modularity", "MI-weighted", "controllability",
+                 "leakage", "rhythmic complexity", "average interval jump", "majority", "per-tick",
+                 f"({report['baselines']['majority_token']})"):
         assert text in table, text
+    base = report["baselines"]
+    row = next(line for line in table.splitlines() if line.startswith("  token accuracy"))
+    assert row.split()[-2:] == [f"{base['majority_token_accuracy']:.3f}",
+                                f"{base['per_tick_majority_token_accuracy']:.3f}"]
     for c in report["attribute_independence"]["controls"]:    # one matrix row per control
         head = c["name"] if c["kind"] == "latent_dim" else f"{evaluation._short(c['attribute'])} input"
         assert f"\n  {head}" in table, head
+
+
+def test_baselines_are_scored_on_the_evaluated_measures(evaluated):
+    run_dir, report = evaluated
+    config, _ = inference.load_run(str(run_dir))
+    test = inference.split_tokens(config, "test")
+    train = inference.split_tokens(config, "train")
+    scored = test[inference.subsample(len(test), SMALL["max_measures"], SMALL["seed"])]
+    expected = metrics.majority_baselines(train, scored, config.vocabulary)
+    assert report["baselines"] == expected
+    assert report["baselines"]["measures"] == report["num_measures"] == 48
+    # Another split: the same training-fitted predictors, scored on that split's measures.
+    val = evaluate_run(str(run_dir), EvaluationOptions(**{**SMALL, "split": "validation"}))
+    validation = inference.split_tokens(config, "validation")
+    scored_val = validation[inference.subsample(len(validation), SMALL["max_measures"], SMALL["seed"])]
+    assert val["baselines"] == metrics.majority_baselines(train, scored_val, config.vocabulary)
+    assert val["baselines"]["majority_token"] == report["baselines"]["majority_token"]
+    assert val["baselines"] != report["baselines"]
+
+
+def test_evaluate_model_without_training_tokens_says_so(evaluated):
+    run_dir, report = evaluated
+    config, model = inference.load_run(str(run_dir))
+    tokens = inference.split_tokens(config, "test")
+    alone = evaluation.evaluate_model(config, model, tokens, EvaluationOptions(**SMALL))
+    assert alone["baselines"] is None and alone["notes"][-1] == evaluation.NO_BASELINE_NOTE
+    assert alone["token_accuracy"] == report["token_accuracy"]
+    assert "majority" in format_report(alone)
 
 
 class _FakeRunner:
@@ -101,7 +140,7 @@ class _FakeRunner:
         return self.decoded
 
 
-def test_note_accuracy_ignores_hold_ticks():
+def test_note_accuracy_ignores_hold_and_padding_ticks():
     v = Vocabulary()
     target = np.full((2, 24), v.hold_id, np.int32)
     target[:, ::6] = v.encode([60])[0]               # 4 onsets per measure, 20 holds
@@ -109,6 +148,17 @@ def test_note_accuracy_ignores_hold_ticks():
     out = evaluation.reconstruction(_FakeRunner(decoded), target, np.zeros((2, 3)), np.zeros((2, 3)), None)
     assert out["token_accuracy"] == pytest.approx(20 / 24)
     assert out["note_accuracy"] == 0.0
+    # The first measure opens a piece (start padding before its onset), the second ends one (end padding
+    # after a rest); the decoder gets every note tick right and every padding tick wrong.
+    target[0, :6] = v.start_id
+    target[1, 12] = v.rest_id
+    target[1, 13:] = v.end_id
+    decoded = target.copy()
+    decoded[target == v.start_id] = v.end_id
+    decoded[target == v.end_id] = v.hold_id
+    out = evaluation.reconstruction(_FakeRunner(decoded), target, np.zeros((2, 3)), np.zeros((2, 3)), None)
+    assert out["note_accuracy"] == 1.0                # 3 + 3 note ticks (pitches and the rest), all right
+    assert out["token_accuracy"] == pytest.approx((48 - 6 - 11) / 48)
     out = evaluation.reconstruction(_FakeRunner(target), target, np.zeros((2, 3)), np.zeros((2, 3)), None)
     assert out["token_accuracy"] == out["note_accuracy_mean_z"] == 1.0
 

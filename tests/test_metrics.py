@@ -61,8 +61,8 @@ def test_disentangled_code_scores_high(disentangled):
     assert report["mean"] == pytest.approx(np.mean([r["r2"] for r in rows]))
     assert metrics.mig(z, a) > 0.9
     assert metrics.sap(z, a) > 0.9
-    assert metrics.modularity(z, a) > 0.99
-    assert metrics.modularity(z, a, weighted=False) > 0.9
+    assert metrics.modularity(z, a) > 0.9
+    assert metrics.modularity_mi_weighted(z, a) > 0.99
     assert metrics.spearman_correlation_score(z, a) > 0.99     # rank correlation ignores the curvature
 
 
@@ -79,7 +79,8 @@ def test_entangled_code_scores_low(entangled):
 
 
 def test_disentangled_beats_entangled(disentangled, entangled):
-    for metric in (metrics.mig, metrics.sap, metrics.modularity, metrics.spearman_correlation_score):
+    for metric in (metrics.mig, metrics.sap, metrics.modularity, metrics.modularity_mi_weighted,
+                   metrics.spearman_correlation_score):
         assert metric(*disentangled) > metric(*entangled) + 0.4, metric.__name__
 
 
@@ -142,10 +143,52 @@ def test_modularity_from_a_hand_built_mi_matrix():
     z, a = z[:, :3], a[:, :2]
     mi = np.array([[1.0, 0.0],     # modular: 1
                    [1.0, 1.0],     # informs about both equally: 0
-                   [0.0, 0.0]])    # uninformative
-    assert metrics.modularity(z, a, mi=mi) == pytest.approx(0.5)
-    assert metrics.modularity(z, a, mi=mi, weighted=False) == pytest.approx(1 / 3)
-    assert metrics.modularity(z, a, mi=np.array([[2.0, 1.0], [0, 0], [0, 0]])) == pytest.approx(0.75)
+                   [0.0, 0.0]])    # uninformative: 0, and counted in the plain mean (ar-vae)
+    assert metrics.modularity(z, a, mi=mi) == pytest.approx(1 / 3)
+    # weights theta = (1, 1, 0): (1 * 1 + 1 * 0) / 2
+    assert metrics.modularity_mi_weighted(z, a, mi=mi) == pytest.approx(0.5)
+    # dim 0: delta = 1^2 / (2^2 * 1) = 1/4 -> 0.75; two uninformative dims score 0
+    mi = np.array([[2.0, 1.0], [0, 0], [0, 0]])
+    assert metrics.modularity(z, a, mi=mi) == pytest.approx(0.75 / 3)
+    assert metrics.modularity_mi_weighted(z, a, mi=mi) == pytest.approx(0.75)
+
+
+def test_modularity_three_attributes_plain_and_weighted_means():
+    z, a = _disentangled(n=20)
+    z, a = z[:, :2], a[:, :3]
+    mi = np.array([[2.0, 1.0, 1.0],    # delta = (1 + 1) / (4 * 2) = 1/4 -> 0.75
+                   [0.5, 0.0, 0.5]])   # delta = 0.25 / (0.25 * 2) = 1/2 -> 0.5
+    assert metrics.modularity(z, a, mi=mi) == pytest.approx((0.75 + 0.5) / 2)
+    assert metrics.modularity_mi_weighted(z, a, mi=mi) == pytest.approx((2 * 0.75 + 0.5 * 0.5) / 2.5)
+    # Matches Ridgeway & Mozer's template form 1 - sum_k (m - t)^2 / (theta^2 (K - 1)) row by row.
+    theta = mi.max(axis=1)
+    template = np.zeros_like(mi)
+    template[np.arange(2), mi.argmax(axis=1)] = theta
+    per_dim = 1 - ((mi - template) ** 2).sum(axis=1) / (theta ** 2 * 2)
+    assert metrics.modularity(z, a, mi=mi) == pytest.approx(per_dim.mean())
+
+
+def test_mig_from_a_hand_built_mi_matrix_is_not_clipped():
+    z, a = _disentangled(n=50)
+    z, a = z[:, :3], a[:, :2]
+    h = metrics.attribute_entropy(a)
+    mi = np.array([[1.5 * h[0], 0.1 * h[1]],
+                   [0.0, 0.4 * h[1]],
+                   [0.0, 0.0]])
+    # attribute 0: (1.5 h - 0) / h = 1.5 (above 1, kept); attribute 1: (0.4 - 0.1) h / h = 0.3
+    assert metrics.mig(z, a, mi=mi) == pytest.approx((1.5 + 0.3) / 2)
+
+
+def test_mig_above_one_from_the_estimator():
+    """A dim that copies a grid-valued attribute: the two k-NN estimates disagree and MIG exceeds 1."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 5, size=(200, 1)).astype(float)
+    z = np.hstack([a + 1e-3 * rng.standard_normal((200, 1)), rng.standard_normal((200, 1))])
+    mi = metrics.mutual_information_matrix(z, a)
+    h = metrics.attribute_entropy(a)[0]
+    assert mi[0, 0] > h                                   # the estimator's I(z_0; a) > its I(a; a)
+    assert metrics.mig(z, a) == pytest.approx((mi[0, 0] - mi[1, 0]) / h)
+    assert metrics.mig(z, a) > 1.0
 
 
 def test_precomputed_mi_gives_the_same_scores(disentangled):
@@ -153,10 +196,13 @@ def test_precomputed_mi_gives_the_same_scores(disentangled):
     mi = metrics.mutual_information_matrix(z, a, random_state=5)
     assert metrics.mig(z, a, random_state=5) == metrics.mig(z, a, random_state=5, mi=mi)
     assert metrics.modularity(z, a, random_state=5) == metrics.modularity(z, a, mi=mi)
+    assert metrics.modularity_mi_weighted(z, a, random_state=5) == metrics.modularity_mi_weighted(z, a, mi=mi)
     report = metrics.disentanglement_report(z, a, random_state=5, intended_dims=INTENDED)
     alone = metrics.interpretability(z, a, random_state=5, intended_dims=INTENDED)
     assert report["interpretability"] == alone
     assert report["mig"] == metrics.mig(z, a, random_state=5)
+    assert report["modularity"] == metrics.modularity(z, a, mi=mi)
+    assert report["modularity_mi_weighted"] == metrics.modularity_mi_weighted(z, a, mi=mi)
     assert np.array_equal(np.array(report["mutual_information"]), mi)
 
 
@@ -259,7 +305,7 @@ def test_constant_dims_and_attributes_give_zeros_not_nan():
                        "intended_dim": 2, "is_intended": False}
     assert metrics.attribute_entropy(a)[2] == 0.0
     report = metrics.disentanglement_report(z, a)
-    for key in ("mig", "sap", "scc", "modularity"):
+    for key in ("mig", "sap", "scc", "modularity", "modularity_mi_weighted"):
         assert np.isfinite(report[key]) and 0.0 <= report[key] <= 1.0
     # Attributes 0 and 3 are perfectly captured, 2 is constant (0), 1 only by noise dims.
     assert report["sap"] < 0.6 and report["mig"] < 0.6
@@ -270,6 +316,7 @@ def test_all_constant_input_scores_zero():
     a = np.zeros((10, 2))
     report = metrics.disentanglement_report(z, a)
     assert report["mig"] == report["sap"] == report["scc"] == report["modularity"] == 0.0
+    assert report["modularity_mi_weighted"] == 0.0
     assert [r["dim"] for r in report["interpretability"]["per_attribute"]] == [None, None]
     assert report["interpretability"]["mean"] == 0.0
 
@@ -279,7 +326,11 @@ def test_single_dim_and_single_attribute():
     z1, a1 = z[:, :1], a[:, :1]
     assert metrics.sap(z1, a1) == pytest.approx(1.0)            # the second-largest R^2 counts as 0
     assert metrics.mig(z1, a1) == pytest.approx(1.0, abs=0.02)
-    assert metrics.modularity(z, a1) == pytest.approx(1.0)      # one attribute: every dim is modular
+    # One attribute: every informative dim is modular (1), an uninformative one scores 0.
+    informative = metrics.mutual_information_matrix(z, a1)[:, 0] > 0
+    assert 0 < informative.sum() < z.shape[1]
+    assert metrics.modularity(z, a1) == pytest.approx(informative.mean())
+    assert metrics.modularity_mi_weighted(z, a1) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("z, a, message", [
@@ -293,6 +344,7 @@ def test_single_dim_and_single_attribute():
 ])
 @pytest.mark.parametrize("metric", [metrics.interpretability, metrics.mig, metrics.sap,
                                     metrics.spearman_correlation_score, metrics.modularity,
+                                    metrics.modularity_mi_weighted,
                                     metrics.mutual_information_matrix])
 def test_bad_shapes_raise_value_error(metric, z, a, message):
     with pytest.raises(ValueError, match=message):
@@ -311,3 +363,63 @@ def test_bad_arguments_raise_value_error():
         metrics.mig(z, a, mi=np.zeros((4, 4)))
     with pytest.raises(ValueError, match="alpha"):
         metrics.spearman_correlation_score(z, a, alpha=0.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reconstruction accuracy and majority-token baselines
+
+
+def test_note_accuracy_counts_pitch_and_rest_targets_only():
+    from musicvae_xai.representation import Vocabulary
+    v = Vocabulary()
+    # 24 ticks: 4 start padding, pitch, 5 hold, rest, 5 hold, pitch, 3 hold, 4 end padding
+    target = v.encode(["start"] * 4 + [60] + ["hold"] * 5 + ["rest"] + ["hold"] * 5 + [62] + ["hold"] * 3
+                      + ["end"] * 4)[None]
+    assert metrics.note_tick_mask(target, v).sum() == 3
+    # Right on every padding and hold tick, wrong on 2 of the 3 note ticks (pitch 60 and the rest).
+    predicted = target.copy()
+    predicted[0, 4] = v.encode([61])[0]
+    predicted[0, 10] = v.hold_id
+    out = metrics.reconstruction_accuracy(predicted, target, v)
+    assert out == {"token_accuracy": pytest.approx(22 / 24), "note_accuracy": pytest.approx(1 / 3)}
+    # Padding and holds wrong, every note tick right: note accuracy 1.
+    predicted = np.full_like(target, v.rest_id)
+    predicted[0, [4, 16]] = target[0, [4, 16]]
+    out = metrics.reconstruction_accuracy(predicted, target, v)
+    assert out["note_accuracy"] == 1.0 and out["token_accuracy"] == pytest.approx(3 / 24)
+    only_padding = np.full((1, 24), v.start_id)
+    assert metrics.reconstruction_accuracy(only_padding, only_padding, v)["note_accuracy"] == 0.0
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.reconstruction_accuracy(predicted[:, :12], target, v)
+
+
+def test_majority_baselines_fit_on_train_and_score_the_given_measures():
+    from musicvae_xai.representation import Vocabulary
+    v = Vocabulary()
+    p60, p62 = v.encode([60, 62])
+    # Training: 3 measures. hold is the most frequent token; tick 0 is mostly 60, tick 1 always rest.
+    train = np.full((3, 24), v.hold_id, np.int32)
+    train[:, 0] = [p60, p60, p62]
+    train[:, 1] = v.rest_id
+    # Scored measures: tick 0 is 60 in one of two, tick 1 rest in both; 12 end ticks in the second.
+    scored = np.full((2, 24), v.hold_id, np.int32)
+    scored[:, 0] = [p60, p62]
+    scored[:, 1] = v.rest_id
+    scored[1, 12:] = v.end_id
+    out = metrics.majority_baselines(train, scored, v)
+    assert out["majority_token"] == "hold" and out["measures"] == 2 and out["train_measures"] == 3
+    # hold everywhere: right on 22 + 10 of 48 ticks; note ticks (pitch or rest): 4, none right
+    assert out["majority_token_accuracy"] == pytest.approx(32 / 48)
+    assert out["majority_note_accuracy"] == 0.0
+    # per tick: 60, rest, then hold: right on 1 + 2 + 22 + 10 ticks; note ticks right: 1 + 2 of 4
+    assert out["per_tick_majority_token_accuracy"] == pytest.approx(35 / 48)
+    assert out["per_tick_majority_note_accuracy"] == pytest.approx(3 / 4)
+    # The same predictors scored on the training measures give other numbers: the split matters.
+    on_train = metrics.majority_baselines(train, train, v)
+    assert on_train["per_tick_majority_note_accuracy"] == pytest.approx(5 / 6)
+    with pytest.raises(ValueError, match="ticks per measure"):
+        metrics.majority_baselines(train[:, :12], scored, v)
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.majority_baselines(train[:0], scored, v)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        metrics.majority_baselines(train, scored + v.size, v)
