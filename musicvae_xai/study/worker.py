@@ -97,6 +97,7 @@ def summarize_evaluation(report: dict) -> dict:
         "sap": report["sap"],
         "scc": report["scc"],
         "modularity": report["modularity"],
+        "modularity_mi_weighted": report.get("modularity_mi_weighted"),
         "controllability": ind["controllability"],
         "leakage": ind["leakage"],
         "independence_attributes": ind["attributes"],
