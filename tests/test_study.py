@@ -9,9 +9,10 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
-from musicvae_xai.study import findings, grid
+from musicvae_xai.study import findings, grid, stats
 from musicvae_xai.study.commands import emit_commands, slurm_path
 from musicvae_xai.study.report import NOTES_FILENAME, _baseline_section, _notes_lines, build_markdown
 
@@ -109,9 +110,11 @@ def test_study_file_expands_base_flagfile_overrides_and_names(tmp_path):
                                                            "average_interval_jump")
     assert spec.evaluation_options()["max_measures"] == 50
     chosen = grid.select(entries, "adversarial_vae-*-pop-a4-*,measure_vae-z008-embedded-a2-s0")
+    # seeds outermost: the whole grid of seed 0 comes before any seed 1
     assert [e.name for e in chosen] == ["measure_vae-z008-embedded-a2-s0", "adversarial_vae-z008-pop-a4-s0",
-                                        "adversarial_vae-z008-pop-a4-s1", "adversarial_vae-z016-pop-a4-s0",
+                                        "adversarial_vae-z016-pop-a4-s0", "adversarial_vae-z008-pop-a4-s1",
                                         "adversarial_vae-z016-pop-a4-s1"]
+    assert [e.config.seed for e in entries] == [0] * 16 + [1] * 16
     with pytest.raises(grid.StudyError, match="matches no configuration"):
         grid.select(entries, "nothing-*")
 
@@ -280,47 +283,95 @@ def test_worker_that_dies_without_a_result_is_recorded_as_failed(tmp_path, cache
 # The findings on synthetic results (no training)
 
 
-def _record(model, dataset, latent, attrs=2, **metrics):
+def _record(model, dataset, latent, attrs=2, seed=0, **metrics):
     names = ["rhythmic_complexity", "note_range", "note_density", "average_interval_jump"][:attrs]
-    return {"status": "ok", "name": f"{model}-{latent}-{dataset}-{attrs}",
-            "grid": {"model": model, "dataset": dataset, "latent_dim": latent, "attributes": names, "seed": 0},
+    return {"status": "ok", "name": f"{model}-z{latent:03d}-{dataset}-a{attrs}-s{seed}",
+            "grid": {"model": model, "dataset": dataset, "latent_dim": latent, "attributes": names, "seed": seed},
             "metrics": metrics}
 
 
-def test_findings_follow_their_rules():
-    assert findings.finding_reconstruction([]).verdict == findings.NOT_ENOUGH
-    better = [_record("measure_vae", ds, z, token_accuracy=0.9, note_accuracy=0.5, leakage=0.3)
-              for ds in ("pop", "irish") for z in (8, 16)]
-    worse = [_record("adversarial_vae", ds, z, token_accuracy=0.8, note_accuracy=0.4, leakage=0.1)
-             for ds in ("pop", "irish") for z in (8, 16)]
-    f1 = findings.finding_reconstruction(better + worse)
-    assert f1.verdict == findings.SUPPORTED and f1.numbers["pairs"] == 4 and f1.numbers["measure_vae_wins"] == 4
-    assert abs(f1.numbers["mean_difference"] - 0.1) < 1e-9
-    f2 = findings.finding_independence(better + worse)
-    assert f2.verdict == findings.SUPPORTED
-    swapped = [dict(r, grid=dict(r["grid"], model="adversarial_vae")) for r in better] + \
-        [dict(r, grid=dict(r["grid"], model="measure_vae")) for r in worse]
-    assert findings.finding_reconstruction(swapped).verdict == findings.NOT_SUPPORTED
+def _paired_grid(effect, noise=0.02, seeds=(0, 1, 2), datasets=("pop", "irish"), sizes=(8, 16, 32, 64),
+                 metric="token_accuracy", seed=1):
+    """MeasureVAE and AdversarialVAE results whose ``metric`` differs by ``effect`` on average, with
+    configuration-level and seed-level noise."""
+    gen = np.random.default_rng(seed)
+    records = []
+    for ds in datasets:
+        for z in sizes:
+            base = 0.8 + gen.normal(0, noise)
+            for s in seeds:
+                records.append(_record("measure_vae", ds, z, seed=s, **{metric: base + effect + gen.normal(0, noise)}))
+                records.append(_record("adversarial_vae", ds, z, seed=s, **{metric: base + gen.normal(0, noise)}))
+    return records
 
-    interp = [_record("measure_vae", ds, 16, interpretability_mean=v, interpretability_intended_fraction=1.0,
-                      controllability=0.8) for ds, v in (("pop", 0.9), ("irish", 0.7), ("turkish", 0.6))]
-    assert findings.finding_interpretability(interp).verdict == findings.SUPPORTED
-    interp[0]["metrics"]["interpretability_mean"] = 0.65
-    assert findings.finding_interpretability(interp).verdict == findings.PARTLY
-    assert findings.finding_interpretability(interp[:1]).verdict == findings.NOT_ENOUGH
-    # a result without interpretability (e.g. a metric that failed) is left out, not a crash
-    assert findings.finding_interpretability([_record("measure_vae", "pop", 8, token_accuracy=0.8)]).verdict == \
-        findings.NOT_ENOUGH
-    assert findings.finding_interpretability(interp + [_record("measure_vae", "pop", 8)]).verdict == findings.PARTLY
+
+def test_bootstrap_interval_and_verdict_known_answers():
+    assert stats.verdict((0.01, 0.03)) == stats.SUPPORTED
+    assert stats.verdict((-0.03, -0.01)) == stats.CONTRADICTED
+    assert stats.verdict((-0.01, 0.02)) == stats.INCONCLUSIVE
+    for effect, verdict in ((0.1, stats.SUPPORTED), (-0.1, stats.CONTRADICTED)):
+        f = findings.finding_reconstruction(_paired_grid(effect))
+        e = f.numbers["effect"]
+        assert f.verdict == verdict and e["configurations"] == 8 and tuple(e["seeds"]) == (3, 3)
+        assert abs(e["estimate"] - effect) < 0.03 and e["ci"][0] < e["estimate"] < e["ci"][1]
+        assert (e["ci"][0] > 0) if effect > 0 else (e["ci"][1] < 0)
+    # zero effect: an interval that straddles zero, whatever the (random) wins
+    f = findings.finding_reconstruction(_paired_grid(0.0, noise=0.02, seed=3))
+    assert f.verdict == stats.INCONCLUSIVE and f.numbers["effect"]["ci"][0] < 0 < f.numbers["effect"]["ci"][1]
+    # leakage: positive effect = AdversarialVAE leaks less
+    f2 = findings.finding_independence(_paired_grid(0.2, metric="leakage"))
+    assert f2.verdict == stats.SUPPORTED
+    # the interval is reproducible (seeded) and a mean of one value per configuration is exact
+    groups = [[0.1], [0.2], [0.3], [0.4]]
+    est, draws = stats.mean_draws(groups, draws=2000)
+    assert est == pytest.approx(0.25) and len(draws) == 2000 and draws.min() >= 0.1 and draws.max() <= 0.4
+    assert np.array_equal(stats.mean_draws(groups, draws=2000)[1], draws)
+    # a cell's seeds are resampled with replacement: one cell [0, 1] gives means in {0, .5, 1}, ~1/4, 1/2, 1/4
+    _, d = stats.mean_draws([[0.0, 1.0]], draws=20000)
+    assert set(np.unique(d)) == {0.0, 0.5, 1.0} and abs(np.mean(d == 0.5) - 0.5) < 0.02
+    assert findings.finding_reconstruction([]).verdict == stats.INCONCLUSIVE
+
+
+def test_wilcoxon_p_value_matches_scipy():
+    from scipy import stats as sps
+
+    diffs = [0.012, -0.004, 0.020, 0.031, 0.007, -0.011, 0.015, 0.026, 0.003, 0.018]
+    assert stats.wilcoxon_p(diffs) == pytest.approx(sps.wilcoxon(diffs).pvalue)
+    assert stats.wilcoxon_p(diffs) == pytest.approx(0.02734375)  # exact two-sided p: 28 of 1024 sign patterns
+    assert stats.wilcoxon_p([0.0, 0.0, 0.0]) is None and stats.wilcoxon_p([0.1]) is None
+    e = stats.paired_effect([[0.9 + d] for d in diffs], [[0.9]] * len(diffs))
+    assert e.p_value == pytest.approx(0.02734375) and e.estimate == pytest.approx(np.mean(diffs))
+
+
+def test_interpretability_and_trade_off_findings():
+    gen = np.random.default_rng(0)
+    interp = [_record("measure_vae", ds, z, seed=s, interpretability_mean=v + gen.normal(0, 0.005),
+                      interpretability_intended_fraction=1.0)
+              for ds, v in (("pop", 0.9), ("irish", 0.7), ("turkish", 0.6)) for z in (8, 16, 32) for s in (0, 1)]
+    f3 = findings.finding_interpretability(interp)
+    assert f3.verdict == stats.SUPPORTED and f3.numbers["part_b"]["closest_genre"] == "irish"
+    lower = [dict(r, metrics=dict(r["metrics"], interpretability_mean=r["metrics"]["interpretability_mean"] - 0.25))
+             if r["grid"]["dataset"] == "pop" else r for r in interp]
+    assert findings.finding_interpretability(lower).verdict == stats.CONTRADICTED  # pop 0.65 < irish 0.7
+    assert findings.finding_interpretability(interp[:6]).verdict == stats.INCONCLUSIVE  # one genre
 
     curve = {4: (0.70, 0.9), 16: (0.80, 0.85), 32: (0.85, 0.8), 64: (0.86, 0.6), 256: (0.87, 0.2)}
-    rec = [_record("measure_vae", "pop", z, attrs=4, token_accuracy=a, interpretability_mean=i)
-           for z, (a, i) in curve.items()]
-    f4 = findings.finding_trade_off(rec)
-    assert f4.verdict == findings.SUPPORTED and f4.numbers["best"] == 32
-    assert findings.finding_trade_off(rec[:2]).verdict == findings.NOT_ENOUGH
-    rec[0]["metrics"]["token_accuracy"] = 0.95
-    assert findings.finding_trade_off(rec).numbers["best"] == 4
+    rec = [_record("measure_vae", ds, z, attrs=4, seed=s, token_accuracy=a + gen.normal(0, 0.002),
+                   interpretability_mean=i + gen.normal(0, 0.002))
+           for ds in ("pop", "irish") for z, (a, i) in curve.items() for s in (0, 1, 2)]
+    f4 = findings.finding_trade_off(rec, draws=2000)
+    assert f4.verdict == stats.SUPPORTED and f4.numbers["best"] == 32
+    assert f4.numbers["probability_best"][32] > 0.95 and sum(f4.numbers["probability_best"].values()) == \
+        pytest.approx(1.0)
+    # 16 and 32 nearly tied: the draws split between them and the verdict is inconclusive
+    tied = [dict(r, metrics=dict(r["metrics"], token_accuracy=r["metrics"]["token_accuracy"] + 0.038))
+            if r["grid"]["latent_dim"] == 16 else r for r in rec]
+    f4t = findings.finding_trade_off(tied, draws=2000)
+    p = f4t.numbers["probability_best"]
+    assert f4t.verdict == stats.INCONCLUSIVE and 0.05 < p[16] < 0.95 and 0.05 < p[32] < 0.95
+    one_seed = [r for r in rec if r["grid"]["seed"] == 0]
+    assert findings.finding_trade_off(one_seed).verdict == stats.INCONCLUSIVE  # no seed spread to resample
+    assert findings.finding_trade_off(rec[:6]).verdict == stats.INCONCLUSIVE  # two latent sizes
 
 
 def test_baseline_section_lists_every_configuration_that_barely_learned_grouped():

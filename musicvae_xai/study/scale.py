@@ -58,7 +58,7 @@ def scale_section(good: Sequence[dict]) -> list:
         lines += ["", "Training length per genre, in epochs of its augmented (transposed) training split "
                       "(train_steps x batch / training measures):", ""]
         lines += _table(["dataset", "training measures", "train steps", "epochs here", "epochs in the paper",
-                         "share of the paper's training"],
+                         "share of the paper's measures seen"],
                         [[ds, f"{per[ds][0][2]:,}" if per[ds][0][2] else "–", _range([s for _, s, _ in per[ds]]),
                           _range([e for e, _, _ in per[ds]], 2), "30",
                           f"{np.mean([e for e, _, _ in per[ds]]) / 30:.1%}"] for ds in ordered(per, DATASET_ORDER)])
