@@ -1,13 +1,15 @@
 """The study report: every ``result.json`` of a study folder -> one markdown file plus figures.
 
-    path, figures = write_report("studies/cpu_small", "docs/RESULTS.md")
+    path, figures = write_report("docs/results/cpu_v2", "docs/RESULTS.md")
 
 The report is written for a reader who has not seen the code: what was run and with which settings,
-how much of the grid has results (configurations not run are listed, never silently left out), the
-majority-token baselines against which learning is judged, the paper's four findings with verdicts
-and the numbers that decide them (``musicvae_xai.study.findings``), one table per model x dataset x
-attribute set with every metric per latent size, figures (``musicvae_xai.study.figures``) in
-``<output stem>_figures/`` beside the markdown, run costs, and a glossary of the metrics. A ``NOTES.md``
+how much of the grid has results (trainings not run are listed, never silently left out; the report
+works on a partial grid and gives n seeds per cell), the majority-token baselines on the split the
+models were evaluated on, the paper's four findings, each with an effect, a bootstrap interval, a
+Wilcoxon p-value and a verdict (``musicvae_xai.study.findings``, ``musicvae_xai.study.stats``), the
+reduction from the paper's scale (``musicvae_xai.study.scale``), one table per model x dataset x
+attribute set with every metric per latent size as mean ± sd over seeds, figures with every seed as a
+point (``musicvae_xai.study.figures``) in ``<output stem>_figures/`` beside the markdown, run costs, and a glossary of the metrics. A ``NOTES.md``
 in the study folder (context from whoever ran it: why a setting was chosen, what was rerun) is
 included after "What was run".
 """
@@ -365,9 +367,12 @@ def build_markdown(records: Sequence[dict], expected: Sequence[dict], figures: d
 
 
 def _expected_pairs(expected: Sequence[dict]) -> Optional[int]:
-    keys = Counter((e["dataset"], tuple(e["attributes"]), e["latent_dim"], e.get("seed", 0)) for e in expected
-                   if e.get("model") in ("measure_vae", "adversarial_vae"))
-    return sum(1 for v in keys.values() if v == 2) or None
+    """Configurations (dataset, attributes, latent size; seeds aside) the grid runs for both models."""
+    models: dict = {}
+    for e in expected:
+        if e.get("model") in ("measure_vae", "adversarial_vae"):
+            models.setdefault((e["dataset"], tuple(e["attributes"]), e["latent_dim"]), set()).add(e["model"])
+    return sum(1 for v in models.values() if len(v) == 2) or None
 
 
 def write_report(study_dir: str, output: str) -> tuple:
