@@ -333,8 +333,8 @@ def _matches(when: dict, grid: dict) -> bool:
 def expand(spec: StudySpec, study_dir: str, known_datasets: Optional[Sequence[str]] = None) -> list:
     """Every Entry of the grid, in order seeds x models x datasets x attribute sets x latent sizes (the
     whole grid of the first seed runs before any second seed, so a study stopped part-way covers every
-    configuration it can with one seed before adding seeds), each validated. Raises StudyError naming every bad entry (unknown model, dataset or attribute,
-    impossible setting) before anything runs."""
+    configuration it can with one seed before adding seeds), each validated. Raises StudyError naming
+    every bad entry (unknown model, dataset or attribute, impossible setting) before anything runs."""
     if known_datasets is None:
         from musicvae_xai import datasets
         known_datasets = datasets.names()

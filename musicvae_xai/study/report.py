@@ -9,9 +9,9 @@ models were evaluated on, the paper's four findings, each with an effect, a boot
 Wilcoxon p-value and a verdict (``musicvae_xai.study.findings``, ``musicvae_xai.study.stats``), the
 reduction from the paper's scale (``musicvae_xai.study.scale``), one table per model x dataset x
 attribute set with every metric per latent size as mean ± sd over seeds, figures with every seed as a
-point (``musicvae_xai.study.figures``) in ``<output stem>_figures/`` beside the markdown, run costs, and a glossary of the metrics. A ``NOTES.md``
-in the study folder (context from whoever ran it: why a setting was chosen, what was rerun) is
-included after "What was run".
+point (``musicvae_xai.study.figures``) in ``<output stem>_figures/`` beside the markdown, run costs,
+and a glossary of the metrics. A ``NOTES.md`` in the study folder (context from whoever ran it: why a
+setting was chosen, what was rerun) is included after "What was run".
 """
 
 from __future__ import annotations
