@@ -136,16 +136,6 @@ def metric_value(record: dict, key: str) -> Optional[float]:
     return None if value is None else float(value)
 
 
-def mean_over_seeds(records: Sequence[dict], key: str) -> dict:
-    """{(model, dataset, attributes, latent_dim): (mean, n)} of metric ``key`` over seeds."""
-    groups: dict = {}
-    for r in ok(records):
-        v = metric_value(r, key)
-        if v is not None and np.isfinite(v):
-            groups.setdefault(key_of(r, drop=("seed",)), []).append(v)
-    return {k: (float(np.mean(v)), len(v)) for k, v in groups.items()}
-
-
 def spread_over_seeds(records: Sequence[dict], key: str) -> dict:
     """{(model, dataset, attributes, latent_dim): (mean, sd, n, [value per seed])} of metric ``key``;
     sd is the sample standard deviation over seeds (ddof=1), None for a single seed."""
@@ -166,8 +156,3 @@ def ordered(values, order: Sequence[str]) -> list:
 def attribute_count_label(attributes: Sequence[str]) -> str:
     n = len(attributes)
     return f"{n} attribute{'s' if n != 1 else ''} ({', '.join(attributes)})"
-
-
-def validation_accuracy(record: dict) -> Optional[float]:
-    value = record.get("training", {}).get("val_token_accuracy")
-    return None if value is None else float(value)
