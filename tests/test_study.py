@@ -357,6 +357,9 @@ def test_interpretability_and_trade_off_findings():
              if r["grid"]["dataset"] == "pop" else r for r in interp]
     assert findings.finding_interpretability(lower).verdict == stats.CONTRADICTED  # pop 0.65 < irish 0.7
     assert findings.finding_interpretability(interp[:6]).verdict == stats.INCONCLUSIVE  # one genre
+    partial = findings.finding_interpretability(interp + [_record("measure_vae", "classical", 8,
+                                                                  interpretability_mean=0.1)])
+    assert partial.verdict == stats.SUPPORTED and "classical (1)" in " ".join(partial.evidence)
 
     curve = {4: (0.70, 0.9), 16: (0.80, 0.85), 32: (0.85, 0.8), 64: (0.86, 0.6), 256: (0.87, 0.2)}
     rec = [_record("measure_vae", ds, z, attrs=4, seed=s, token_accuracy=a + gen.normal(0, 0.002),

@@ -143,14 +143,20 @@ def finding_interpretability(records: Sequence[dict]) -> Finding:
                                          drop=("model", "seed")).items():
         if ds != "embedded":
             by_genre.setdefault(ds, {})[(attrs_, z)] = values
-    if len(by_genre) < 2 or any(len(v) < 2 for v in by_genre.values()):
+    sparse = {g: len(v) for g, v in by_genre.items() if len(v) < 2}  # too few to resample: left out
+    by_genre = {g: v for g, v in by_genre.items() if g not in sparse}
+    if len(by_genre) < 2:
         return Finding(3, claim, INCONCLUSIVE, rule,
                        ["Needs MeasureVAE interpretability in at least two genres with two or more configurations "
-                        f"each; have {', '.join(f'{g}: {len(v)}' for g, v in by_genre.items()) or 'none'}."], {})
+                        f"each; have {', '.join(f'{g}: {len(v)}' for g, v in by_genre.items()) or 'none'}"
+                        + "".join(f", {g}: {n}" for g, n in sparse.items()) + "."], {})
     generator = stats.rng()
     genres = ordered(by_genre, DATASET_ORDER)
     fractions = cells(records, "interpretability_intended_fraction", "measure_vae", drop=("model", "seed"))
     evidence, per = [], {}
+    if sparse:
+        evidence.append("Left out for now (fewer than two configurations with results): "
+                        + ", ".join(f"{g} ({n})" for g, n in sparse.items()) + ".")
     a_draws, a_est = [], {}
     for g in genres:
         est, draws = stats.mean_draws(list(by_genre[g].values()), generator=generator)
