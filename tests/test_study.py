@@ -2,6 +2,7 @@
 configuration, a crashing one), per-configuration commands, and the report with its findings."""
 
 import dataclasses
+import glob
 import json
 import os
 import pathlib
@@ -9,9 +10,10 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
-from musicvae_xai.study import findings, grid
+from musicvae_xai.study import findings, grid, stats
 from musicvae_xai.study.commands import emit_commands, slurm_path
 from musicvae_xai.study.report import NOTES_FILENAME, _baseline_section, _notes_lines, build_markdown
 
@@ -109,9 +111,11 @@ def test_study_file_expands_base_flagfile_overrides_and_names(tmp_path):
                                                            "average_interval_jump")
     assert spec.evaluation_options()["max_measures"] == 50
     chosen = grid.select(entries, "adversarial_vae-*-pop-a4-*,measure_vae-z008-embedded-a2-s0")
+    # seeds outermost: the whole grid of seed 0 comes before any seed 1
     assert [e.name for e in chosen] == ["measure_vae-z008-embedded-a2-s0", "adversarial_vae-z008-pop-a4-s0",
-                                        "adversarial_vae-z008-pop-a4-s1", "adversarial_vae-z016-pop-a4-s0",
+                                        "adversarial_vae-z016-pop-a4-s0", "adversarial_vae-z008-pop-a4-s1",
                                         "adversarial_vae-z016-pop-a4-s1"]
+    assert [e.config.seed for e in entries] == [0] * 16 + [1] * 16
     with pytest.raises(grid.StudyError, match="matches no configuration"):
         grid.select(entries, "nothing-*")
 
@@ -221,6 +225,7 @@ def test_tiny_grid_runs_resumes_records_failures_and_reports(tmp_path, cache_dir
         assert r["threads"] == 1
         assert 0.5 < r["baselines"]["validation"]["majority_token_accuracy"] < 1.0
         assert (study_dir / "exports" / name / "1" / "saved_model.pb").is_file()
+        assert glob.glob(str(study_dir / name / "hparams" / "events.out.tfevents.*")) and "hparams_error" not in r
     assert results[NAMES[0]]["training"]["resumed_from_step"] == 2
     assert results[NAMES[1]]["training"]["resumed_from_step"] == 0
     failed = results[NAMES[2]]
@@ -243,16 +248,17 @@ def test_tiny_grid_runs_resumes_records_failures_and_reports(tmp_path, cache_dir
     code, out, err = run_main(capsys, "report", f"--study_dir={study_dir}", f"--output={output}")
     assert code == 0 and "wrote" in out, err
     text = output.read_text()
-    assert "**2 of 3 configurations have results**, 1 failed, 0 have not been run yet." in text
+    assert "**2 of 3 trainings have results** (configurations x seeds; seeds 0), 1 failed, 0 have not been run" \
+        in text
     assert f"`{NAMES[2]}` failed in train" in text
     assert "### MeasureVAE · embedded · 2 attributes" in text
     table = text.split("### MeasureVAE · embedded · 2 attributes")[1]
     assert "| 4 |" in table and "| 6 |" in table
     token_acc = results[NAMES[0]]["metrics"]["token_accuracy"]
-    assert f"| 4 | {token_acc:.3f} |" in table
+    assert f"| 4 | 1 | {token_acc:.3f} |" in table  # latent, n seeds, mean (no sd for one seed)
     for number in (1, 2, 4):
         assert f"### {number}." in text
-    assert text.count("**Verdict: not enough results.**") >= 3  # one model, one dataset, two latent sizes
+    assert text.count("**Verdict: inconclusive.**") == 4  # one model, one dataset, two latent sizes
     assert "majority-token acc." in text
     figures = output.parent / "RESULTS_figures"
     assert (figures / "token_accuracy.png").stat().st_size > 1000
@@ -280,67 +286,236 @@ def test_worker_that_dies_without_a_result_is_recorded_as_failed(tmp_path, cache
 # The findings on synthetic results (no training)
 
 
-def _record(model, dataset, latent, attrs=2, **metrics):
+def _record(model, dataset, latent, attrs=2, seed=0, **metrics):
     names = ["rhythmic_complexity", "note_range", "note_density", "average_interval_jump"][:attrs]
-    return {"status": "ok", "name": f"{model}-{latent}-{dataset}-{attrs}",
-            "grid": {"model": model, "dataset": dataset, "latent_dim": latent, "attributes": names, "seed": 0},
+    return {"status": "ok", "name": f"{model}-z{latent:03d}-{dataset}-a{attrs}-s{seed}",
+            "grid": {"model": model, "dataset": dataset, "latent_dim": latent, "attributes": names, "seed": seed},
             "metrics": metrics}
 
 
-def test_findings_follow_their_rules():
-    assert findings.finding_reconstruction([]).verdict == findings.NOT_ENOUGH
-    better = [_record("measure_vae", ds, z, token_accuracy=0.9, note_accuracy=0.5, leakage=0.3)
-              for ds in ("pop", "irish") for z in (8, 16)]
-    worse = [_record("adversarial_vae", ds, z, token_accuracy=0.8, note_accuracy=0.4, leakage=0.1)
-             for ds in ("pop", "irish") for z in (8, 16)]
-    f1 = findings.finding_reconstruction(better + worse)
-    assert f1.verdict == findings.SUPPORTED and f1.numbers["pairs"] == 4 and f1.numbers["measure_vae_wins"] == 4
-    assert abs(f1.numbers["mean_difference"] - 0.1) < 1e-9
-    f2 = findings.finding_independence(better + worse)
-    assert f2.verdict == findings.SUPPORTED
-    swapped = [dict(r, grid=dict(r["grid"], model="adversarial_vae")) for r in better] + \
-        [dict(r, grid=dict(r["grid"], model="measure_vae")) for r in worse]
-    assert findings.finding_reconstruction(swapped).verdict == findings.NOT_SUPPORTED
+def _paired_grid(effect, noise=0.02, seeds=(0, 1, 2), datasets=("pop", "irish"), sizes=(8, 16, 32, 64),
+                 metric="token_accuracy", seed=1):
+    """MeasureVAE and AdversarialVAE results whose ``metric`` differs by ``effect`` on average, with
+    configuration-level and seed-level noise."""
+    gen = np.random.default_rng(seed)
+    records = []
+    for ds in datasets:
+        for z in sizes:
+            base = 0.8 + gen.normal(0, noise)
+            for s in seeds:
+                records.append(_record("measure_vae", ds, z, seed=s, **{metric: base + effect + gen.normal(0, noise)}))
+                records.append(_record("adversarial_vae", ds, z, seed=s, **{metric: base + gen.normal(0, noise)}))
+    return records
 
-    interp = [_record("measure_vae", ds, 16, interpretability_mean=v, interpretability_intended_fraction=1.0,
-                      controllability=0.8) for ds, v in (("pop", 0.9), ("irish", 0.7), ("turkish", 0.6))]
-    assert findings.finding_interpretability(interp).verdict == findings.SUPPORTED
-    interp[0]["metrics"]["interpretability_mean"] = 0.65
-    assert findings.finding_interpretability(interp).verdict == findings.PARTLY
-    assert findings.finding_interpretability(interp[:1]).verdict == findings.NOT_ENOUGH
-    # a result without interpretability (e.g. a metric that failed) is left out, not a crash
-    assert findings.finding_interpretability([_record("measure_vae", "pop", 8, token_accuracy=0.8)]).verdict == \
-        findings.NOT_ENOUGH
-    assert findings.finding_interpretability(interp + [_record("measure_vae", "pop", 8)]).verdict == findings.PARTLY
+
+def test_bootstrap_interval_and_verdict_known_answers():
+    assert stats.verdict((0.01, 0.03)) == stats.SUPPORTED
+    assert stats.verdict((-0.03, -0.01)) == stats.CONTRADICTED
+    assert stats.verdict((-0.01, 0.02)) == stats.INCONCLUSIVE
+    for effect, verdict in ((0.1, stats.SUPPORTED), (-0.1, stats.CONTRADICTED)):
+        f = findings.finding_reconstruction(_paired_grid(effect))
+        e = f.numbers["effect"]
+        assert f.verdict == verdict and e["configurations"] == 8 and tuple(e["seeds"]) == (3, 3)
+        assert abs(e["estimate"] - effect) < 0.03 and e["ci"][0] < e["estimate"] < e["ci"][1]
+        assert (e["ci"][0] > 0) if effect > 0 else (e["ci"][1] < 0)
+    # zero effect: an interval that straddles zero, whatever the (random) wins
+    f = findings.finding_reconstruction(_paired_grid(0.0, noise=0.02, seed=3))
+    assert f.verdict == stats.INCONCLUSIVE and f.numbers["effect"]["ci"][0] < 0 < f.numbers["effect"]["ci"][1]
+    # leakage: positive effect = AdversarialVAE leaks less
+    f2 = findings.finding_independence(_paired_grid(0.2, metric="leakage"))
+    assert f2.verdict == stats.SUPPORTED
+    # the interval is reproducible (seeded) and a mean of one value per configuration is exact
+    groups = [[0.1], [0.2], [0.3], [0.4]]
+    est, draws = stats.mean_draws(groups, draws=2000)
+    assert est == pytest.approx(0.25) and len(draws) == 2000 and draws.min() >= 0.1 and draws.max() <= 0.4
+    assert np.array_equal(stats.mean_draws(groups, draws=2000)[1], draws)
+    # a cell's seeds are resampled with replacement: one cell [0, 1] gives means in {0, .5, 1}, ~1/4, 1/2, 1/4
+    _, d = stats.mean_draws([[0.0, 1.0]], draws=20000)
+    assert set(np.unique(d)) == {0.0, 0.5, 1.0} and abs(np.mean(d == 0.5) - 0.5) < 0.02
+    assert findings.finding_reconstruction([]).verdict == stats.INCONCLUSIVE
+
+
+def test_wilcoxon_p_value_matches_scipy():
+    from scipy import stats as sps
+
+    diffs = [0.012, -0.004, 0.020, 0.031, 0.007, -0.011, 0.015, 0.026, 0.003, 0.018]
+    assert stats.wilcoxon_p(diffs) == pytest.approx(sps.wilcoxon(diffs).pvalue)
+    assert stats.wilcoxon_p(diffs) == pytest.approx(0.02734375)  # exact two-sided p: 28 of 1024 sign patterns
+    assert stats.wilcoxon_p([0.0, 0.0, 0.0]) is None and stats.wilcoxon_p([0.1]) is None
+    e = stats.paired_effect([[0.9 + d] for d in diffs], [[0.9]] * len(diffs))
+    assert e.p_value == pytest.approx(0.02734375) and e.estimate == pytest.approx(np.mean(diffs))
+
+
+def test_interpretability_and_trade_off_findings():
+    gen = np.random.default_rng(0)
+    interp = [_record("measure_vae", ds, z, seed=s, interpretability_mean=v + gen.normal(0, 0.005),
+                      interpretability_intended_fraction=1.0)
+              for ds, v in (("pop", 0.9), ("irish", 0.7), ("turkish", 0.6)) for z in (8, 16, 32) for s in (0, 1)]
+    f3 = findings.finding_interpretability(interp)
+    assert f3.verdict == stats.SUPPORTED and f3.numbers["part_b"]["closest_genre"] == "irish"
+    lower = [dict(r, metrics=dict(r["metrics"], interpretability_mean=r["metrics"]["interpretability_mean"] - 0.25))
+             if r["grid"]["dataset"] == "pop" else r for r in interp]
+    assert findings.finding_interpretability(lower).verdict == stats.CONTRADICTED  # pop 0.65 < irish 0.7
+    assert findings.finding_interpretability(interp[:6]).verdict == stats.INCONCLUSIVE  # one genre
+    partial = findings.finding_interpretability(interp + [_record("measure_vae", "classical", 8,
+                                                                  interpretability_mean=0.1)])
+    assert partial.verdict == stats.SUPPORTED and "classical (1)" in " ".join(partial.evidence)
 
     curve = {4: (0.70, 0.9), 16: (0.80, 0.85), 32: (0.85, 0.8), 64: (0.86, 0.6), 256: (0.87, 0.2)}
-    rec = [_record("measure_vae", "pop", z, attrs=4, token_accuracy=a, interpretability_mean=i)
-           for z, (a, i) in curve.items()]
-    f4 = findings.finding_trade_off(rec)
-    assert f4.verdict == findings.SUPPORTED and f4.numbers["best"] == 32
-    assert findings.finding_trade_off(rec[:2]).verdict == findings.NOT_ENOUGH
-    rec[0]["metrics"]["token_accuracy"] = 0.95
-    assert findings.finding_trade_off(rec).numbers["best"] == 4
+    rec = [_record("measure_vae", ds, z, attrs=4, seed=s, token_accuracy=a + gen.normal(0, 0.002),
+                   interpretability_mean=i + gen.normal(0, 0.002))
+           for ds in ("pop", "irish") for z, (a, i) in curve.items() for s in (0, 1, 2)]
+    f4 = findings.finding_trade_off(rec, draws=2000)
+    assert f4.verdict == stats.SUPPORTED and f4.numbers["best"] == 32
+    assert f4.numbers["probability_best"][32] > 0.95 and sum(f4.numbers["probability_best"].values()) == \
+        pytest.approx(1.0)
+    # 16 and 32 nearly tied: the draws split between them and the verdict is inconclusive
+    tied = [dict(r, metrics=dict(r["metrics"], token_accuracy=r["metrics"]["token_accuracy"] + 0.038))
+            if r["grid"]["latent_dim"] == 16 else r for r in rec]
+    f4t = findings.finding_trade_off(tied, draws=2000)
+    p = f4t.numbers["probability_best"]
+    assert f4t.verdict == stats.INCONCLUSIVE and 0.05 < p[16] < 0.95 and 0.05 < p[32] < 0.95
+    one_seed = [r for r in rec if r["grid"]["seed"] == 0]
+    assert findings.finding_trade_off(one_seed).verdict == stats.INCONCLUSIVE  # no seed spread to resample
+    assert findings.finding_trade_off(rec[:6]).verdict == stats.INCONCLUSIVE  # two latent sizes
 
 
-def test_baseline_section_lists_every_configuration_that_barely_learned_grouped():
-    baseline = {"validation": {"majority_token_accuracy": 0.64}}
+def test_baseline_section_compares_test_accuracies_with_test_baselines():
+    baseline = {"validation": {"majority_token_accuracy": 0.50}, "test": {"majority_token_accuracy": 0.64}}
     records = []
-    for z, val in ((4, 0.65), (8, 0.66), (16, 0.90), (32, 0.63)):
-        r = _record("adversarial_vae", "pop", z, token_accuracy=val, note_accuracy=0.1)
-        r.update(training={"val_token_accuracy": val}, baselines=baseline)
+    for z, acc in ((4, 0.65), (8, 0.66), (16, 0.90), (32, 0.63)):
+        r = _record("adversarial_vae", "pop", z, token_accuracy=acc, note_accuracy=0.1)
+        r.update(training={"val_token_accuracy": 0.99}, baselines=baseline, evaluation_options={"split": "test"})
         records.append(r)
     for ds in ("irish", "turkish", "classical", "pop", "embedded"):  # more groups than a short list shows
         for z in range(1, 6):
             r = _record("measure_vae", ds, z, token_accuracy=0.5, note_accuracy=0.1)
-            r.update(training={"val_token_accuracy": 0.5}, baselines=baseline)
+            r.update(training={"val_token_accuracy": 0.99}, baselines=baseline)
             records.append(r)
     text = "\n".join(_baseline_section(records))
-    assert "28 configuration(s) did not beat" in text  # 3 adversarial (z16 learned) + 25 measure
-    assert "| AdversarialVAE | pop | 2 | 4, 8, 32 | 0.630 – 0.660 | 0.640 |" in text
+    assert "Baselines and model accuracies are on the same split, `test`" in text
+    assert "28 training(s) did not beat" in text  # 3 adversarial (z16 learned) + 25 measure, against 0.64
+    assert "| AdversarialVAE | pop | 2 | 4 s0, 8 s0, 32 s0 | 0.630 – 0.660 | 0.640 |" in text
     for ds in ("irish", "turkish", "classical", "pop", "embedded"):
-        assert f"| MeasureVAE | {ds} | 2 | 1, 2, 3, 4, 5 | 0.500 – 0.500 | 0.640 |" in text
+        assert f"| MeasureVAE | {ds} | 2 | 1 s0, 2 s0, 3 s0, 4 s0, 5 s0 | 0.500 – 0.500 | 0.640 |" in text
     assert text.index("| MeasureVAE | irish") < text.index("| MeasureVAE | pop") < text.index("| AdversarialVAE")
+
+
+def test_majority_baselines_count_note_accuracy_over_pitch_and_rest_targets():
+    from musicvae_xai.representation import Vocabulary
+    from musicvae_xai.study.runner import majority_baselines
+
+    vocab = Vocabulary(60, 63)  # pitches 0..3, rest 4, hold 5, start 6, end 7
+    h, r, st = vocab.hold_id, vocab.rest_id, vocab.start_id
+    train = np.array([[0] + [h] * 23, [1] + [h] * 23, [0] + [h] * 23])
+    test = np.array([[0] + [h] * 11 + [r] + [h] * 11, [st] * 12 + [2] + [h] * 11])
+
+    class Built:
+        vocabulary = vocab
+
+        def tokens(self, split):
+            return {"train": train, "validation": train, "test": test}[split]
+
+    b = majority_baselines(Built())
+    t = b["test"]
+    assert b["majority_token"] == "hold" and b["train_measures"] == 3
+    assert t["majority_token_accuracy"] == pytest.approx(33 / 48)
+    assert t["majority_note_accuracy"] == 0.0  # hold is never a pitch or rest target
+    # per tick: tick 0 predicts pitch 0 (hit on the first measure; the second's tick 0 is start, not counted)
+    assert t["per_tick_majority_note_accuracy"] == pytest.approx(1 / 3)  # targets: 0, rest, pitch 2
+    assert t["note_fraction"] == pytest.approx(3 / 48) and t["hold_fraction"] == pytest.approx(33 / 48)
+    assert b["validation"]["measures"] == 3
+
+
+def test_cpu_v2_preset_gives_every_genre_the_same_epochs():
+    spec = grid.load_study(str(REPO / "configs" / "study" / "cpu_v2.flags"))
+    entries = grid.expand(spec, "/tmp/unused", known_datasets=["pop", "irish", "turkish", "classical"])
+    assert len(entries) == 336 and {e.config.seed for e in entries} == {0, 1, 2}
+    assert entries[0].name.endswith("-s0") and entries[-1].name.endswith("-s2")
+    # augmented training-split sizes (pitches 55..84, transposed), as in the preset's table
+    train = {"pop": 470_579, "irish": 263_566, "turkish": 111_689, "classical": 84_835}
+    epochs = {e.config.dataset: e.config.train_steps * e.config.batch_size / train[e.config.dataset] for e in entries}
+    assert all(abs(v - 0.6) < 0.001 for v in epochs.values()), epochs
+    assert {e.config.lambda_kl for e in entries} == {0.1}  # no AdversarialVAE override any more
+    assert not any(f == "lambda_kl" for _, f, _ in spec.overrides)
+
+
+def test_partial_grid_report_states_coverage_and_seeds_per_cell(tmp_path):
+    gen = np.random.default_rng(0)
+    expected, records = [], []
+    for s in (0, 1, 2):
+        for model in ("measure_vae", "adversarial_vae"):
+            for z in (8, 16, 32):
+                name = f"{model}-z{z:03d}-pop-a2-s{s}"
+                g = {"model": model, "dataset": "pop", "latent_dim": z, "seed": s,
+                     "attributes": ["rhythmic_complexity", "note_range"]}
+                expected.append({"name": name, **g})
+                if s == 2 or (s == 1 and z == 32):
+                    continue  # not run yet
+                metrics = {k: float(gen.uniform(0.3, 0.9)) for k in ("token_accuracy", "note_accuracy", "leakage",
+                                                                      "interpretability_mean", "mig")}
+                records.append({"status": "ok", "name": name, "grid": g, "metrics": metrics,
+                                "evaluation_options": {"split": "test"}})
+    records.append({"status": "failed", "name": "measure_vae-z032-pop-a2-s1", "grid": expected[8],
+                    "stage": "train", "error": "boom"})
+    text = build_markdown(records, expected, {}, "figs", str(tmp_path))
+    assert "**10 of 18 trainings have results** (configurations x seeds; seeds 0, 1, 2), 1 failed, 7 have not" in text
+    assert "The report works with a partial grid" in text
+    assert "| MeasureVAE | pop | 2 | 8 (2), 16 (2), 32 (1) | 32 s1 | 8 s2, 16 s2, 32 s2 |" in text
+    assert "**Caution:** 8 of the 18 trainings have no result" in text
+    table = text.split("### MeasureVAE · pop · 2 attributes")[1].split("###")[0]
+    assert "| 8 | 2 |" in table and "| 32 | 1 |" in table and " ± " in table  # mean ± sd for 2 seeds
+    row32 = [ln for ln in table.splitlines() if ln.startswith("| 32 |")][0]
+    assert " ± " not in row32  # one seed: the mean alone
+    assert "1-2 seeds each" in text and "3 configuration(s)" in text  # finding 1 on the partial pairs
+    assert "Wilcoxon p = " in text and "| # | claim | effect | 95% CI | Wilcoxon p | verdict |" in text
+
+
+def test_hparams_are_logged_and_read_back(tmp_path):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
+
+    info = {"models": ["measure_vae", "adversarial_vae"], "latent_sizes": [8, 32], "datasets": ["pop"],
+            "attribute_sets": [["rhythmic_complexity", "note_range"]], "seeds": [0, 1, 2]}
+    fakes = {"measure_vae-z008-pop-a2-s0": ("measure_vae", 8, 0, 0.81),
+             "adversarial_vae-z032-pop-a2-s1": ("adversarial_vae", 32, 1, 0.77)}
+    for name, (model, z, seed, acc) in fakes.items():
+        result = {"status": "ok", "name": name, "metrics": {"token_accuracy": acc, "leakage": 0.3, "mig": -0.01},
+                  "grid": {"model": model, "dataset": "pop", "latent_dim": z, "seed": seed,
+                           "attributes": ["rhythmic_complexity", "note_range"]},
+                  "flags": {"hidden_size": 64, "learning_rate": 3e-3, "train_steps": 4412, "lambda_kl": 0.1},
+                  "training": {"steps": 4412, "val_token_accuracy": acc + 0.01}}
+        write_hparams(str(tmp_path / name / HPARAMS_DIRNAME), result, info)
+        write_hparams(str(tmp_path / name / HPARAMS_DIRNAME), result, info)  # a rewrite replaces, not adds
+    for name, (model, z, seed, acc) in fakes.items():
+        files = glob.glob(str(tmp_path / name / HPARAMS_DIRNAME / "events.out.tfevents.*"))
+        assert len(files) == 1
+        sessions, experiments, scalars = [], [], {}
+        for event in tf.compat.v1.train.summary_iterator(files[0]):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME:
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    if data.HasField("session_start_info"):
+                        sessions.append(data.session_start_info)
+                    if data.HasField("experiment"):
+                        experiments.append(data.experiment)
+                else:
+                    scalars[value.tag] = (float(tf.make_ndarray(value.tensor)), event.step)
+        assert len(sessions) == 1 and len(experiments) == 1
+        hp = sessions[0].hparams
+        assert sessions[0].group_name == name
+        assert hp["model"].string_value == model and hp["latent_dim"].number_value == z
+        assert hp["seed"].number_value == seed and hp["attributes"].string_value == "a2"
+        assert hp["learning_rate"].number_value == pytest.approx(3e-3) and hp["lambda_kl"].number_value == 0.1
+        assert scalars["final/token_accuracy"] == (pytest.approx(acc), 4412)
+        assert scalars["final/mig"][0] == pytest.approx(-0.01)
+        assert scalars["final/val_token_accuracy"][0] == pytest.approx(acc + 0.01)
+        infos = {h.name: h for h in experiments[0].hparam_infos}
+        assert [v.number_value for v in infos["latent_dim"].domain_discrete.values] == [8, 32]
+        assert [v.number_value for v in infos["seed"].domain_discrete.values] == [0, 1, 2]
+        assert "final/token_accuracy" in {m.name.tag for m in experiments[0].metric_infos}
 
 
 def test_report_names_overrides_and_includes_the_study_folders_notes(tmp_path):

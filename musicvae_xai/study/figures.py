@@ -1,5 +1,6 @@
-"""Figures of the study report: each metric against latent size, one line per dataset, one panel per
-model and attribute count. Written with matplotlib's Agg backend (no display needed)."""
+"""Figures of the study report: each metric against latent size, one colour per dataset, one panel per
+model and attribute count; every seed is a point and a line joins the means over seeds. Written with
+matplotlib's Agg backend (no display needed)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,27 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, Metric, mean_over_seeds, ok,
-                                        ordered)
+from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, Metric, ok, ordered,
+                                        spread_over_seeds)
 
 MODEL_ORDER = ("measure_vae", "adversarial_vae")
 
 
 def metric_figure(records: Sequence[dict], metric: Metric, path: str, expected: Sequence[dict] = (),
-                  baselines: Optional[dict] = None) -> str:
+                  baselines: Optional[dict] = None, split: str = "test") -> str:
     """Saves the figure of ``metric`` at ``path`` (PNG); returns the path.
 
     Panels: rows = models, columns = attribute sets (by count), every one the grid (``expected``
-    entries) has even when still empty; x = latent size (log2 axis, the grid's sizes); one line per
-    dataset (mean over seeds, markers where a configuration has a result). For token accuracy,
-    ``baselines`` ({dataset: baselines}) adds each dataset's validation majority-token accuracy as a
-    dashed line.
+    entries) has even when still empty; x = latent size (log2 axis, the grid's sizes); per dataset one
+    point per seed (offset sideways by dataset so datasets do not hide each other) and a line through
+    the means over seeds. For token accuracy, ``baselines`` ({dataset: baselines}) adds each dataset's
+    majority-token accuracy on ``split`` -- the split the results were evaluated on -- as a dashed line.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    means = mean_over_seeds(records, metric.key)
+    means = spread_over_seeds(records, metric.key)
     rows = ordered({k[0] for k in means} | {e["model"] for e in expected}, MODEL_ORDER) or list(MODEL_ORDER)
     sets = sorted({k[2] for k in means} | {tuple(e["attributes"]) for e in expected},
                   key=lambda s: (len(s), s)) or [()]
@@ -41,14 +42,19 @@ def metric_figure(records: Sequence[dict], metric: Metric, path: str, expected: 
     for i, model in enumerate(rows):
         for j, attr_set in enumerate(sets):
             ax = axes[i][j]
-            for ds in datasets:
-                pts = sorted((k[3], v[0]) for k, v in means.items() if k[0] == model and k[1] == ds and k[2] == attr_set)
-                if pts:
-                    xs, ys = zip(*pts)
-                    ax.plot(xs, ys, marker="o", color=colors[ds], label=ds)
+            for d, ds in enumerate(datasets):
+                cells = sorted((k[3], v) for k, v in means.items() if k[0] == model and k[1] == ds and k[2] == attr_set)
+                if not cells:
+                    continue
+                offset = 2 ** (0.06 * (d - (len(datasets) - 1) / 2))  # sideways on the log2 axis
+                xs = [z * offset for z, v in cells for _ in v[3]]
+                ys = [y for _, v in cells for y in v[3]]
+                ax.scatter(xs, ys, s=12, color=colors[ds], alpha=0.6, linewidths=0)
+                ax.plot([z * offset for z, _ in cells], [v[0] for _, v in cells], color=colors[ds], linewidth=1.2,
+                        label=ds)
             if show_baseline:
                 for ds in datasets:
-                    maj = ((baselines.get(ds) or {}).get("validation") or {}).get("majority_token_accuracy")
+                    maj = ((baselines.get(ds) or {}).get(split) or {}).get("majority_token_accuracy")
                     if maj is not None:
                         ax.axhline(maj, color=colors[ds], linestyle="--", linewidth=0.8, alpha=0.7)
             ax.set_xscale("log", base=2)
@@ -70,8 +76,9 @@ def metric_figure(records: Sequence[dict], metric: Metric, path: str, expected: 
     if handles:
         fig.legend(handles, labels, loc="center right", fontsize=9, title="dataset")
     direction = {True: "higher is better", False: "lower is better", None: ""}[metric.higher_is_better]
-    note = "; dashed: majority-token baseline" if show_baseline else ""
-    fig.suptitle(f"{metric.label} against latent size" + (f" ({direction}{note})" if direction else ""),
+    note = f"; dashed: majority-token baseline on {split}" if show_baseline else ""
+    fig.suptitle(f"{metric.label} against latent size, every seed a point" +
+                 (f" ({direction}{note})" if direction else ""),
                  fontsize=11)
     fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -81,7 +88,7 @@ def metric_figure(records: Sequence[dict], metric: Metric, path: str, expected: 
 
 
 def all_figures(records: Sequence[dict], folder: str, expected: Sequence[dict] = (),
-                baselines: Optional[dict] = None) -> dict:
+                baselines: Optional[dict] = None, split: str = "test") -> dict:
     """{metric key: path} of one figure per metric in ``folder`` (nothing when no result is ok)."""
     if not ok(records):
         return {}
@@ -91,5 +98,5 @@ def all_figures(records: Sequence[dict], folder: str, expected: Sequence[dict] =
         if not any(v is not None and np.isfinite(v) for v in values):
             continue
         out[metric.key] = metric_figure(records, metric, os.path.join(folder, f"{metric.key}.png"), expected,
-                                        baselines)
+                                        baselines, split)
     return out

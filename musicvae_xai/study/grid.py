@@ -331,15 +331,16 @@ def _matches(when: dict, grid: dict) -> bool:
 
 
 def expand(spec: StudySpec, study_dir: str, known_datasets: Optional[Sequence[str]] = None) -> list:
-    """Every Entry of the grid, in order models x datasets x attribute sets x latent sizes x seeds,
-    each validated. Raises StudyError naming every bad entry (unknown model, dataset or attribute,
-    impossible setting) before anything runs."""
+    """Every Entry of the grid, in order seeds x models x datasets x attribute sets x latent sizes (the
+    whole grid of the first seed runs before any second seed, so a study stopped part-way covers every
+    configuration it can with one seed before adding seeds), each validated. Raises StudyError naming
+    every bad entry (unknown model, dataset or attribute, impossible setting) before anything runs."""
     if known_datasets is None:
         from musicvae_xai import datasets
         known_datasets = datasets.names()
     entries, problems, seen = [], [], set()
-    for model, dataset, attr_set, latent, seed in itertools.product(
-            spec.models, spec.datasets, spec.attribute_sets, spec.latent_sizes, spec.seeds):
+    for seed, model, dataset, attr_set, latent in itertools.product(
+            spec.seeds, spec.models, spec.datasets, spec.attribute_sets, spec.latent_sizes):
         name = entry_name(model, latent, dataset, attr_set, seed)
         if name in seen:
             problems.append(f"{name}: listed twice in the grid")

@@ -1,15 +1,17 @@
 """The study report: every ``result.json`` of a study folder -> one markdown file plus figures.
 
-    path, figures = write_report("studies/cpu_small", "docs/RESULTS.md")
+    path, figures = write_report("docs/results/cpu_v2", "docs/RESULTS.md")
 
 The report is written for a reader who has not seen the code: what was run and with which settings,
-how much of the grid has results (configurations not run are listed, never silently left out), the
-majority-token baselines against which learning is judged, the paper's four findings with verdicts
-and the numbers that decide them (``musicvae_xai.study.findings``), one table per model x dataset x
-attribute set with every metric per latent size, figures (``musicvae_xai.study.figures``) in
-``<output stem>_figures/`` beside the markdown, run costs, and a glossary of the metrics. A ``NOTES.md``
-in the study folder (context from whoever ran it: why a setting was chosen, what was rerun) is
-included after "What was run".
+how much of the grid has results (trainings not run are listed, never silently left out; the report
+works on a partial grid and gives n seeds per cell), the majority-token baselines on the split the
+models were evaluated on, the paper's four findings, each with an effect, a bootstrap interval, a
+Wilcoxon p-value and a verdict (``musicvae_xai.study.findings``, ``musicvae_xai.study.stats``), the
+reduction from the paper's scale (``musicvae_xai.study.scale``), one table per model x dataset x
+attribute set with every metric per latent size as mean ± sd over seeds, figures with every seed as a
+point (``musicvae_xai.study.figures``) in ``<output stem>_figures/`` beside the markdown, run costs,
+and a glossary of the metrics. A ``NOTES.md`` in the study folder (context from whoever ran it: why a
+setting was chosen, what was rerun) is included after "What was run".
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from musicvae_xai.study import findings as findings_mod
+from musicvae_xai.study import stats
+from musicvae_xai.study.scale import scale_section as _scale_section
 from musicvae_xai.study.figures import MODEL_ORDER, all_figures
 from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, load_baselines, load_expected,
-                                        load_results, load_study_info, mean_over_seeds, ok, ordered, validation_accuracy)
+                                        load_results, load_study_info, ok, ordered, spread_over_seeds)
 
 _GRID_AXES = ("model", "latent_dim", "dataset", "attributes", "seed", "run_dir")
 #: Optional file of the study folder whose text the report includes under "Notes on this run".
@@ -91,21 +95,35 @@ def _coverage_section(records: Sequence[dict], expected: Sequence[dict]) -> tupl
         grid.setdefault(r.get("name"), r["grid"])
     counts = Counter(by_name[n]["status"] if n in by_name else "not run" for n in names)
     total = len(names)
-    lines = [f"**{counts.get('ok', 0)} of {total} configurations have results**, {counts.get('failed', 0)} failed, "
-             f"{counts.get('not run', 0)} have not been run yet."]
+    seeds = sorted({int(grid[n].get("seed", 0)) for n in names})
+    lines = [f"**{counts.get('ok', 0)} of {total} trainings have results** (configurations x seeds; seeds "
+             f"{', '.join(map(str, seeds))}), {counts.get('failed', 0)} failed, {counts.get('not run', 0)} have not "
+             "been run yet.",
+             "",
+             "The report works with a partial grid: every effect below uses only the configurations that have "
+             "results on both sides of its comparison, a configuration's value is the mean over the seeds it has, "
+             "and the tables give the number of seeds (n) of every cell. Cells below: `latent size (seeds with a "
+             "result)`."]
     groups: dict = {}
     for n in names:
         g = grid[n]
         key = (g["model"], g["dataset"], len(g["attributes"]))
         state = by_name[n]["status"] if n in by_name else "not run"
-        groups.setdefault(key, {"ok": [], "failed": [], "not run": []})[state].append(int(g["latent_dim"]))
+        groups.setdefault(key, {"ok": Counter(), "failed": [], "not run": []})
+        cell = (int(g["latent_dim"]), int(g.get("seed", 0)))
+        if state == "ok":
+            groups[key]["ok"][cell[0]] += 1
+        else:
+            groups[key][state].append(cell)
     rows = []
+    cells = lambda xs: ", ".join(f"{z} s{s}" for z, s in sorted(xs)) or "–"  # noqa: E731
     for key in sorted(groups, key=lambda k: (_rank(k[0], MODEL_ORDER), _rank(k[1], DATASET_ORDER), k[1], k[2])):
         g = groups[key]
         rows.append([MODEL_LABELS.get(key[0], key[0]), key[1], key[2],
-                     ", ".join(map(str, sorted(g["ok"]))) or "–", ", ".join(map(str, sorted(g["failed"]))) or "–",
-                     ", ".join(map(str, sorted(g["not run"]))) or "–"])
-    lines += [""] + _table(["model", "dataset", "attributes", "latent sizes done", "failed", "not run yet"], rows)
+                     ", ".join(f"{z} ({n})" for z, n in sorted(g["ok"].items())) or "–", cells(g["failed"]),
+                     cells(g["not run"])])
+    lines += [""] + _table(["model", "dataset", "attributes", "latent sizes done (seeds)", "failed",
+                            "not run yet"], rows)
     failed = [r for r in records if r.get("status") == "failed"]
     if failed:
         lines += ["", "Failures:", ""]
@@ -113,20 +131,29 @@ def _coverage_section(records: Sequence[dict], expected: Sequence[dict]) -> tupl
     return lines, counts
 
 
+def evaluation_split(records: Sequence[dict]) -> str:
+    """The split the results were evaluated on (the most common one; ``test`` when unknown)."""
+    splits = Counter((r.get("evaluation_options") or {}).get("split", "test") for r in ok(records))
+    return splits.most_common(1)[0][0] if splits else "test"
+
+
+def split_baseline(baselines: Optional[dict], split: str) -> dict:
+    """The baselines of ``split`` from one dataset's baselines record ({} if absent)."""
+    return ((baselines or {}).get(split) or {}) if isinstance(baselines, dict) else {}
+
+
 def _baseline_section(records: Sequence[dict], stored: Optional[dict] = None) -> list:
+    split = evaluation_split(records)
     per: dict = {}
     for ds, b in (stored or {}).items():
-        if b.get("validation"):
-            per[ds] = {"base": (b["validation"], b.get("majority_token")), "val": [], "test": [], "note": []}
+        if split_baseline(b, split):
+            per[ds] = {"base": (split_baseline(b, split), b.get("majority_token")), "test": [], "note": []}
     for r in ok(records):
         ds = r["grid"]["dataset"]
-        d = per.setdefault(ds, {"base": None, "val": [], "test": [], "note": []})
-        b = (r.get("baselines") or {}).get("validation")
+        d = per.setdefault(ds, {"base": None, "test": [], "note": []})
+        b = split_baseline(r.get("baselines"), split)
         if b and d["base"] is None:
             d["base"] = (b, r.get("baselines", {}).get("majority_token"))
-        v = validation_accuracy(r)
-        if v is not None:
-            d["val"].append(v)
         d["test"].append(r["metrics"]["token_accuracy"])
         d["note"].append(r["metrics"]["note_accuracy"])
     if not per:
@@ -134,67 +161,75 @@ def _baseline_section(records: Sequence[dict], stored: Optional[dict] = None) ->
     lines = ["A model has learned something only if it beats predicting the same token everywhere. The "
              "*majority-token* baseline predicts the most frequent training token (`hold`, the continuation "
              "of a note, in every dataset here) at all 24 ticks; the *per-tick* baseline predicts the most "
-             "frequent token of each tick position. Baselines are on the validation split; model accuracies are "
-             "greedy reconstructions without teacher forcing (validation at the end of training, and test).", ""]
+             "frequent training token of each tick position. Note accuracies count only ticks whose target is a "
+             f"pitch or a rest. Baselines and model accuracies are on the same split, `{split}`; the models' are "
+             "greedy reconstructions without teacher forcing.", ""]
     rows = []
     for ds in ordered(per, DATASET_ORDER):
         d = per[ds]
         base, token = d["base"] or ({}, None)
         rng = lambda xs: f"{min(xs):.3f} / {np.median(xs):.3f} / {max(xs):.3f}" if xs else "–"  # noqa: E731
         maj = base.get("majority_token_accuracy")
-        margin = f"{np.median(d['val']) - maj:+.3f}" if d["val"] and maj is not None else "–"
-        rows.append([ds, _fmt(maj), f"`{token}`" if token else "–",
+        margin = f"{np.median(d['test']) - maj:+.3f}" if d["test"] and maj is not None else "–"
+        rows.append([ds, f"`{token}`" if token else "–", _fmt(maj), _fmt(base.get("majority_note_accuracy")),
                      _fmt(base.get("per_tick_majority_token_accuracy")),
-                     _fmt(base.get("per_tick_majority_note_accuracy")), rng(d["val"]), margin, rng(d["test"]),
-                     rng(d["note"])])
-    lines += _table(["dataset", "majority-token acc.", "majority token", "per-tick token acc.",
-                     "per-tick note acc.", "models: validation token acc. (min / median / max)",
-                     "median margin over majority", "models: test token acc.", "models: test note acc."], rows)
+                     _fmt(base.get("per_tick_majority_note_accuracy")), rng(d["test"]), margin, rng(d["note"])])
+    lines += _table(["dataset", "majority token", "majority-token acc.", "majority-token note acc.",
+                     "per-tick token acc.", "per-tick note acc.", f"models: {split} token acc. (min / median / max)",
+                     "median margin over majority", f"models: {split} note acc."], rows)
     below: dict = {}
     for r in ok(records):
-        v = validation_accuracy(r)
-        maj = ((r.get("baselines") or {}).get("validation") or {}).get("majority_token_accuracy")
+        v = r["metrics"].get("token_accuracy")
+        maj = split_baseline(r.get("baselines"), split).get("majority_token_accuracy")
         if v is not None and maj is not None and v <= maj + 0.02:
             g = r["grid"]
             below.setdefault((g["model"], g["dataset"], len(g["attributes"]), maj), []).append(
-                (int(g["latent_dim"]), v))
+                (int(g["latent_dim"]), int(g.get("seed", 0)), v))
     if below:
-        lines += ["", f"{sum(map(len, below.values()))} configuration(s) did not beat the majority-token baseline "
-                      "by more than 0.02 on validation, so their other metrics describe a model that has barely "
+        lines += ["", f"{sum(map(len, below.values()))} training(s) did not beat the majority-token baseline "
+                      f"by more than 0.02 on `{split}`, so their other metrics describe a model that has barely "
                       "learned:", ""]
         rows = []
         for (model, ds, n, maj), runs in sorted(below.items(), key=lambda kv: (
                 _rank(kv[0][0], MODEL_ORDER), _rank(kv[0][1], DATASET_ORDER), kv[0])):
             runs.sort()
-            accs = [a for _, a in runs]
-            rows.append([MODEL_LABELS.get(model, model), ds, n, ", ".join(str(z) for z, _ in runs),
+            accs = [a for _, _, a in runs]
+            rows.append([MODEL_LABELS.get(model, model), ds, n, ", ".join(f"{z} s{s}" for z, s, _ in runs),
                          f"{min(accs):.3f} – {max(accs):.3f}", _fmt(maj)])
-        lines += _table(["model", "dataset", "attributes", "latent sizes", "validation token acc.",
+        lines += _table(["model", "dataset", "attributes", "latent size, seed", f"{split} token acc.",
                          "majority-token acc."], rows)
     return lines
 
 
 def _metric_tables(records: Sequence[dict]) -> list:
-    means = {m.key: mean_over_seeds(records, m.key) for m in METRICS}
+    spread = {m.key: spread_over_seeds(records, m.key) for m in METRICS}
     keys = set()
-    for v in means.values():
+    for v in spread.values():
         keys |= {k[:3] for k in v}
     lines = []
     arrow = {True: " ↑", False: " ↓", None: ""}
-    header = ["latent"] + [m.label + arrow[m.higher_is_better] for m in METRICS] + ["seeds"]
+    header = ["latent", "n"] + [m.label + arrow[m.higher_is_better] for m in METRICS]
     for model in ordered({k[0] for k in keys}, MODEL_ORDER):
         for ds in ordered({k[1] for k in keys if k[0] == model}, DATASET_ORDER):
             for attr_set in sorted({k[2] for k in keys if k[:2] == (model, ds)}, key=lambda s: (len(s), s)):
                 lines += ["", f"### {MODEL_LABELS.get(model, model)} · {ds} · {len(attr_set)} attributes",
                           "", f"Attributes: {', '.join(attr_set)}.", ""]
-                sizes = sorted({k[3] for v in means.values() for k in v if k[:3] == (model, ds, attr_set)})
+                sizes = sorted({k[3] for v in spread.values() for k in v if k[:3] == (model, ds, attr_set)})
                 rows = []
                 for z in sizes:
                     key = (model, ds, attr_set, z)
-                    n = max((means[m.key].get(key, (None, 0))[1] for m in METRICS), default=0)
-                    rows.append([z] + [_fmt(means[m.key].get(key, (None, 0))[0]) for m in METRICS] + [n])
+                    n = max((spread[m.key].get(key, (None, None, 0))[2] for m in METRICS), default=0)
+                    rows.append([z, n] + [_mean_sd(spread[m.key].get(key)) for m in METRICS])
                 lines += _table(header, rows)
     return lines
+
+
+def _mean_sd(cell) -> str:
+    """``0.812 ± 0.010`` (mean ± sd over seeds); the mean alone for one seed; – for none."""
+    if cell is None:
+        return "–"
+    mean, sd, _, _ = cell
+    return _fmt(mean) if sd is None else f"{mean:.3f} ± {sd:.3f}"
 
 
 def _cost_section(good: Sequence[dict]) -> list:
@@ -285,24 +320,41 @@ def build_markdown(records: Sequence[dict], expected: Sequence[dict], figures: d
                       + ", ".join(f"`{p}`" for p in unreadable[:10])]
     lines += ["", "## Did the models learn? Majority-token baselines", ""] + _baseline_section(records, baselines)
     expected_pairs = _expected_pairs(expected)
+    missing = counts.get("not run", 0) + counts.get("failed", 0)
     lines += ["", "## The paper's four findings, re-examined", "",
-              "Each verdict follows a rule fixed before the numbers were seen (stated with it)"
-              + ("." if not (counts.get("not run") or counts.get("failed")) else
-                 ". With part of the grid missing, a verdict only speaks for the configurations that have "
-                 "results."), ""]
-    if counts.get("not run") or counts.get("failed"):
-        lines += [f"**Caution:** {counts.get('not run', 0) + counts.get('failed', 0)} of the {sum(counts.values())} "
-                  "configurations have no result, so these verdicts are preliminary.", ""]
-    for f in findings_mod.assess(records, expected_pairs):
+              "Each finding is an *effect* oriented so that a positive value means \"as the paper claims\", with a "
+              f"{int(stats.CONFIDENCE * 100)}% bootstrap confidence interval ({stats.BOOTSTRAP_DRAWS:,} draws, seed "
+              f"{stats.BOOTSTRAP_SEED}; each draw resamples the configurations with replacement, then the seeds "
+              "inside each) and the two-sided p-value of a paired Wilcoxon signed-rank test across configurations "
+              "(`scipy.stats.wilcoxon` on the seed-averaged differences). The verdict follows from the interval "
+              "alone, by a rule fixed before the numbers were seen: entirely on the claim's side of zero -> "
+              "**supported**, entirely on the other side -> **contradicted**, otherwise **inconclusive**. The "
+              "p-value is reported beside it, not used for the verdict.", ""]
+    if missing:
+        lines += [f"**Caution:** {missing} of the {sum(counts.values())} trainings have no result, so these "
+                  "verdicts are preliminary: they speak only for the configurations and seeds that have results.", ""]
+    assessed = findings_mod.assess(records, expected_pairs)
+    rows = []
+    for f in assessed:
+        e = f.numbers.get("effect") or f.numbers.get("part_b") or f.numbers.get("part_a")
+        rows.append([f.number, f.claim, f"{e['estimate']:+.3f}" if e else "–",
+                     f"[{e['ci'][0]:+.3f}, {e['ci'][1]:+.3f}]" if e else "–",
+                     "–" if not e or e["p_value"] is None else f"{e['p_value']:.3g}", f"**{f.verdict}**"])
+    lines += _table(["#", "claim", "effect", "95% CI", "Wilcoxon p", "verdict"], rows)
+    lines += ["", "Finding 3's row shows part (b) (pop's lead); both parts are given below."] + [""]
+    for f in assessed:
         lines += [f"### {f.number}. {f.claim}", "", f"**Verdict: {f.verdict}.**", "", f"_Rule:_ {f.rule}", ""]
         lines += [f"- {e}" for e in f.evidence] + [""]
+    lines += _scale_section(good)
     lines += ["## Tables", "",
-              "One table per model, dataset and attribute set; one row per latent size (mean over seeds). "
-              "↑: higher is better, ↓: lower is better. The metrics are explained at the end."]
+              "One table per model, dataset and attribute set; one row per latent size: mean ± standard deviation "
+              "over the seeds with results (n of them; the mean alone when n = 1). ↑: higher is better, ↓: lower is "
+              "better. The metrics are explained at the end."]
     lines += _metric_tables(records) if good else ["", "No results yet."]
     if figures:
         lines += ["", "## Figures", "", "Each metric against latent size: one panel per model and attribute count, "
-                  "one line per dataset.", ""]
+                  "one colour per dataset; every seed is a point (slightly offset sideways so they do not hide each "
+                  "other) and the line joins the means over seeds.", ""]
         for m in METRICS:
             if m.key in figures:
                 rel = os.path.join(figure_folder, os.path.basename(figures[m.key]))
@@ -315,9 +367,12 @@ def build_markdown(records: Sequence[dict], expected: Sequence[dict], figures: d
 
 
 def _expected_pairs(expected: Sequence[dict]) -> Optional[int]:
-    keys = Counter((e["dataset"], tuple(e["attributes"]), e["latent_dim"], e.get("seed", 0)) for e in expected
-                   if e.get("model") in ("measure_vae", "adversarial_vae"))
-    return sum(1 for v in keys.values() if v == 2) or None
+    """Configurations (dataset, attributes, latent size; seeds aside) the grid runs for both models."""
+    models: dict = {}
+    for e in expected:
+        if e.get("model") in ("measure_vae", "adversarial_vae"):
+            models.setdefault((e["dataset"], tuple(e["attributes"]), e["latent_dim"]), set()).add(e["model"])
+    return sum(1 for v in models.values() if len(v) == 2) or None
 
 
 def write_report(study_dir: str, output: str) -> tuple:
@@ -332,10 +387,11 @@ def write_report(study_dir: str, output: str) -> tuple:
     out_dir = os.path.dirname(os.path.abspath(output))
     folder_name = os.path.splitext(os.path.basename(output))[0] + "_figures"
     baselines = load_baselines(study_dir)
+    split = evaluation_split(records)
     for r in ok(records):  # results carry the baselines they were measured against
-        if (r.get("baselines") or {}).get("validation"):
+        if split_baseline(r.get("baselines"), split):
             baselines.setdefault(r["grid"]["dataset"], r["baselines"])
-    figures = all_figures(records, os.path.join(out_dir, folder_name), expected, baselines)
+    figures = all_figures(records, os.path.join(out_dir, folder_name), expected, baselines, split)
     text = build_markdown(records, expected, figures, folder_name, study_dir, unreadable, load_study_info(study_dir),
                           baselines, _notes_lines(study_dir))
     os.makedirs(out_dir, exist_ok=True)

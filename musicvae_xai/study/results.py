@@ -33,8 +33,8 @@ METRICS = (
            "reconstruction accuracy: share of the 24 tokens of a test measure reproduced by greedy decoding "
            "(no teacher forcing) from a sampled latent code"),
     Metric("note_accuracy", "Note acc.", True,
-           "the same, counted only on ticks whose target is not `hold` (note and rest onsets), which the "
-           "many easy `hold` tokens cannot inflate"),
+           "the same, counted only on ticks whose target is a pitch or a rest (not `hold`, `start` or `end`), "
+           "which the many easy `hold` tokens cannot inflate"),
     Metric("kl_per_measure", "KL", None,
            "KL divergence of the posterior from the N(0, I) prior per measure (nats); higher means the "
            "code carries more information, lower means a smoother, more prior-like latent space"),
@@ -43,7 +43,8 @@ METRICS = (
            "with it and the R^2 of a linear fit of the attribute on that dim; mean over attributes"),
     Metric("mig", "MIG", True,
            "mutual information gap: (largest - second largest MI of an attribute with any latent dim) / "
-           "entropy of the attribute, mean over attributes; high when one dim alone carries an attribute"),
+           "entropy of the attribute, mean over attributes, not clipped (the k-NN MI estimates can make it "
+           "slightly negative); high when one dim alone carries an attribute"),
     Metric("sap", "SAP", True,
            "separated attribute predictability: gap between the two best single-dim linear R^2 scores of "
            "an attribute, mean over attributes"),
@@ -51,7 +52,8 @@ METRICS = (
            "Spearman correlation coefficient: largest |rank correlation| of an attribute with any latent "
            "dim (0 when not significant), mean over attributes"),
     Metric("modularity", "Modul.", True,
-           "modularity (Ridgeway & Mozer): how much each latent dim depends on one attribute only"),
+           "modularity (Ridgeway & Mozer, as ar-vae computes it): how much each latent dim depends on one attribute "
+           "only, plain mean over dims (the MI-weighted variant is kept in results as `modularity_mi_weighted`)"),
     Metric("controllability", "Control.", True,
            "controllability: sweeping a control (a regularised latent dim of MeasureVAE, an attribute input "
            "of AdversarialVAE) over its range and decoding, the mean |Spearman rho| between the control value "
@@ -134,14 +136,16 @@ def metric_value(record: dict, key: str) -> Optional[float]:
     return None if value is None else float(value)
 
 
-def mean_over_seeds(records: Sequence[dict], key: str) -> dict:
-    """{(model, dataset, attributes, latent_dim): (mean, n)} of metric ``key`` over seeds."""
+def spread_over_seeds(records: Sequence[dict], key: str) -> dict:
+    """{(model, dataset, attributes, latent_dim): (mean, sd, n, [value per seed])} of metric ``key``;
+    sd is the sample standard deviation over seeds (ddof=1), None for a single seed."""
     groups: dict = {}
     for r in ok(records):
         v = metric_value(r, key)
         if v is not None and np.isfinite(v):
             groups.setdefault(key_of(r, drop=("seed",)), []).append(v)
-    return {k: (float(np.mean(v)), len(v)) for k, v in groups.items()}
+    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else None, len(v), list(v))
+            for k, v in groups.items()}
 
 
 def ordered(values, order: Sequence[str]) -> list:
@@ -152,8 +156,3 @@ def ordered(values, order: Sequence[str]) -> list:
 def attribute_count_label(attributes: Sequence[str]) -> str:
     n = len(attributes)
     return f"{n} attribute{'s' if n != 1 else ''} ({', '.join(attributes)})"
-
-
-def validation_accuracy(record: dict) -> Optional[float]:
-    value = record.get("training", {}).get("val_token_accuracy")
-    return None if value is None else float(value)

@@ -97,6 +97,7 @@ def summarize_evaluation(report: dict) -> dict:
         "sap": report["sap"],
         "scc": report["scc"],
         "modularity": report["modularity"],
+        "modularity_mi_weighted": report.get("modularity_mi_weighted"),
         "controllability": ind["controllability"],
         "leakage": ind["leakage"],
         "independence_attributes": ind["attributes"],
@@ -265,8 +266,24 @@ def run_entry(run_dir: str) -> dict:
     except Exception as e:  # recorded; KeyboardInterrupt / SystemExit propagate and record nothing
         traceback.print_exc()
         result = failure_record(entry, stage, one_line(e))
+    if result["status"] == "ok":
+        log_hparams(run_dir, result)
     write_json(result_path, result)
     return result
+
+
+def log_hparams(run_dir: str, result: dict) -> None:
+    """Logs the configuration's hyper-parameters and final metrics for TensorBoard's HParams dashboard
+    in ``run_dir/hparams`` (``musicvae_xai.study.hparams``), with the study's grid (``study.json`` of the
+    study folder) as domains. A failure is recorded in ``result["hparams_error"]``, never fatal."""
+    from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
+
+    study = read_json(os.path.join(os.path.dirname(os.path.abspath(run_dir)), "study.json")) or {}
+    try:
+        write_hparams(os.path.join(run_dir, HPARAMS_DIRNAME), result, study.get("study"))
+    except Exception as e:  # the result stands without its dashboard entry
+        traceback.print_exc()
+        result["hparams_error"] = one_line(e)
 
 
 def main(argv) -> None:
