@@ -77,27 +77,20 @@ def majority_baselines(built) -> dict:
     (the study evaluates on ``test``). Values are floats in [0, 1]; ``note_fraction`` is the share of
     ticks whose target is a pitch or rest.
     """
+    from musicvae_xai.metrics import majority_baselines as fit_and_score
+
     vocab = built.vocabulary
     train = np.asarray(built.tokens("train"))
-    size = vocab.size
-    majority = int(np.argmax(np.bincount(train.ravel(), minlength=size)))
-    per_tick = np.array([np.argmax(np.bincount(train[:, t], minlength=size)) for t in range(train.shape[1])])
-    out = {"majority_token": str(vocab.decode_id(majority)),
-           "train_measures": int(len(train))}
+    out = {}
     for split in ("validation", "test"):
         tokens = np.asarray(built.tokens(split))
         if not len(tokens):
             continue
-        note = vocab.is_pitch(tokens) | (tokens == vocab.rest_id)  # pitch or rest targets
-        hit = tokens == per_tick[None, :]
-        hit_majority = tokens == majority
-        out[split] = {"measures": int(len(tokens)),
-                      "majority_token_accuracy": float(hit_majority.mean()),
-                      "majority_note_accuracy": float(hit_majority[note].mean()) if note.any() else 0.0,
-                      "per_tick_majority_token_accuracy": float(hit.mean()),
-                      "per_tick_majority_note_accuracy": float(hit[note].mean()) if note.any() else 0.0,
-                      "hold_fraction": float(np.mean(tokens == vocab.hold_id)),
-                      "note_fraction": float(note.mean())}
+        scored = fit_and_score(train, tokens, vocab)
+        out["majority_token"], out["train_measures"] = scored.pop("majority_token"), scored.pop("train_measures")
+        note = vocab.is_pitch(tokens) | (tokens == vocab.rest_id)
+        out[split] = dict(scored, hold_fraction=float(np.mean(tokens == vocab.hold_id)),
+                          note_fraction=float(note.mean()))
     return out
 
 
