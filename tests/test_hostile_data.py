@@ -110,6 +110,14 @@ def test_pool_reports_a_worker_that_dies():
 def test_pool_unavailable_when_workers_always_die():
     with pytest.raises(pool.PoolUnavailable, match="keep dying"):
         pool.run(os._exit, [3] * 8, workers=2, time_limit=10)
+    with pytest.raises(pool.PoolUnavailable, match="none finished"):  # e.g. workers cannot import __main__
+        pool.run(os._exit, [3] * 2, workers=2, time_limit=10)
+
+
+@pytest.mark.timeout(60)
+def test_pool_without_a_time_limit_returns_every_result():
+    assert pool.run(abs, [-1, -2, 3, -4, 5], workers=2, time_limit=None) == {
+        0: (pool.OK, 1), 1: (pool.OK, 2), 2: (pool.OK, 3), 3: (pool.OK, 4), 4: (pool.OK, 5)}
 
 
 @pytest.mark.timeout(60)

@@ -15,6 +15,9 @@ import time
 from typing import Callable, Optional, Sequence
 
 OK, TIMEOUT, CRASHED = "ok", "timeout", "crashed"
+STARTED = "started"
+#: Seconds a new worker may take to start (import modules) and take its first item.
+STARTUP_LIMIT = 600.0
 
 
 class PoolUnavailable(RuntimeError):
@@ -28,7 +31,8 @@ def _worker(fn: Callable, conn) -> None:
             if item is None:
                 return
             index, arg = item
-            conn.send((index, fn(arg)))
+            conn.send((STARTED, index, None))  # the clock starts now, not while this process boots
+            conn.send((OK, index, fn(arg)))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
 
@@ -41,19 +45,23 @@ def run(fn: Callable, items: Sequence, workers: int, time_limit: Optional[float]
     seconds it ran) or CRASHED (the worker died, e.g. killed for memory; value = its exit code).
     ``fn`` and the items must be picklable (fn by reference). order: the order to hand items out
     (default 0..n-1). on_done(i) is called as each item finishes. Raises PoolUnavailable when more
-    than ``2 * workers`` workers die before any item succeeds (workers cannot run here: the caller
-    should do the work itself).
+    than ``2 * workers`` workers die before any item succeeds, when workers died and no item
+    succeeded at all, or when a worker cannot be started (workers cannot run here: the caller should
+    do the work itself).
     """
     ctx = context or multiprocessing.get_context()
     pending = collections.deque(range(len(items)) if order is None else order)
     results: dict = {}
-    busy: dict = {}  # conn -> [process, index, start time]
+    busy: dict = {}  # conn -> [process, index, start time or None, time handed out]
     deaths = successes = 0
 
     def spawn():
-        parent_conn, child_conn = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(fn, child_conn), daemon=True)
-        proc.start()
+        try:
+            parent_conn, child_conn = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(fn, child_conn), daemon=True)
+            proc.start()
+        except (OSError, AssertionError, ValueError) as e:  # e.g. no processes left, or inside a daemon
+            raise PoolUnavailable(f"cannot start a worker process: {e}") from e
         child_conn.close()
         return parent_conn, proc
 
@@ -69,7 +77,7 @@ def run(fn: Callable, items: Sequence, workers: int, time_limit: Optional[float]
             _kill(conn, proc)
             feed(*spawn())
             return
-        busy[conn] = [proc, i, time.monotonic()]
+        busy[conn] = [proc, i, None, time.monotonic()]  # start: set when the worker says it has begun
 
     def finish(i, status, value) -> None:
         results[i] = (status, value)
@@ -81,14 +89,14 @@ def run(fn: Callable, items: Sequence, workers: int, time_limit: Optional[float]
             feed(*spawn())
         while busy:
             now = time.monotonic()
-            wait_s = None
-            if time_limit is not None:
-                wait_s = max(0.0, min(start + time_limit for _, _, start in busy.values()) - now)
-            for conn in multiprocessing.connection.wait(list(busy), timeout=wait_s):
-                proc, i, _ = busy.pop(conn)
+            wait_s = min(_deadline(entry, time_limit) for entry in busy.values()) - now
+            timeout = None if wait_s == float("inf") else max(0.0, wait_s)
+            for conn in multiprocessing.connection.wait(list(busy), timeout=timeout):
+                proc, i = busy[conn][:2]
                 try:
-                    index, value = conn.recv()
+                    tag, index, value = conn.recv()
                 except (EOFError, OSError):
+                    busy.pop(conn)
                     proc.join(1.0)
                     _kill(conn, proc)
                     deaths += 1
@@ -97,20 +105,36 @@ def run(fn: Callable, items: Sequence, workers: int, time_limit: Optional[float]
                     finish(i, CRASHED, proc.exitcode)
                     feed(*spawn())
                     continue
+                if tag == STARTED:
+                    busy[conn][2] = time.monotonic()
+                    continue
+                busy.pop(conn)
                 successes += 1
                 finish(index, OK, value)
                 feed(conn, proc)
-            if time_limit is not None:
-                now = time.monotonic()
-                for conn in [c for c, (_, _, start) in busy.items() if now - start >= time_limit]:
-                    proc, i, start = busy.pop(conn)
-                    _kill(conn, proc)
-                    finish(i, TIMEOUT, round(now - start, 3))
-                    feed(*spawn())
+            now = time.monotonic()
+            for conn in [c for c, entry in busy.items() if now >= _deadline(entry, time_limit)]:
+                proc, i, start, handed = busy.pop(conn)
+                _kill(conn, proc)
+                if start is None:  # the worker never began: it cannot start here
+                    raise PoolUnavailable(f"a worker process did not start within {STARTUP_LIMIT:g} s")
+                finish(i, TIMEOUT, round(now - start, 3))
+                feed(*spawn())
     finally:
-        for conn, (proc, _, _) in list(busy.items()):
-            _kill(conn, proc)
+        for conn, entry in list(busy.items()):
+            _kill(conn, entry[0])
+    if deaths and not successes:
+        raise PoolUnavailable(f"every worker process died ({deaths}) and none finished an item")
     return results
+
+
+def _deadline(entry: list, time_limit: Optional[float]) -> float:
+    """When a busy worker must be stopped: time_limit after it began its item, or STARTUP_LIMIT
+    after the item was handed to it while it has not begun (it is still starting)."""
+    _, _, start, handed = entry
+    if start is None:
+        return handed + STARTUP_LIMIT
+    return start + time_limit if time_limit is not None else float("inf")
 
 
 def _stop(conn, proc) -> None:
