@@ -325,10 +325,20 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list, problems: list = ()
         "measures": before,
         "measures_augmented": {s: int(len(arrays[f"tokens_{s}"])) for s in SPLITS},
         "skipped": dict(sorted(skipped.items())),
-        "skipped_units": {k: sources_lib.SKIP_UNITS.get(k, "bars") for k in sorted(skipped)},
+        "skipped_units": {k: sources_lib.SKIP_UNITS.get(k, _unit_of(k, results)) for k in sorted(skipped)},
         "sources": dict(per_source),
     }
     return {"arrays": arrays, "pieces": pieces, "splits": splits, "stats": stats, "skipped_files": skipped_files}
+
+
+def _unit_of(reason: str, results: list) -> str:
+    """Unit of a skip reason not in SKIP_UNITS (e.g. a new reader limit): files or pieces when it
+    was given to a whole file or piece, else bars."""
+    if any(r.reason == reason for r in results):
+        return "files"
+    if any(p.reason == reason for r in results for p in r.pieces):
+        return "pieces"
+    return "bars"
 
 
 def _source_stats() -> dict:
