@@ -3,7 +3,9 @@
     python -m musicvae_xai.data --dataset=irish --data_root=../shared/datasets --cache_dir=cache \
         [--stats_json=stats.json] [--allow_cut_time] [--min_pitch=55] [--max_pitch=84]
 
-A bad data root or an unknown dataset name stops with a one-line error and exit status 2.
+A bad data root, an unknown dataset name, a data root without one readable input file or a
+``--cache_dir`` that is a file (checked before reading anything) stops with one ``error:`` line and
+exit status 2.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ flags.DEFINE_integer("max_pitch", 84, "Highest MIDI pitch of the vocabulary.")
 flags.DEFINE_bool("transpose", True, "Augment the training split with every in-range transposition.")
 flags.DEFINE_integer("max_files", None, "Only the first N files of each source (quick runs).")
 flags.DEFINE_integer("workers", None, "Parser processes (default: every CPU core).")
+flags.DEFINE_float("file_timeout", datasets.FILE_TIMEOUT, "Seconds one input file may take to read; a file "
+                   "that takes longer is skipped and counted as parse_timeout (0: no limit).")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
@@ -43,9 +47,11 @@ def main(argv):
     cfg = datasets.DatasetConfig(
         name=FLAGS.dataset, data_root=FLAGS.data_root, min_pitch=FLAGS.min_pitch, max_pitch=FLAGS.max_pitch,
         allow_cut_time=FLAGS.allow_cut_time, transpose=FLAGS.transpose, max_files=FLAGS.max_files)
+    timeout = FLAGS.file_timeout if FLAGS.file_timeout and FLAGS.file_timeout > 0 else None
     try:
-        built = datasets.build(cfg, FLAGS.cache_dir, progress=FLAGS.progress, workers=FLAGS.workers)
-    except (ValueError, FileNotFoundError) as e:
+        built = datasets.build(cfg, FLAGS.cache_dir, progress=FLAGS.progress, workers=FLAGS.workers,
+                               file_timeout=timeout)
+    except (ValueError, OSError) as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
     print(summary_table(built.stats, cache_path=str(built.path), reused=built.reused))

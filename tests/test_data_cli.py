@@ -44,12 +44,14 @@ def test_embedded_build_summary_and_stats_json(tmp_path):
     stats_path = tmp_path / "out" / "stats.json"
     r = run_cli("--dataset=embedded", f"--cache_dir={tmp_path / 'cache'}", f"--stats_json={stats_path}")
     assert r.returncode == 0, r.stderr[-2000:]
-    for label in ("files seen", "files parsed", "pieces kept", "before augmentation", "after augmentation",
-                  "not_4_4"):
+    for label in ("files seen", "files parsed", "pieces kept", "duplicate groups", "unfingerprinted",
+                  "before augmentation", "after augmentation", "not_4_4"):
         assert label in r.stdout
     stats = json.loads(stats_path.read_text())
-    for key in ("files_total", "files_parsed", "pieces", "measures", "skipped", "measures_augmented"):
+    for key in ("files_total", "files_parsed", "pieces", "measures", "skipped", "measures_augmented",
+                "duplicate_groups", "duplicate_pieces", "unfingerprinted_pieces"):
         assert key in stats
+    assert stats["duplicate_groups"] >= 1 and stats["duplicate_pieces"] >= 2 * stats["duplicate_groups"]
     assert set(stats["measures"]) == {"train", "validation", "test"}
     assert stats["files_total"] == 4 and stats["measures"]["train"] > 1000
     assert all(isinstance(v, int) for v in stats["skipped"].values())
@@ -101,5 +103,6 @@ def test_bad_input_files_are_counted_and_the_build_goes_on(tmp_path):
     assert stats["skipped"]["unparseable"] == 6
     assert stats["skipped"]["not_4_4"] >= 4
     assert sum(stats["measures"].values()) == 4 + 4 + 3
+    assert stats["duplicate_groups"] == 1 and stats["duplicate_pieces"] == 2  # good2 is good1 up a tone
     for name in ("empty.mid", "truncated.mid", "garbage.mid", "corrupt.mid", "wrong_format.mid", "binary.abc"):
         assert name in r.stderr  # each skipped file is logged with its path

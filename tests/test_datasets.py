@@ -289,3 +289,124 @@ def test_make_tf_dataset_shuffle_is_seeded_and_repeats(embedded):
     assert sorted(map(tuple, a)) == sorted(map(tuple, tokens))  # a permutation, nothing lost
     rep = datasets.make_tf_dataset(tokens, vocab, ("note_density",), batch_size=48, repeat=True)
     assert len(list(rep.take(5))) == 5
+
+
+# ---------------------------------------------------------------- leak-free splits (melody groups)
+
+from musicvae_xai.datasets import grouping  # noqa: E402
+from musicvae_xai.representation import FULL_RANGE  # noqa: E402
+
+SCALE = [60, 62, 64, 65, 67, 69, 71, 72, 74, 76, 77, 79]
+ABC_NAMES = "CDEFGABcdefg"
+MELODY = [SCALE[(k * 3 + k // 4) % 8] for k in range(32)]  # 4 bars of eighths
+
+
+def _abc_eighths(pitches) -> str:
+    bars = [" ".join(ABC_NAMES[SCALE.index(p)] for p in pitches[b:b + 8]) for b in range(0, len(pitches), 8)]
+    return "X:1\nT:The tune\nM:4/4\nL:1/8\nK:C\n" + "|".join(bars) + "|]\n"
+
+
+def _midi_eighths(pitches, shift=0):
+    return _midi_bytes([(p + shift, k * 0.5, k * 0.5 + 0.5) for k, p in enumerate(pitches)])
+
+
+def _ids_in_different_splits(first: str, template: str) -> str:
+    """A piece id made from ``template`` whose own hash split differs from ``first``'s."""
+    return next(template.format(n) for n in range(1000)
+                if split_of(template.format(n), (0.8, 0.1, 0.1)) != split_of(first, (0.8, 0.1, 0.1)))
+
+
+def test_fingerprints_are_transposition_invariant_and_rhythm_sensitive():
+    rng = np.random.default_rng(0)
+    m = np.full((6, 24), FULL_RANGE.hold_id, np.int32)
+    m[:, ::3] = rng.integers(60, 72, size=(6, 8))
+    keys = grouping.fingerprints(m)
+    assert len(keys) == 2
+    assert grouping.fingerprints(m + np.where(m < 128, 5, 0)) == keys            # up a fourth
+    moved = m.copy()
+    moved[2, 3], moved[2, 4] = FULL_RANGE.hold_id, moved[2, 3]                   # one onset a tick late
+    assert not set(grouping.fingerprints(moved)) & set(keys)
+    pickup = np.concatenate([np.full((1, 24), FULL_RANGE.rest_id, np.int32), m])  # a bar more in front
+    assert set(grouping.fingerprints(pickup)) & set(keys)
+    assert grouping.fingerprints(m[:3]) == []                                    # too short: 3 bars
+    sparse = np.full((4, 24), FULL_RANGE.hold_id, np.int32)
+    sparse[:, 0] = 60                                                            # 4 onsets < MIN_ONSETS
+    assert grouping.fingerprints(sparse) == []
+
+
+def test_group_pieces_is_transitive_and_named_by_the_smallest_id():
+    groups = grouping.group_pieces(["c", "a", "b", "d", "e"], [["k1"], ["k2"], ["k1", "k2"], [], ["k3"]])
+    assert groups == ["a", "a", "a", "d", "e"]
+    stats = grouping.duplicate_stats(groups, ["s1", "s2", "s1", "s1", "s1"], [["k1"], ["k2"], ["k1"], [], ["k3"]])
+    assert stats == {"duplicate_groups": 1, "duplicate_pieces": 3, "cross_source_groups": 1,
+                     "unfingerprinted_pieces": 1}
+
+
+@pytest.fixture(scope="module")
+def leak_build(tmp_path_factory):
+    """irish data root: one melody in O'Neill's (ABC, C major) and twice in CRÉ (MIDI, transposed up a
+    tone and down a minor third) under file names whose own hashes fall in different splits; a
+    3-bar transposed copy of its opening and a sparse 4-bar tune (both too short to fingerprint); and
+    ten other tunes."""
+    root = tmp_path_factory.mktemp("leak") / "data"
+    midi, abc_dir = root / "irish_cre" / "MIDI", root / "irish_oneills1850"
+    midi.mkdir(parents=True)
+    abc_dir.mkdir(parents=True)
+    (abc_dir / "book.abc").write_text(_abc_eighths(MELODY))
+    abc_id = "irish_oneills1850/book.abc#0:X1"
+    name_a = _ids_in_different_splits(abc_id, "irish_cre/MIDI/first_copy{}.mid")
+    name_b = _ids_in_different_splits(name_a, "irish_cre/MIDI/other_copy{}.mid")
+    (root / name_a).write_bytes(_midi_eighths(MELODY, 2))
+    (root / name_b).write_bytes(_midi_eighths(MELODY, -3))
+    (midi / "short.mid").write_bytes(_midi_eighths(MELODY[:24], 4))
+    (midi / "sparse.mid").write_bytes(_midi_bytes([(64 + k, 4 * k, 4 * k + 4) for k in range(4)]))
+    rng = random.Random(5)
+    for n in range(10):
+        (midi / f"other{n}.mid").write_bytes(_midi_eighths([rng.choice(SCALE[:8]) for _ in range(32)]))
+    built = datasets.build(DatasetConfig(name="irish", data_root=str(root)), tmp_path_factory.mktemp("cache"),
+                           progress=False, workers=1)
+    return built, {abc_id, name_a, name_b}
+
+
+def test_transposed_copies_across_sources_land_in_one_split(leak_build):
+    built, copies = leak_build
+    by_id = {p["id"]: p for p in built.pieces()}
+    assert copies <= set(by_id)
+    own = {split_of(pid, (0.8, 0.1, 0.1)) for pid in copies}
+    assert len(own) >= 2  # hashed one by one they would be split apart
+    group = min(copies)
+    assert {by_id[pid]["group"] for pid in copies} == {group}
+    assert {by_id[pid]["split"] for pid in copies} == {split_of(group, (0.8, 0.1, 0.1))}
+    s = built.stats
+    assert s["duplicate_groups"] == 1 and s["duplicate_pieces"] == 3 and s["cross_source_groups"] == 1
+    for split in datasets.SPLITS:  # no measure of the melody in any other split
+        rows = {built.pieces()[i]["id"] for i in np.unique(built.piece_index(split))}
+        assert not (rows & copies) or split == by_id[group]["split"]
+
+
+def test_too_short_melodies_are_kept_and_split_by_their_id(leak_build):
+    built, _ = leak_build
+    by_id = {p["id"]: p for p in built.pieces()}
+    assert built.stats["unfingerprinted_pieces"] == 2
+    for pid in ("irish_cre/MIDI/short.mid", "irish_cre/MIDI/sparse.mid"):
+        p = by_id[pid]
+        assert not p["fingerprinted"] and p["group"] == pid and p["split"] == split_of(pid, (0.8, 0.1, 0.1))
+        assert p["measures"] >= 3
+
+
+def test_splits_json_names_every_kept_piece_and_its_split(leak_build):
+    built, _ = leak_build
+    on_disk = json.loads((built.path / "splits.json").read_text())
+    assert on_disk == built.splits() == {p["id"]: p["split"] for p in built.pieces()}
+    assert len(on_disk) == built.stats["pieces"] == 15
+    for pid in on_disk:
+        source, rel = pid.split("/", 1)
+        assert source in ("irish_cre", "irish_oneills1850")
+        assert pathlib.PurePosixPath(rel.split("#")[0]).suffix in (".mid", ".abc")
+    for split in datasets.SPLITS:
+        ids = [p["id"] for p in built.pieces(split)]
+        assert sorted(ids) == sorted(pid for pid, s in on_disk.items() if s == split)
+        assert all(p["split"] == split for p in built.pieces(split))
+        assert len(ids) == built.stats["pieces_per_split"][split]
+    with pytest.raises(ValueError, match="unknown split"):
+        built.pieces("dev")

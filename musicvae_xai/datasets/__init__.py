@@ -10,7 +10,10 @@ Registered names: ``irish`` (CRÉ MIDI + O'Neill's 1850 ABC), ``turkish`` (SymbT
 ``embedded`` (public-domain O'Neill tunes shipped in ``musicvae_xai/embedded_data``).
 
 ``build(...).stats`` keys: files_total, files_parsed, pieces_total (pieces read), pieces (pieces
-with at least one kept measure), pieces_per_split, measures {train, validation, test} before
+with at least one kept measure), pieces_per_split, duplicate_groups (groups of two or more pieces
+sharing a melody, each kept in one split), duplicate_pieces (pieces in such groups),
+cross_source_groups, unfingerprinted_pieces (too short to fingerprint: split by their own id),
+measures {train, validation, test} before
 augmentation, measures_augmented {...} (rows of ``tokens(split)``), skipped {reason: count},
 skipped_units {reason: files | pieces | bars ...}, sources {source: {...}}, build_seconds.
 """
@@ -26,25 +29,30 @@ from musicvae_xai.datasets import cache as _cache
 from musicvae_xai.datasets.cache import CACHE_VERSION, BuiltDataset
 from musicvae_xai.datasets.config import SPLITS, DatasetConfig
 from musicvae_xai.datasets.pipeline import make_tf_dataset, measure_attributes
-from musicvae_xai.datasets.builder import split_of  # noqa: F401
+from musicvae_xai.datasets.builder import FILE_TIMEOUT, split_of  # noqa: F401
 from musicvae_xai.datasets.sources import SKIP_UNITS, names
 
-__all__ = ["CACHE_VERSION", "SPLITS", "SKIP_UNITS", "BuiltDataset", "DatasetConfig", "build", "names",
+__all__ = ["CACHE_VERSION", "FILE_TIMEOUT", "SPLITS", "SKIP_UNITS", "BuiltDataset", "DatasetConfig", "build", "names",
            "make_tf_dataset", "measure_attributes"]
 
 
-def build(cfg: DatasetConfig, cache_dir, progress: bool = True, workers: Optional[int] = None) -> BuiltDataset:
+def build(cfg: DatasetConfig, cache_dir, progress: bool = True, workers: Optional[int] = None,
+          file_timeout: Optional[float] = FILE_TIMEOUT) -> BuiltDataset:
     """Builds dataset ``cfg`` into ``cache_dir`` (or reuses the cache of an identical config and
-    unchanged input files) and returns it.
+    input files of identical contents) and returns it.
 
-    Raises ValueError (unknown name, bad config, no data_root for a dataset that needs one) or
-    FileNotFoundError (data root missing or without the dataset's folders), one line each. Bad input
-    files never raise: they are counted in ``stats['skipped']`` and logged with their path.
-    workers: parser processes (None = every core).
+    Raises ValueError (unknown name, bad config, no data_root for a dataset that needs one),
+    NotADirectoryError/PermissionError (``cache_dir`` is a file or cannot be written; checked before
+    reading anything) or FileNotFoundError (data root missing, without the dataset's folders, or
+    without a single readable input file), one line each. Bad input files never raise: they are
+    counted in ``stats['skipped']`` and logged with their path. workers: parser processes (None =
+    every core); file_timeout: seconds one file may take before it is skipped as ``parse_timeout``
+    (None: no limit).
     """
+    _cache.check_cache_dir(cache_dir)
     found = _build.resolve_sources(cfg)
-    tasks = _build.list_tasks(cfg, found)
-    fingerprint = _build.fingerprint(tasks)
+    tasks, problems = _build.scan(cfg, found)
+    fingerprint = _build.fingerprint(tasks, problems)
     key = _cache.cache_key(cfg, fingerprint)
     path = _cache.cache_path(cache_dir, cfg, key)
     cached = _cache.load(path)
@@ -52,5 +60,5 @@ def build(cfg: DatasetConfig, cache_dir, progress: bool = True, workers: Optiona
         logging.info("dataset %s: reusing cache %s", cfg.name, path)
         return cached
     logging.info("dataset %s: building %d files into %s", cfg.name, len(tasks), path)
-    built = _build.run(cfg, tasks, workers, progress)
+    built = _build.run(cfg, tasks, workers, progress, problems, file_timeout)
     return _cache.write(path, cfg, key, fingerprint, built)

@@ -1,22 +1,23 @@
 """Building a dataset: list files, parse them in parallel, filter measures, split by piece, augment.
 
-The measures of every piece come from ``sources.parse_file`` (in FULL_RANGE ids). Here they are
-checked against the pitch range, assigned to a split by a hash of the piece id (stable across runs,
-machines and file order), transposed into the range (training split only) and re-expressed in the
-configured vocabulary.
+The measures of every piece come from ``sources.parse_file`` (in FULL_RANGE ids), run in worker
+processes under a per-file time limit (``pool``). Here they are checked against the pitch range,
+grouped with the pieces that share their melody (``grouping``), assigned to a split by a hash of the
+group's id (stable across runs, machines and file order), transposed into the range (training split
+only) and re-expressed in the configured vocabulary.
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import hashlib
 import multiprocessing
 import os
 import pathlib
+import signal
 import sys
+import threading
 import time
-from concurrent.futures.process import BrokenProcessPool
 from typing import Optional
 
 import numpy as np
@@ -24,6 +25,8 @@ from absl import logging
 from tqdm import tqdm
 
 from musicvae_xai import representation
+from musicvae_xai.datasets import grouping
+from musicvae_xai.datasets import pool as pool_lib
 from musicvae_xai.datasets import sources as sources_lib
 from musicvae_xai.datasets.config import SPLITS, DatasetConfig
 
@@ -56,25 +59,58 @@ def resolve_sources(cfg: DatasetConfig) -> list:
 
 
 def list_tasks(cfg: DatasetConfig, found: list) -> list:
-    """Parse tasks (see ``sources.parse_file``) for every file of every found source, in order."""
-    tasks = []
+    """Parse tasks (see ``sources.parse_file``) for every readable file of every found source."""
+    return scan(cfg, found)[0]
+
+
+def scan(cfg: DatasetConfig, found: list) -> tuple:
+    """(tasks, problems): parse tasks for every readable file of every found source, in order, and
+    a record {path, source, reason, message} for every matching entry that cannot be read (reasons
+    in ``sources.LISTING_REASONS``).
+
+    Raises FileNotFoundError (one line) when no source holds a single readable file: a build of
+    nothing is an error, not an empty dataset.
+    """
+    tasks, problems = [], []
     for source, folder in found:
         if folder is None:
             continue
-        for rel in sources_lib.list_files(source, folder, cfg.max_files):
-            tasks.append((source, str(folder), rel, cfg.allow_cut_time))
-    return tasks
+        files, bad = sources_lib.scan_files(source, folder, cfg.max_files)
+        tasks += [(source, str(folder), rel, cfg.allow_cut_time) for rel in files]
+        for rel, reason, message in bad:
+            path = os.path.normpath(os.path.join(str(folder), rel))
+            problems.append({"path": path, "source": source.name, "reason": reason, "message": message})
+    if not tasks:
+        folders = ", ".join(str(folder) for _, folder in found if folder is not None)
+        counts = collections.Counter(p["reason"] for p in problems)
+        why = "; ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no file matches " + ", ".join(
+            "/".join(s.patterns) for s, f in found if f is not None)
+        raise FileNotFoundError(f"dataset {cfg.name!r}: no readable input file under {folders} ({why})")
+    for p in problems:
+        logging.warning("skipped %s: %s (%s)", p["path"], p["reason"], p["message"])
+    return tasks, problems
 
 
-def fingerprint(tasks: list) -> str:
-    """Hash of (source, relative path, size) of every input file: changes when the data do."""
+def fingerprint(tasks: list, problems: list = ()) -> str:
+    """SHA-256 over (source, relative path, SHA-256 of the file's bytes) of every input file and the
+    unreadable entries: any edit of any file changes it, whatever its size or time stamp."""
     h = hashlib.sha256()
     for source, folder, rel, _ in tasks:
-        try:
-            size = os.path.getsize(os.path.join(folder, rel))
-        except OSError:
-            size = -1
-        h.update(f"{source.name}\0{rel}\0{size}\n".encode())
+        h.update(f"{source.name}\0{rel}\0{content_hash(os.path.join(folder, rel))}\n".encode())
+    for p in problems:
+        h.update(f"{p['source']}\0{p['path']}\0{p['reason']}\n".encode())
+    return h.hexdigest()
+
+
+def content_hash(path: str) -> str:
+    """SHA-256 hex digest of a file's bytes (read in 1 MiB blocks); "unreadable" if it cannot be read."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return "unreadable"
     return h.hexdigest()
 
 
@@ -90,12 +126,20 @@ def split_of(piece_id: str, fractions: tuple, seed: int = 0) -> str:
     return SPLITS[-1]
 
 
-def parse_all(tasks: list, workers: Optional[int], progress: bool, desc: str) -> list:
+#: Default per-file time limit of a build, in seconds (``build(file_timeout=...)``, ``--file_timeout``).
+FILE_TIMEOUT = 60.0
+
+
+def parse_all(tasks: list, workers: Optional[int], progress: bool, desc: str,
+              file_timeout: Optional[float] = FILE_TIMEOUT) -> list:
     """Runs ``sources.parse_file`` on every task, in worker processes when there are enough files.
 
-    Returns the FileResults in task order. ``workers=None`` uses every CPU core. If the worker
-    processes fail (e.g. they cannot import an interactive ``__main__``), the remaining files are
-    parsed in this process.
+    Returns the FileResults in task order. ``workers=None`` uses every CPU core. A file that takes
+    longer than ``file_timeout`` seconds (None: no limit) is skipped as ``parse_timeout``: its
+    worker process is killed and replaced; in this process (one worker, or fewer than 4 files) a
+    timer signal interrupts it instead. A worker that dies (e.g. killed for memory) skips its file
+    as ``parser_crashed``. If worker processes cannot run at all (e.g. they cannot import an
+    interactive ``__main__``), the remaining files are parsed in this process.
     """
     if not tasks:
         return []
@@ -106,12 +150,12 @@ def parse_all(tasks: list, workers: Optional[int], progress: bool, desc: str) ->
     try:
         if workers > 1 and len(tasks) >= 4:
             try:
-                _parse_in_pool(tasks, workers, results, bar)
-            except (BrokenProcessPool, OSError) as e:
+                _parse_in_pool(tasks, workers, results, bar, file_timeout)
+            except (pool_lib.PoolUnavailable, OSError) as e:
                 logging.warning("parser processes failed (%s); parsing the remaining files here", e)
         for i, task in enumerate(tasks):
             if i not in results:
-                results[i] = sources_lib.parse_file(task)
+                results[i] = _parse_here(task, file_timeout)
                 bar.update(1)
     finally:
         bar.close()
@@ -127,22 +171,50 @@ def _start_method() -> str:
     return "forkserver" if main_file is None or os.path.isfile(main_file) else "fork"
 
 
-def _parse_in_pool(tasks: list, workers: int, results: dict, bar) -> None:
-    # Largest files first, in small groups, so the last groups are quick; results keep task order.
+def _parse_in_pool(tasks: list, workers: int, results: dict, bar, file_timeout: Optional[float]) -> None:
+    # Largest files first, so the last ones are quick; results keep task order.
     order = sorted(range(len(tasks)), key=lambda i: -_size(tasks[i]))
-    size = max(1, min(8, len(tasks) // (workers * 8)))
-    groups = [order[k:k + size] for k in range(0, len(order), size)]
     ctx = multiprocessing.get_context(_start_method())
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_parse_group, [tasks[i] for i in g]): g for g in groups}
-        for future in concurrent.futures.as_completed(futures):
-            for i, result in zip(futures[future], future.result()):
-                results[i] = result
-            bar.update(len(futures[future]))
+    done = pool_lib.run(sources_lib.parse_file, tasks, workers, file_timeout, order=order,
+                        on_done=lambda i: bar.update(1), context=ctx)
+    for i, (status, value) in done.items():
+        results[i] = value if status == pool_lib.OK else _failed(tasks[i], status, value, file_timeout)
 
 
-def _parse_group(group: list) -> list:
-    return [sources_lib.parse_file(task) for task in group]
+def _failed(task, status: str, value, file_timeout: Optional[float]) -> sources_lib.FileResult:
+    source, _, rel, _ = task
+    if status == pool_lib.TIMEOUT:
+        return sources_lib.FileResult(source.name, rel, [], "parse_timeout",
+                                      f"reading took longer than the {file_timeout:g} s limit per file")
+    return sources_lib.FileResult(source.name, rel, [], "parser_crashed",
+                                  f"the parser process died (exit code {value}), e.g. killed for memory")
+
+
+class _Timeout(BaseException):  # not caught by parse_file's `except Exception`
+    pass
+
+
+def _parse_here(task, file_timeout: Optional[float]) -> sources_lib.FileResult:
+    """parse_file in this process, interrupted by SIGALRM after ``file_timeout`` seconds (only on
+    the main thread of a POSIX process; elsewhere without a limit)."""
+    if (file_timeout is None or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        return sources_lib.parse_file(task)
+
+    def alarm(signum, frame):
+        raise _Timeout()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, float(file_timeout))
+        try:
+            return sources_lib.parse_file(task)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Timeout:
+        return _failed(task, pool_lib.TIMEOUT, file_timeout, file_timeout)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _size(task) -> int:
@@ -172,21 +244,26 @@ def transpositions(measures: np.ndarray, cfg: DatasetConfig) -> list:
     return list(range(lo, hi + 1))
 
 
-def assemble(cfg: DatasetConfig, tasks: list, results: list) -> dict:
-    """Filters, splits and augments parsed files.
+def assemble(cfg: DatasetConfig, tasks: list, results: list, problems: list = ()) -> dict:
+    """Filters, groups, splits and augments parsed files.
 
-    Returns {"arrays": {f"{kind}_{split}": array}, "pieces": [piece records], "stats": dict,
-    "skipped_files": [records]}; kinds: tokens int32 [N, 24] (ids of ``cfg.vocabulary``), piece
-    int32 [N] (index into pieces), shift int8 [N] (semitones of transposition).
+    Pieces sharing a melody (``grouping``) go to the split of their group. Returns {"arrays":
+    {f"{kind}_{split}": array}, "pieces": [piece records], "splits": {piece id: split}, "stats":
+    dict, "skipped_files": [records]}; kinds: tokens int32 [N, 24] (ids of ``cfg.vocabulary``),
+    piece int32 [N] (index into pieces), shift int8 [N] (semitones of transposition). problems:
+    ``scan``'s unreadable entries, counted under their reasons.
     """
     vocab = cfg.vocabulary
     skipped = sources_lib.count_skips(results)
-    per_split = {s: {"tokens": [], "piece": [], "shift": []} for s in SPLITS}
-    pieces, skipped_files = [], []
+    skipped.update(p["reason"] for p in problems)
+    skipped_files = [dict(p) for p in problems]
     per_source = collections.OrderedDict()
+    for p in problems:
+        per_source.setdefault(p["source"], _source_stats())
+    kept = []  # (source name, piece id, in-range measures, fingerprints)
     files_parsed = pieces_total = 0
     for (source, folder, rel, _), r in zip(tasks, results):
-        src = per_source.setdefault(source.name, {"files_total": 0, "files_parsed": 0, "pieces": 0, "measures": 0})
+        src = per_source.setdefault(source.name, _source_stats())
         src["files_total"] += 1
         path = os.path.join(folder, rel)
         if r.reason:
@@ -209,20 +286,27 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list) -> dict:
             ok = in_range_mask(measures, cfg.min_pitch, cfg.max_pitch)
             if (~ok).sum():
                 skipped["out_of_pitch_range"] += int((~ok).sum())
-            measures = measures[ok]
-            if not len(measures):
-                continue
-            split = split_of(p.piece_id, cfg.split, cfg.split_seed)
-            shifts = transpositions(measures, cfg) if split == "train" else [0]
-            index = len(pieces)
-            pieces.append({"id": p.piece_id, "source": source.name, "split": split,
-                           "measures": int(len(measures)), "shifts": [int(shifts[0]), int(shifts[-1])]})
-            src["pieces"] += 1
-            src["measures"] += int(len(measures))
-            for shift in shifts:
-                per_split[split]["tokens"].append(vocab.translate(measures, FULL, shift))
-                per_split[split]["piece"].append(np.full(len(measures), index, np.int32))
-                per_split[split]["shift"].append(np.full(len(measures), shift, np.int8))
+            if ok.any():
+                kept.append((source.name, p.piece_id, measures[ok], grouping.fingerprints(measures)))
+    ids = [k[1] for k in kept]
+    groups = grouping.group_pieces(ids, [k[3] for k in kept])
+    per_split = {s: {"tokens": [], "piece": [], "shift": []} for s in SPLITS}
+    pieces, splits = [], {}
+    for (source_name, piece_id, measures, keys), group in zip(kept, groups):
+        split = split_of(group, cfg.split, cfg.split_seed)
+        shifts = transpositions(measures, cfg) if split == "train" else [0]
+        index = len(pieces)
+        pieces.append({"id": piece_id, "source": source_name, "split": split, "group": group,
+                       "fingerprinted": bool(keys), "measures": int(len(measures)),
+                       "shifts": [int(shifts[0]), int(shifts[-1])]})
+        splits[piece_id] = split
+        src = per_source[source_name]
+        src["pieces"] += 1
+        src["measures"] += int(len(measures))
+        for shift in shifts:
+            per_split[split]["tokens"].append(vocab.translate(measures, FULL, shift))
+            per_split[split]["piece"].append(np.full(len(measures), index, np.int32))
+            per_split[split]["shift"].append(np.full(len(measures), shift, np.int8))
     arrays = {}
     for split, parts in per_split.items():
         arrays[f"tokens_{split}"] = (np.concatenate(parts["tokens"]) if parts["tokens"]
@@ -237,19 +321,35 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list) -> dict:
         "pieces_total": pieces_total,
         "pieces": len(pieces),
         "pieces_per_split": {s: sum(1 for pc in pieces if pc["split"] == s) for s in SPLITS},
+        **grouping.duplicate_stats(groups, [k[0] for k in kept], [k[3] for k in kept]),
         "measures": before,
         "measures_augmented": {s: int(len(arrays[f"tokens_{s}"])) for s in SPLITS},
         "skipped": dict(sorted(skipped.items())),
-        "skipped_units": {k: sources_lib.SKIP_UNITS.get(k, "bars") for k in sorted(skipped)},
+        "skipped_units": {k: sources_lib.SKIP_UNITS.get(k, _unit_of(k, results)) for k in sorted(skipped)},
         "sources": dict(per_source),
     }
-    return {"arrays": arrays, "pieces": pieces, "stats": stats, "skipped_files": skipped_files}
+    return {"arrays": arrays, "pieces": pieces, "splits": splits, "stats": stats, "skipped_files": skipped_files}
 
 
-def run(cfg: DatasetConfig, tasks: list, workers: Optional[int], progress: bool) -> dict:
+def _unit_of(reason: str, results: list) -> str:
+    """Unit of a skip reason not in SKIP_UNITS (e.g. a new reader limit): files or pieces when it
+    was given to a whole file or piece, else bars."""
+    if any(r.reason == reason for r in results):
+        return "files"
+    if any(p.reason == reason for r in results for p in r.pieces):
+        return "pieces"
+    return "bars"
+
+
+def _source_stats() -> dict:
+    return {"files_total": 0, "files_parsed": 0, "pieces": 0, "measures": 0}
+
+
+def run(cfg: DatasetConfig, tasks: list, workers: Optional[int], progress: bool, problems: list = (),
+        file_timeout: Optional[float] = FILE_TIMEOUT) -> dict:
     """Parses and assembles; adds the build time to the stats."""
     t0 = time.time()
-    results = parse_all(tasks, workers, progress, desc=f"reading {cfg.name}")
-    built = assemble(cfg, tasks, results)
+    results = parse_all(tasks, workers, progress, desc=f"reading {cfg.name}", file_timeout=file_timeout)
+    built = assemble(cfg, tasks, results, problems)
     built["stats"]["build_seconds"] = round(time.time() - t0, 3)
     return built

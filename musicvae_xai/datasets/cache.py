@@ -1,7 +1,7 @@
 """The on-disk cache of built datasets: numpy arrays per split plus a JSON manifest.
 
 A build lives in ``cache_dir/<name>-<key>/`` where ``key`` hashes CACHE_VERSION, the dataset
-config and a fingerprint of the input files, so a changed config (or changed data) builds anew
+config and a fingerprint of the input files' contents (``builder.fingerprint``), so a changed config (or changed data) builds anew
 and an unchanged one is reused. Builds are written into a temporary folder and renamed into place,
 so a crash never leaves a half-written cache that looks complete.
 """
@@ -15,6 +15,7 @@ import pathlib
 import shutil
 import tempfile
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -22,9 +23,11 @@ from musicvae_xai.datasets.config import SPLITS, DatasetConfig
 from musicvae_xai.representation import Vocabulary
 
 #: Bump when the cached content changes meaning (readers, filters, layout), to invalidate caches.
-CACHE_VERSION = 2
+#: 3: content-hashed input fingerprint, melody-grouped splits, splits.json, listing skip reasons.
+CACHE_VERSION = 3
 MANIFEST = "manifest.json"
 PIECES = "pieces.json"
+SPLITS_FILE = "splits.json"
 _KINDS = ("tokens", "piece", "shift")
 
 
@@ -34,6 +37,21 @@ def cache_key(cfg: DatasetConfig, data_fingerprint: str) -> str:
     d["data_root"] = str(pathlib.Path(cfg.data_root).resolve()) if cfg.data_root else None
     blob = json.dumps({"cache_version": CACHE_VERSION, "config": d, "data": data_fingerprint}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_cache_dir(cache_dir) -> None:
+    """Raises NotADirectoryError or PermissionError (one line) when ``cache_dir``, or the nearest
+    existing folder above it, is not a writable folder: checked before a build reads anything."""
+    path = pathlib.Path(cache_dir).absolute()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"cache_dir {cache_dir} exists and is not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"cache_dir {cache_dir} cannot be created: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"cache_dir {cache_dir}: {existing} is not writable")
 
 
 def cache_path(cache_dir, cfg: DatasetConfig, key: str) -> pathlib.Path:
@@ -87,12 +105,24 @@ class BuiltDataset:
         """int8 [N]: for each row of ``tokens(split)``, its transposition in semitones."""
         return self._array("shift", split)
 
-    def pieces(self) -> list:
-        """Piece records: id, source, split, measures (before augmentation), shifts [lo, hi]."""
+    def pieces(self, split: Optional[str] = None) -> list:
+        """Piece records, all of them (list index = ``piece_index`` values) or those of ``split``:
+        id (contains the source file's path), source, split, group (smallest piece id of the pieces
+        sharing its melody), fingerprinted (False: too short to fingerprint, split by its own id),
+        measures (before augmentation), shifts [lo, hi]."""
         if self._pieces is None:
             with open(self.path / PIECES, encoding="utf-8") as f:
                 self._pieces = json.load(f)
-        return self._pieces
+        if split is None:
+            return self._pieces
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        return [p for p in self._pieces if p["split"] == split]
+
+    def splits(self) -> dict:
+        """{piece id: split} of every kept piece (the cache's ``splits.json``)."""
+        with open(self.path / SPLITS_FILE, encoding="utf-8") as f:
+            return json.load(f)
 
 
 def load(path) -> "BuiltDataset | None":
@@ -102,6 +132,8 @@ def load(path) -> "BuiltDataset | None":
         return None
     try:
         built = BuiltDataset(path, reused=True)
+        if not (path / SPLITS_FILE).is_file():
+            return None
         for split in SPLITS:
             for kind in _KINDS:
                 if not (path / f"{kind}_{split}.npy").is_file():
@@ -121,6 +153,8 @@ def write(path, cfg: DatasetConfig, key: str, fingerprint: str, built: dict) -> 
             np.save(tmp / f"{name}.npy", array, allow_pickle=False)
         with open(tmp / PIECES, "w", encoding="utf-8") as f:
             json.dump(built["pieces"], f)
+        with open(tmp / SPLITS_FILE, "w", encoding="utf-8") as f:
+            json.dump(built["splits"], f, indent=0, sort_keys=True, ensure_ascii=False)
         manifest = {
             "cache_version": CACHE_VERSION,
             "key": key,

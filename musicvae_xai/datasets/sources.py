@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import glob
+import errno
+import fnmatch
 import os
 import pathlib
+import stat
 from typing import Optional
 
 import numpy as np
@@ -71,6 +73,13 @@ SKIP_UNITS = {
     "off_grid": "bars",
     "empty": "bars",
     "out_of_pitch_range": "bars",
+    "unreadable_folder": "folders",
+    "unreadable_file": "files",
+    "symlink_loop": "entries",
+    "dangling_link": "entries",
+    "not_a_file": "entries",
+    "parse_timeout": "files",
+    "parser_crashed": "files",
 }
 
 
@@ -102,16 +111,83 @@ def source_dir(source: Source, data_root: Optional[str]) -> Optional[pathlib.Pat
 
 
 def list_files(source: Source, folder: pathlib.Path, max_files: Optional[int] = None) -> list:
-    """Sorted relative paths (POSIX) of the source's files under ``folder``."""
-    found = set()
+    """Sorted relative paths (POSIX) of the source's readable files under ``folder``."""
+    return scan_files(source, folder, max_files)[0]
+
+
+#: Reasons an entry matching a source's patterns is not read (see ``scan_files``).
+LISTING_REASONS = ("unreadable_folder", "unreadable_file", "symlink_loop", "dangling_link", "not_a_file")
+
+
+def _scandir(path: str) -> list:
+    """Entries of a folder (a seam for tests that simulate an unreadable folder as root)."""
+    with os.scandir(path) as it:
+        return list(it)
+
+
+def _problem(path: str, error: OSError, folder: bool) -> str:
+    if error.errno == errno.ELOOP:
+        return "symlink_loop"
+    if isinstance(error, FileNotFoundError) and os.path.islink(path):
+        return "dangling_link"
+    return "unreadable_folder" if folder else "unreadable_file"
+
+
+def scan_files(source: Source, folder: pathlib.Path, max_files: Optional[int] = None) -> tuple:
+    """The source's files under ``folder`` and the entries that cannot be read.
+
+    Returns (files, problems): files are sorted relative POSIX paths of readable regular files
+    matching the source's patterns (glob syntax, one folder level per ``/``, hidden names only when
+    the pattern asks); problems are sorted (relative path, reason, message) with reason one of
+    LISTING_REASONS: a folder on the way that cannot be listed, a matching file without read
+    permission, a symlink loop, a dangling symlink, or a matching entry that is not a regular file
+    (a folder named ``x.mid``, a FIFO, a device).
+    """
+    root = str(folder)
+    found: set = set()
+    problems: dict = {}
+
+    def note(rel: str, reason: str, message: str) -> None:
+        problems.setdefault(rel or ".", (rel or ".", reason, message))
+
+    def walk(rel: str, parts: list) -> None:
+        path = os.path.join(root, rel) if rel else root
+        try:
+            entries = _scandir(path)
+        except OSError as e:
+            note(rel, _problem(path, e, folder=True), f"cannot list folder: {e.strerror or e}")
+            return
+        pattern, rest = parts[0], parts[1:]
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") and not pattern.startswith("."):
+                continue
+            if not fnmatch.fnmatchcase(name, pattern):
+                continue
+            child = f"{rel}/{name}" if rel else name
+            try:
+                st = os.stat(entry.path)
+            except OSError as e:
+                note(child, _problem(entry.path, e, folder=bool(rest)), str(e.strerror or e))
+                continue
+            if rest:
+                if stat.S_ISDIR(st.st_mode):
+                    walk(child, rest)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+                note(child, "not_a_file", f"matches {source.patterns} but is {kind}")
+            elif not os.access(entry.path, os.R_OK):
+                note(child, "unreadable_file", "no read permission")
+            else:
+                found.add(child)
+
     for pattern in source.patterns:
-        for p in glob.glob(os.path.join(glob.escape(str(folder)), pattern)):
-            if os.path.isfile(p):
-                found.add(pathlib.Path(p).relative_to(folder).as_posix())
+        walk("", pattern.split("/"))
     files = sorted(found)
     if source.reader == "pop909":  # the main arrangement NNN/NNN.mid only, not versions/
         files = [f for f in files if pathlib.PurePosixPath(f).stem == pathlib.PurePosixPath(f).parent.name]
-    return files[:max_files] if max_files else files
+    return (files[:max_files] if max_files else files), sorted(problems.values())
 
 
 @dataclasses.dataclass

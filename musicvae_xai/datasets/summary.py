@@ -15,6 +15,10 @@ def summary_table(stats: dict, cache_path: str = "", reused: bool = False) -> st
             ("pieces read", stats.get("pieces_total", "")),
             ("pieces kept", f"{stats['pieces']}  ("
              + " / ".join(f"{s} {pps.get(s, 0)}" for s in SPLITS) + ")")]
+    if "duplicate_groups" in stats:
+        rows += [("duplicate groups", f"{stats['duplicate_groups']}  ({stats['duplicate_pieces']} pieces, "
+                  f"{stats.get('cross_source_groups', 0)} across sources; one split per group)"),
+                 ("unfingerprinted", f"{stats.get('unfingerprinted_pieces', 0)}  (too short: split by own id)")]
     lines += [f"  {k:<22}{v}" for k, v in rows]
     lines.append("")
     lines.append(f"  {'measures':<22}" + "".join(f"{s:>12}" for s in SPLITS))
