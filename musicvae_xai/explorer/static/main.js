@@ -65,7 +65,7 @@ function seedValue(pos) {
 }
 const qpm = () => Number($("qpm").value);
 const sliderRoots = () => ({ sliders: $("sliders"), free: $("free-sliders"), freeBox: $("free-dims"), kind: $("controls-kind") });
-const view = () => ({ model: S.model, value, seedValue, z: S.z, histograms: S.histograms });
+const view = () => ({ model: S.model, value, seedValue, z: S.z, out: S.out, histograms: S.histograms });
 const showAttributes = () => renderAttributes($("attr-table").querySelector("tbody"), S.model, S.out, S.seed);
 const showSliders = () => syncSliders(sliderRoots(), view());
 function makeSliders() {
@@ -127,6 +127,7 @@ function renderOutput() {
     cursor: S.playingWhat === "output" ? player.position() : null, empty: "decoding…" });
   if (out) canvas.dataset.tokens = out.tokens.join(",");
   showAttributes();
+  if (out) showSliders();  // a latent dim's slider shows what it asks for, from the decode
 }
 
 function renderPhrase() {
@@ -303,12 +304,22 @@ async function uploadFile(file) {
     const shift = typeof r.shift === "number" ? (r.shift ? `, transposed ${r.shift > 0 ? "+" : ""}${r.shift} semitones` : "") : ", each measure transposed to fit";
     info.textContent = `${r.name}: ${r.bars.length} usable 4/4 measure${r.bars.length > 1 ? "s" : ""}${shift}${skipped ? `; skipped: ${skipped}` : ""}.`;
     fillMeasures($("upload-measure"), r.bars.map((b, i) => [i, `bar ${b + 1}`]));
+    adoptTempo(r.qpm);
     clearError("upload");
     uploadMeasureChanged();
   } catch (e) {
     info.textContent = "";
     showError("upload", `Upload: ${e.message}`);
   }
+}
+
+// An uploaded file's tempo (when the server reports one) becomes the page's: playback and MIDI
+// downloads keep it.
+function adoptTempo(value) {
+  const input = $("qpm");
+  if (typeof value !== "number" || !Number.isFinite(value)) return;
+  input.value = String(Math.round(Math.max(Number(input.min), Math.min(Number(input.max), value))));
+  $("qpm-value").textContent = input.value;
 }
 
 function uploadMeasureChanged() {
@@ -385,7 +396,17 @@ async function pollStatus() {
 }
 
 // -- start ----------------------------------------------------------------------------------------
+function setResearcher(on) {
+  document.body.classList.toggle("researcher", on);
+  $("researcher").checked = on;
+  try { localStorage.setItem("musicvae-explorer-researcher", on ? "1" : "0"); } catch (_) { /* private mode */ }
+}
+
 function bind() {
+  let remembered = false;
+  try { remembered = localStorage.getItem("musicvae-explorer-researcher") === "1"; } catch (_) { /* private mode */ }
+  setResearcher(remembered);
+  $("researcher").addEventListener("change", () => setResearcher($("researcher").checked));
   $("qpm").addEventListener("input", () => { $("qpm-value").textContent = $("qpm").value; });
   $("tab-data").addEventListener("click", () => switchTab("data"));
   $("tab-upload").addEventListener("click", () => switchTab("upload"));
