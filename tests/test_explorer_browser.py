@@ -292,6 +292,7 @@ def test_a_musician_reads_the_page_and_gets_played_midi_back(browser, tiny_expor
         assert page.locator("#attr-table .fitnote").first.is_visible()
         assert "fit R²" in page.locator("#attr-table").inner_text()
         assert "raw" in rows["note_density"].inner_text() and "z[2] =" in page.locator("#sliders").inner_text()
+        page.screenshot(path=str(tmp_path / "researcher.png"), full_page=True)
         page.uncheck("#researcher")
 
         # a humanised MIDI file (played timing) becomes the seed
@@ -341,6 +342,7 @@ def test_a_musician_reads_the_page_and_gets_played_midi_back(browser, tiny_expor
             markers = [m for m in messages if m.type == "marker"]
             assert len(markers) == 1 and markers[0].time == 0, markers
             assert f"z[2] note density = {_signed(target)}" in markers[0].text, markers[0].text
+        page.screenshot(path=str(tmp_path / "musician.png"), full_page=True)
     assert not errors, errors
     page.close()
     if reader_rejects_played_timing:

@@ -19,9 +19,9 @@ export function shown(attr, v, withUnit = false) {
   return withUnit && attr.unit ? `${text} ${attr.unit}` : text;
 }
 
-// The unit line under an attribute's name: its unit, or "0..1 scale" with an info mark.
+// The unit line under an attribute's name: its unit, or "0..1 scale" (explained by the row's tooltip).
 export function unitText(attr) {
-  return attr.unit || `${attr.display_range[0]}..${attr.display_range[1]} scale \u24d8`;
+  return attr.unit || `${attr.display_range[0]}..${attr.display_range[1]} scale`;
 }
 
 export function attributeOf(model, name) {
@@ -58,7 +58,7 @@ export function renderAttributes(tbody, model, out, seed) {
     const req = out && out.requested ? out.requested[k] : null;
     const measured = out ? out.attributes[k] : null;
     const name = cell("attr-name", "");
-    name.append(span("attr-label", a.label), span("unit", unitText(a)));
+    name.append(span("attr-label", a.label), span(a.unit ? "unit" : "unit scale", unitText(a)));
     name.append(span("research rawnote", `raw: ${a.raw_unit}`));
     name.title = a.description;
     const tdReq = valueCell("requested", a, req ? req.value : null);
