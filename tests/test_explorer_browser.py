@@ -1,6 +1,8 @@
 """The explorer in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright): start
 ``python -m musicvae_xai.explorer`` on a tiny export, load the page, move a slider and a pad, check
-that the decoded piano roll and the attribute read-out change, download MIDI, upload a file.
+that the decoded piano roll and the attribute read-out change, download MIDI, upload a file; and, as a
+musician would, read the units and attribute-first names, upload a humanised MIDI file, move a slider and
+read the downloaded file's tempo, track name and marker back with mido.
 
 Set MUSICVAE_EXPLORER_SCREENSHOT=docs/explorer.png to also save the final page there.
 """
