@@ -9,6 +9,7 @@ can compute them inside its graph.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
@@ -43,6 +44,50 @@ METRICAL_WEIGHTS = np.array(
     [w for b in range(4) for w in (_BEAT_WEIGHTS[b], 1.0, 2.0, 0.5, 2.0, 1.0)], dtype=np.float32)
 _RANGE_NORM = np.float32(26.0)
 _CHUNK = 32768
+
+
+@dataclasses.dataclass(frozen=True)
+class Presentation:
+    """How an attribute is shown to a musician: ``value * scale`` in ``unit`` (e.g. note density
+    0.25 -> 6 notes per bar), with ``decimals`` digits, on a meter over ``display_range`` (in that
+    unit), and a plain-language ``description`` for a tooltip. ``unit`` is empty for a 0..1 score
+    (the description then says what its ends mean)."""
+
+    unit: str
+    scale: float
+    decimals: int
+    display_range: tuple
+    description: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: Musician-facing units and descriptions (the explorer's read-outs). The raw values (``LABELS``'
+#: units) stay the ones the models are trained and evaluated on.
+PRESENTATION = {
+    RHYTHMIC_COMPLEXITY: Presentation(
+        "", 1.0, 2, (0.0, 1.0),
+        "How busy and off-beat the rhythm is, on a 0..1 scale: 0 = no notes, 1 = a note on every one of "
+        "the bar's 24 sixteenth-triplet ticks. Each note counts by where it starts: notes on the beat count "
+        "least (the downbeat least of all), off-beat and triplet notes most."),
+    NOTE_RANGE: Presentation(
+        "semitones", float(_RANGE_NORM), 1, (0.0, 26.0),
+        "The distance from the lowest to the highest note of the bar, in semitones (12 = an octave); 0 for "
+        "a bar with fewer than two notes."),
+    NOTE_DENSITY: Presentation(
+        "notes per bar", float(MEASURE_TICKS), 1, (0.0, float(MEASURE_TICKS)),
+        "How many notes start in the bar (a bar of eighth notes has 8, of eighth-note triplets 12; at most "
+        "24, one on every tick)."),
+    AVERAGE_INTERVAL_JUMP: Presentation(
+        "semitones", 1.0, 1, (0.0, 12.0),
+        "The average leap from one note to the next, in semitones (1 = chromatic steps, 2 = whole steps, "
+        "12 = octave leaps); 0 for a bar with fewer than two notes."),
+    CONTOUR: Presentation(
+        "semitones", float(_RANGE_NORM), 1, (-26.0, 26.0),
+        "Where the melody ends relative to where it starts, in semitones: positive = rising, negative = "
+        "falling."),
+}
 
 
 def validate_names(names: Sequence[str]) -> tuple:

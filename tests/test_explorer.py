@@ -61,7 +61,7 @@ def test_model_info_from_assets(explorers, model):
     if model == "measure_vae":
         assert not info["needs_controls"] and info["initial_controls"] is None
         assert [c["name"] for c in info["controls"]] == ["z[0]", "z[1]", "z[2]", "z[3]"]
-        assert info["controls"][2]["label"] == "z[2] \u00b7 note density"
+        assert info["controls"][2]["label"] == "note density (z[2])"  # the attribute first
     else:
         assert info["needs_controls"] and len(info["initial_controls"]) == 4
         assert all(c["kind"] == "attribute_input" and c["low"] < c["high"] for c in info["controls"])
@@ -81,6 +81,35 @@ def test_model_info_inferred_from_signatures(explorers, model):
         mi.from_signatures(wrong)
     with pytest.raises(mi.ModelInfoError, match="do not match"):
         mi.from_assets(client.assets, wrong)
+
+
+def test_attributes_are_served_with_musical_units(explorers):
+    """Units and descriptions come from attributes.PRESENTATION; shown value = raw value * scale."""
+    _, web, _ = explorers("measure_vae")
+    shown = {a["name"]: a for a in web.get("/api/model").get_json()["attributes"]}
+    assert shown["note_density"]["unit"] == "notes per bar" and shown["note_density"]["scale"] == 24
+    assert shown["note_range"]["unit"] == "semitones" and shown["note_range"]["scale"] == 26
+    assert shown["average_interval_jump"]["unit"] == "semitones" and shown["average_interval_jump"]["scale"] == 1
+    assert shown["rhythmic_complexity"]["unit"] == "" and shown["rhythmic_complexity"]["display_range"] == [0, 1]
+    assert "0..1" in shown["rhythmic_complexity"]["description"]
+    for a in shown.values():
+        assert a["description"] and a["raw_unit"] == attrs.LABELS[a["name"]][1]
+    # the scales turn raw values into the units they name: a bar of 8 eighth notes over an octave
+    vocab = Vocabulary()
+    tokens = np.array([_measure(vocab)])
+    raw = dict(zip(attrs.DEFAULT_FOUR, attrs.compute(tokens, vocab)[0]))
+    assert raw["note_density"] * shown["note_density"]["scale"] == pytest.approx(8)
+    assert raw["note_range"] * shown["note_range"]["scale"] == pytest.approx(12)
+    assert raw["average_interval_jump"] * shown["average_interval_jump"]["scale"] == pytest.approx(12 / 7)
+    assert set(attrs.PRESENTATION) == set(attrs.ATTRIBUTE_NAMES)
+    assert mi.attribute_info("contour")["display_range"] == [-26.0, 26.0]
+
+
+def test_controls_are_named_by_their_attribute_first():
+    latent = mi.ControlInfo("z[0]", attrs.RHYTHMIC_COMPLEXITY, mi.LATENT_DIM, 0, -4.0, 4.0).to_dict()
+    assert latent["label"] == "rhythmic complexity (z[0])" and latent["attribute_label"] == "rhythmic complexity"
+    decoder_input = mi.ControlInfo(attrs.NOTE_RANGE, attrs.NOTE_RANGE, mi.ATTRIBUTE_INPUT, 1, 0.0, 1.0).to_dict()
+    assert decoder_input["label"] == "note range"
 
 
 def test_read_assets_refuses_a_folder_without_export(tmp_path):

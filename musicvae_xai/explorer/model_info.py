@@ -22,10 +22,18 @@ from musicvae_xai.representation import Vocabulary
 #: Range of a latent-dim control when the export does not say (MeasureVAE's default).
 DEFAULT_LATENT_RANGE = (-4.0, 4.0)
 LATENT_DIM, ATTRIBUTE_INPUT = "latent_dim", "attribute_input"
-#: The range the page's meters show each attribute over (the attributes' natural ranges).
-DISPLAY_RANGES = {attrs.RHYTHMIC_COMPLEXITY: (0.0, 1.0), attrs.NOTE_RANGE: (0.0, 1.0),
-                  attrs.NOTE_DENSITY: (0.0, 1.0), attrs.AVERAGE_INTERVAL_JUMP: (0.0, 12.0),
-                  attrs.CONTOUR: (-1.0, 1.0)}
+
+
+def attribute_info(name: str) -> dict:
+    """What the page shows of an attribute: {"name", "label", "unit" (musician unit, "" for a 0..1
+    score), "scale" (shown value = raw value * scale), "decimals", "display_range" [lo, hi] (in the
+    shown unit), "description" (plain language, for a tooltip), "raw_unit" (the raw value's
+    definition, for researcher details)}. From ``attributes.LABELS`` and ``attributes.PRESENTATION``;
+    an attribute the library does not know is shown raw on a 0..1 meter."""
+    label, raw_unit = attrs.LABELS.get(name, (name.replace("_", " "), ""))
+    shown = attrs.PRESENTATION.get(name) or attrs.Presentation("", 1.0, 3, (0.0, 1.0), "")
+    return {"name": name, "label": label, **shown.to_dict(),
+            "display_range": list(shown.display_range), "raw_unit": raw_unit}
 
 
 class ModelInfoError(ValueError):
@@ -45,9 +53,12 @@ class ControlInfo:
     high: float
 
     def to_dict(self) -> dict:
+        """JSON for the page; "label" names the attribute first (``note density (z[2])`` for a latent
+        dim, ``note density`` for a decoder input)."""
         d = dataclasses.asdict(self)
         label = attrs.LABELS.get(self.attribute, (self.attribute.replace("_", " "), ""))[0]
-        d["label"] = f"{self.name} \u00b7 {label}" if self.kind == LATENT_DIM else label
+        d["attribute_label"] = label
+        d["label"] = f"{label} ({self.name})" if self.kind == LATENT_DIM else label
         return d
 
 
@@ -96,10 +107,7 @@ class ModelInfo:
             "vocabulary": {"min_pitch": v.min_pitch, "max_pitch": v.max_pitch, "size": v.size,
                            "rest_id": v.rest_id, "hold_id": v.hold_id, "start_id": v.start_id,
                            "end_id": v.end_id},
-            "attributes": [{"name": n, "label": attrs.LABELS.get(n, (n.replace("_", " "), ""))[0],
-                            "unit": attrs.LABELS.get(n, ("", ""))[1],
-                            "display_range": DISPLAY_RANGES.get(n, (0.0, 1.0))}
-                           for n in self.attribute_names],
+            "attributes": [attribute_info(n) for n in self.attribute_names],
             "controls": [c.to_dict() for c in self.controls],
             "pairs": default_pairs(len(self.controls)),
             "initial_controls": self.initial_controls(),

@@ -12,6 +12,7 @@ import { buildSliders, renderAttributes, syncSliders } from "./panels.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_PHRASE = 32;
+const MAX_MARKER = 200;  // characters of a MIDI marker the server accepts
 const SURFACE_GRID = 15;
 const DENSITY_BINS = 24;
 
@@ -65,7 +66,7 @@ function seedValue(pos) {
 }
 const qpm = () => Number($("qpm").value);
 const sliderRoots = () => ({ sliders: $("sliders"), free: $("free-sliders"), freeBox: $("free-dims"), kind: $("controls-kind") });
-const view = () => ({ model: S.model, value, seedValue, z: S.z, histograms: S.histograms });
+const view = () => ({ model: S.model, value, seedValue, z: S.z, out: S.out, histograms: S.histograms });
 const showAttributes = () => renderAttributes($("attr-table").querySelector("tbody"), S.model, S.out, S.seed);
 const showSliders = () => syncSliders(sliderRoots(), view());
 function makeSliders() {
@@ -127,6 +128,7 @@ function renderOutput() {
     cursor: S.playingWhat === "output" ? player.position() : null, empty: "decoding…" });
   if (out) canvas.dataset.tokens = out.tokens.join(",");
   showAttributes();
+  if (out) showSliders();  // a latent dim's slider shows what it asks for, from the decode
 }
 
 function renderPhrase() {
@@ -209,14 +211,15 @@ async function updateBackgrounds() {
 }
 
 // -- seeds ----------------------------------------------------------------------------------------
-function useSeed(tokens, label) {
-  return busy(encodeSeed(tokens, label));
+// style: an uploaded file's tempo, time signature, instrument and track name (null for data seeds).
+function useSeed(tokens, label, style = null) {
+  return busy(encodeSeed(tokens, label, style));
 }
 
-async function encodeSeed(tokens, label) {
+async function encodeSeed(tokens, label, style) {
   try {
     const r = await postJSON("/api/encode", { tokens });
-    S.seed = { tokens, notes: r.input.notes, attributes: r.input.attributes, z: r.z, controls: r.controls, label };
+    S.seed = { tokens, notes: r.input.notes, attributes: r.input.attributes, z: r.z, controls: r.controls, label, style };
     S.z = r.z.slice();
     S.controls = r.controls ? r.controls.slice() : null;
     S.out = r.output;
@@ -301,8 +304,12 @@ async function uploadFile(file) {
     S.upload = r;
     const skipped = Object.entries(r.skipped).map(([k, v]) => `${v} ${k.replace(/_/g, " ")}`).join(", ");
     const shift = typeof r.shift === "number" ? (r.shift ? `, transposed ${r.shift > 0 ? "+" : ""}${r.shift} semitones` : "") : ", each measure transposed to fit";
-    info.textContent = `${r.name}: ${r.bars.length} usable 4/4 measure${r.bars.length > 1 ? "s" : ""}${shift}${skipped ? `; skipped: ${skipped}` : ""}.`;
+    const style = r.style ? ` at ${Math.round(r.style.qpm)} bpm${r.style.track_name ? ` ("${r.style.track_name}")` : ""}` : "";
+    const q = r.quantisation && r.quantisation.notes
+      ? `; played timing snapped to the grid (largest shift ${r.quantisation.max_error.toFixed(3)} beat)` : "";
+    info.textContent = `${r.name}: ${r.bars.length} usable 4/4 measure${r.bars.length > 1 ? "s" : ""}${style}${shift}${q}${skipped ? `; skipped: ${skipped}` : ""}.`;
     fillMeasures($("upload-measure"), r.bars.map((b, i) => [i, `bar ${b + 1}`]));
+    adoptTempo(r.style ? r.style.qpm : null);
     clearError("upload");
     uploadMeasureChanged();
   } catch (e) {
@@ -311,9 +318,19 @@ async function uploadFile(file) {
   }
 }
 
+// An uploaded file's tempo (when the server reports one) becomes the page's: playback and MIDI
+// downloads keep it.
+function adoptTempo(value) {
+  const input = $("qpm");
+  if (typeof value !== "number" || !Number.isFinite(value)) return;
+  input.value = String(Math.round(Math.max(Number(input.min), Math.min(Number(input.max), value))));
+  document.body.dataset.uploadQpm = String(value);
+  $("qpm-value").textContent = input.value;
+}
+
 function uploadMeasureChanged() {
   const i = Number($("upload-measure").value);
-  useSeed(S.upload.measures.tokens[i], `${S.upload.name}, bar ${S.upload.bars[i] + 1}`);
+  useSeed(S.upload.measures.tokens[i], `${S.upload.name}, bar ${S.upload.bars[i] + 1}`, S.upload.style || null);
 }
 
 // -- sound and MIDI -------------------------------------------------------------------------------
@@ -331,13 +348,25 @@ function play(what, getNotes) {
 }
 const playOutput = () => S.out && play("output", () => ({ notes: S.out.notes, beats: 4 }));
 
-function saveMidi(measures, fallback) {
-  return busy(saveMidiFile(measures, fallback));
+// The controls that made the current measure, for its MIDI marker: "z[2] note density = +1.5, ...".
+function markerText() {
+  const signed = (v) => { const t = (v >= 0 ? "+" : "") + v.toFixed(2); return t.endsWith("0") ? t.slice(0, -1) : t; };
+  return S.model.controls.map((c, pos) => {
+    const label = c.attribute_label || c.attribute;
+    return `${c.name === c.attribute ? "" : `${c.name} `}${label} = ${signed(value(pos))}`;
+  }).join(", ").slice(0, MAX_MARKER);
 }
 
-async function saveMidiFile(measures, fallback) {
+function saveMidi(measures, markers, fallback) {
+  return busy(saveMidiFile(measures, markers, fallback));
+}
+
+async function saveMidiFile(measures, markers, fallback) {
   try {
-    await download(await request("/api/midi", { method: "POST", json: { tokens: measures, qpm: qpm() } }), fallback);
+    // music made from an uploaded file keeps its instrument and track name (its tempo: the tempo slider)
+    const json = { tokens: measures, qpm: qpm(), markers };
+    if (S.seed && S.seed.style) json.style = S.seed.style;
+    await download(await request("/api/midi", { method: "POST", json }), fallback);
     clearError("midi");
   } catch (e) {
     showError("midi", `MIDI download failed: ${e.message}`);
@@ -385,7 +414,17 @@ async function pollStatus() {
 }
 
 // -- start ----------------------------------------------------------------------------------------
+function setResearcher(on) {
+  document.body.classList.toggle("researcher", on);
+  $("researcher").checked = on;
+  try { localStorage.setItem("musicvae-explorer-researcher", on ? "1" : "0"); } catch (_) { /* private mode */ }
+}
+
 function bind() {
+  let remembered = false;
+  try { remembered = localStorage.getItem("musicvae-explorer-researcher") === "1"; } catch (_) { /* private mode */ }
+  setResearcher(remembered);
+  $("researcher").addEventListener("change", () => setResearcher($("researcher").checked));
   $("qpm").addEventListener("input", () => { $("qpm-value").textContent = $("qpm").value; });
   $("tab-data").addEventListener("click", () => switchTab("data"));
   $("tab-upload").addEventListener("click", () => switchTab("upload"));
@@ -413,17 +452,17 @@ function bind() {
   $("play-seed").addEventListener("click", () => S.seed && play("seed", () => ({ notes: S.seed.notes, beats: 4 })));
   $("play-output").addEventListener("click", playOutput);
   $("autoplay").addEventListener("change", () => player.unlock());
-  $("download-measure").addEventListener("click", () => S.out && saveMidi([S.out.tokens], "musicvae_measure.mid"));
+  $("download-measure").addEventListener("click", () => S.out && saveMidi([S.out.tokens], [markerText()], "musicvae_measure.mid"));
   $("add-phrase").addEventListener("click", () => {
     if (!S.out || S.phrase.length >= MAX_PHRASE) return;
-    S.phrase.push({ tokens: S.out.tokens.slice(), notes: S.out.notes });
+    S.phrase.push({ tokens: S.out.tokens.slice(), notes: S.out.notes, marker: markerText() });
     renderPhrase();
   });
   $("play-phrase").addEventListener("click", () => play("phrase", () => ({
     notes: S.phrase.flatMap((m, i) => m.notes.map((n) => ({ ...n, start: n.start + 4 * i, end: n.end + 4 * i }))),
     beats: 4 * S.phrase.length,
   })));
-  $("download-phrase").addEventListener("click", () => saveMidi(S.phrase.map((m) => m.tokens), "musicvae_phrase.mid"));
+  $("download-phrase").addEventListener("click", () => saveMidi(S.phrase.map((m) => m.tokens), S.phrase.map((m) => m.marker), "musicvae_phrase.mid"));
   $("undo-phrase").addEventListener("click", () => { S.phrase.pop(); renderPhrase(); });
   $("clear-phrase").addEventListener("click", () => { S.phrase = []; renderPhrase(); });
   document.addEventListener("pointerdown", () => player.unlock(), { once: true });

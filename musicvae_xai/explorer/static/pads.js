@@ -22,6 +22,8 @@ export function colormap(t, stops = VIRIDIS) {
   return stops[i].map((c, k) => Math.round(c + (stops[i + 1][k] - c) * f));
 }
 
+// " (semitones)", or " (0..1 scale)" for a score (attributes' units come from /api/model).
+const unitOf = (attr) => ` (${attr.unit || `${attr.display_range[0]}..${attr.display_range[1]} scale`})`;
 const fmt = (v) => (Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(2));
 
 function select(labelText, options, value) {
@@ -161,9 +163,9 @@ export class Pad {
     const k = this.attribute;
     const attr = this.model.attributes[k];
     if (bg.kind === "surface") {
-      const values = bg.attributes.map((row) => row.map((cell) => cell[k]));
+      const values = bg.attributes.map((row) => row.map((cell) => cell[k] * attr.scale));
       const [vmin, vmax] = attr.display_range;
-      return { values, vmin, vmax, stops: VIRIDIS, smooth: false, text: `${attr.label} of the decoded measure` };
+      return { values, vmin, vmax, stops: VIRIDIS, smooth: false, text: `${attr.label}${unitOf(attr)} of the decoded measure` };
     }
     if (bg.kind === "density") {
       const values = bg.counts.map((row) => row.map((c) => Math.log1p(c)));
@@ -172,9 +174,9 @@ export class Pad {
         labels: ["0", String(Math.max(...bg.counts.flat()))] };
     }
     if (bg.kind === "datamean") {
-      const values = bg.mean_attributes.map((row) => row.map((cell) => (cell ? cell[k] : null)));
+      const values = bg.mean_attributes.map((row) => row.map((cell) => (cell ? cell[k] * attr.scale : null)));
       const [vmin, vmax] = attr.display_range;
-      return { values, vmin, vmax, stops: VIRIDIS, smooth: false, text: `mean ${attr.label} of training measures` };
+      return { values, vmin, vmax, stops: VIRIDIS, smooth: false, text: `mean ${attr.label}${unitOf(attr)} of training measures` };
     }
     return null;
   }

@@ -1,18 +1,51 @@
 // The attribute read-out table and the control sliders (with the training data's histogram under
 // each one). Pure DOM/canvas code: the page's state comes in through the `view` argument:
-//   view.model       /api/model
+//   view.model       /api/model (attributes carry their unit, scale and description: model_info.py)
 //   view.value(pos), view.seedValue(pos)   a control's current and seed coordinate (seed: or null)
 //   view.z           the latent code (free dims)
+//   view.out         the last decoded measure (its "requested" values), or null
 //   view.histograms  per-control training-data counts, or null
+// Values are shown in the attribute's musical unit (raw value * scale); elements of class
+// "research" (raw values, latent coordinates, fit R²) are shown only with "researcher details" on.
 
 import { fitCanvas } from "./pianoroll.js";
 
-const num = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(Math.abs(v) >= 10 ? 1 : 3));
+const raw = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(Math.abs(v) >= 10 ? 1 : 3));
+
+// An attribute's raw value in its musical unit: "6.0" (number only) or "6.0 notes per bar" (withUnit).
+export function shown(attr, v, withUnit = false) {
+  if (v === null || v === undefined) return "—";
+  const text = (Number(v) * attr.scale).toFixed(attr.decimals);
+  return withUnit && attr.unit ? `${text} ${attr.unit}` : text;
+}
+
+// The unit line under an attribute's name: its unit, or "0..1 scale" (explained by the row's tooltip).
+export function unitText(attr) {
+  return attr.unit || `${attr.display_range[0]}..${attr.display_range[1]} scale`;
+}
+
+export function attributeOf(model, name) {
+  return model.attributes.find((a) => a.name === name) || null;
+}
 
 function cell(className, text) {
   const td = document.createElement("td");
   td.className = className;
   td.textContent = text;
+  return td;
+}
+
+function span(className, text) {
+  const el = document.createElement("span");
+  el.className = className;
+  el.textContent = text;
+  return el;
+}
+
+// A value cell: the musical value, and the raw one under researcher details.
+function valueCell(className, attr, v) {
+  const td = cell(`num ${className}`, shown(attr, v));
+  if (v !== null && v !== undefined) td.append(span("research rawnote", `raw ${raw(v)}`));
   return td;
 }
 
@@ -24,21 +57,22 @@ export function renderAttributes(tbody, model, out, seed) {
     tr.dataset.attribute = a.name;
     const req = out && out.requested ? out.requested[k] : null;
     const measured = out ? out.attributes[k] : null;
-    const name = cell("", a.label);
-    name.title = a.unit;
-    const tdReq = cell("num requested", req ? num(req.value) : "—");
-    if (req) tdReq.title = req.r2 !== undefined ? `${req.source} (R² = ${req.r2})` : req.source;
-    if (req && req.r2 !== undefined) {
-      const note = document.createElement("div");
-      note.className = "fitnote";
-      note.textContent = `fit R² ${req.r2.toFixed(2)}`;
-      tdReq.append(note);
+    const name = cell("attr-name", "");
+    name.append(span("attr-label", a.label), span(a.unit ? "unit" : "unit scale", unitText(a)));
+    name.append(span("research rawnote", `raw: ${a.raw_unit}`));
+    name.title = a.description;
+    const tdReq = valueCell("requested", a, req ? req.value : null);
+    if (req) {
+      tdReq.title = req.r2 !== undefined
+        ? `estimated from the control (${req.source}, R² = ${req.r2}: how closely this dim follows the attribute in the training data)`
+        : `the value fed to the decoder (${req.source})`;
+      tdReq.append(span("research fitnote", req.r2 !== undefined ? `fit R² ${req.r2.toFixed(2)}` : req.source));
     }
     const tdBar = cell("bar", "");
     const meter = document.createElement("div");
     meter.className = "meter";
     const [lo, hi] = a.display_range;
-    const frac = (v) => `${Math.max(0, Math.min(1, (v - lo) / (hi - lo))) * 100}%`;
+    const frac = (v) => `${Math.max(0, Math.min(1, (v * a.scale - lo) / (hi - lo))) * 100}%`;
     if (measured !== null) {
       const fill = document.createElement("div");
       fill.className = "fill";
@@ -51,27 +85,31 @@ export function renderAttributes(tbody, model, out, seed) {
       target.style.left = `calc(${frac(req.value)} - 1px)`;
       meter.append(target);
     }
-    meter.title = `${a.label}: measured ${num(measured)}, requested ${req ? num(req.value) : "—"} (scale ${lo}..${hi})`;
+    meter.title = `${a.label}: measured ${shown(a, measured, true)} (bar), requested ${req ? shown(a, req.value, true) : "—"} (orange mark); scale ${lo}..${hi}${a.unit ? ` ${a.unit}` : ""}`;
     tdBar.append(meter);
-    tr.append(name, tdReq, cell("num measured", num(measured)), cell("num seed", num(seed ? seed.attributes[k] : null)), tdBar);
+    tr.append(name, tdReq, valueCell("measured", a, measured), valueCell("seed", a, seed ? seed.attributes[k] : null), tdBar);
     tbody.append(tr);
   });
 }
 
-function slider(labelText, min, max, step, dataset, onMove) {
+function slider(labelText, min, max, step, dataset, onMove, help = "") {
   const wrap = document.createElement("div");
   wrap.className = "slider";
   const top = document.createElement("div");
   top.className = "top";
   const label = document.createElement("b");
   label.textContent = labelText;
+  if (help) wrap.title = help;
   const input = document.createElement("input");
   Object.assign(input, { type: "range", min, max, step });
   Object.assign(input.dataset, dataset);
   input.setAttribute("aria-label", labelText);
   input.addEventListener("input", () => onMove(Number(input.value), false));
   input.addEventListener("change", () => onMove(Number(input.value), true));
-  top.append(label, document.createElement("output"));
+  const readout = document.createElement("span");
+  readout.className = "readout";
+  readout.append(document.createElement("output"), span("research coord", ""));
+  top.append(label, readout);
   wrap.append(top, input);
   return wrap;
 }
@@ -81,8 +119,9 @@ function slider(labelText, min, max, step, dataset, onMove) {
 export function buildSliders(model, roots, onControl, onDim) {
   roots.sliders.textContent = "";
   model.controls.forEach((c, pos) => {
+    const attr = attributeOf(model, c.attribute);
     const wrap = slider(c.label, c.low, c.high, (c.high - c.low) / 400, { control: String(pos) },
-      (v, final) => onControl(pos, v, final));
+      (v, final) => onControl(pos, v, final), attr ? attr.description : "");
     const hist = document.createElement("canvas");
     hist.className = "hist";
     wrap.append(hist);
@@ -93,12 +132,26 @@ export function buildSliders(model, roots, onControl, onDim) {
   const others = [...Array(model.latent_dim).keys()].filter((i) => !used.has(i));
   roots.freeBox.classList.toggle("hidden", !others.length);
   for (const i of others) {
-    roots.free.append(slider(`z[${i}] (free)`, -4, 4, 0.02, { dim: String(i) }, (v, final) => onDim(i, v, final)));
+    roots.free.append(slider(`z[${i}] (free)`, -4, 4, 0.02, { dim: String(i) }, (v, final) => onDim(i, v, final),
+      "A latent dimension not tied to any attribute: it changes the melody in ways the model learnt on its own."));
   }
   const inputs = model.controls.some((c) => c.kind === "attribute_input");
   roots.kind.textContent = inputs
-    ? "Each control is an attribute value fed to the decoder (the latent code stays fixed)."
-    : "Each control is a regularised latent dimension, labelled with the attribute it was trained to follow.";
+    ? "Each slider sets an attribute value the decoder is asked to produce (the rest of the melody's code stays fixed)."
+    : "Each slider moves one dimension of the model's latent code that was trained to follow the named attribute; " +
+      "beside it, the value it asks for.";
+}
+
+// What a control asks for, in the attribute's unit: its value for a decoder input, the fitted
+// estimate (from the last decode) for a latent dim; "" when not known yet.
+function asks(view, pos, v) {
+  const c = view.model.controls[pos];
+  const attr = attributeOf(view.model, c.attribute);
+  if (!attr) return "";
+  if (c.kind === "attribute_input") return shown(attr, v, true);
+  const k = view.model.attributes.indexOf(attr);
+  const req = view.out && view.out.requested ? view.out.requested[k] : null;
+  return req ? `\u2248 ${shown(attr, req.value, true)}` : "";
 }
 
 // Moves the sliders to the state (except the one being dragged) and redraws their histograms.
@@ -106,10 +159,12 @@ export function syncSliders(roots, view) {
   roots.sliders.querySelectorAll(".slider").forEach((wrap, pos) => {
     const input = wrap.querySelector("input");
     const v = view.value(pos);
+    const c = view.model.controls[pos];
     if (document.activeElement !== input) input.value = String(v);
-    wrap.querySelector("output").textContent = v.toFixed(2);
-    drawHistogram(wrap.querySelector("canvas"), view.model.controls[pos], view.histograms && view.histograms[pos],
-      v, view.seedValue(pos));
+    const musical = asks(view, pos, v);
+    wrap.querySelector("output").textContent = musical || `${c.name} = ${v.toFixed(2)}`;
+    wrap.querySelector(".coord").textContent = musical ? `${c.name} = ${v.toFixed(2)}` : "";
+    drawHistogram(wrap.querySelector("canvas"), c, view.histograms && view.histograms[pos], v, view.seedValue(pos));
   });
   roots.free.querySelectorAll(".slider").forEach((wrap) => {
     const input = wrap.querySelector("input");
