@@ -15,6 +15,7 @@ from typing import Optional, Union
 from music21 import converter
 from note_seq.protobuf import music_pb2
 
+from musicvae_xai.readers import limits
 from musicvae_xai.readers.common import ReaderError
 from musicvae_xai.readers.music21_part import part_to_sequence, quiet_music21
 
@@ -111,8 +112,7 @@ def read_tunebook(path: Union[str, os.PathLike], *, id_prefix: str = "") -> list
     Piece ids are ``f"{id_prefix or path}#{index}:X{number}"``. Raises ReaderError for an empty file
     or a file with no ``X:`` line (not ABC).
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    data = limits.read_file(path)
     if not data:
         raise ReaderError("empty_file")
     if b"\x00" in data:

@@ -14,27 +14,54 @@ from xml.etree import ElementTree
 from music21 import converter
 from note_seq.protobuf import music_pb2
 
+from musicvae_xai.readers import limits
 from musicvae_xai.readers.common import ReaderError
 from musicvae_xai.readers.music21_part import part_to_sequence, quiet_music21
 
 MELODY_PART = "Soprano"
 
 
+def _read_member(z: zipfile.ZipFile, name: str, budget: int) -> bytes:
+    """One zip member, decompressed in chunks and stopped as soon as it passes ``budget`` bytes (the
+    directory's sizes were checked already, but a crafted directory may understate them)."""
+    chunks, total = [], 0
+    with z.open(name) as member:
+        while True:
+            chunk = member.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > budget:
+                raise ReaderError("too_large", f"{name} decompresses to more than the {limits.MAX_BYTES}-byte "
+                                               "limit (MUSICVAE_XAI_MAX_BYTES)")
+            chunks.append(chunk)
+
+
 def _xml_bytes(path: str) -> bytes:
-    """The MusicXML document of a .xml/.musicxml file or a compressed .mxl (zip) file."""
+    """The MusicXML document of a .xml/.musicxml file or a compressed .mxl (zip) file.
+
+    Raises ReaderError('too_large') for a file over ``limits.MAX_BYTES``, or a zip whose members
+    would decompress to more: the sizes its directory declares are summed before anything is
+    decompressed, and the reading itself stops at the limit.
+    """
+    limits.check_bytes(os.path.getsize(path))
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
-            names = z.namelist()
+            infos = z.infolist()
+            limits.check_bytes(sum(i.file_size for i in infos), "the .mxl archive, decompressed,")
+            names = [i.filename for i in infos]
+            budget = limits.MAX_BYTES
             root_file = None
             if "META-INF/container.xml" in names:
-                container = ElementTree.fromstring(z.read("META-INF/container.xml"))
+                container_xml = _read_member(z, "META-INF/container.xml", budget)
+                budget -= len(container_xml)
+                container = ElementTree.fromstring(container_xml)
                 found = container.find(".//{*}rootfile")
                 root_file = found.get("full-path") if found is not None else None
             if root_file is None:
                 root_file = next(n for n in names if n.endswith((".xml", ".musicxml")) and not n.startswith("META-INF"))
-            return z.read(root_file)
-    with open(path, "rb") as f:
-        return f.read()
+            return _read_member(z, root_file, budget)
+    return limits.read_file(path)
 
 
 def melody_only(xml: bytes, part_name: str) -> tuple:
