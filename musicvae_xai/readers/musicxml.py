@@ -16,7 +16,8 @@ from note_seq.protobuf import music_pb2
 
 from musicvae_xai.readers import limits
 from musicvae_xai.readers.common import ReaderError
-from musicvae_xai.readers.music21_part import part_to_sequence, quiet_music21
+from musicvae_xai.readers.common import ReadResult
+from musicvae_xai.readers.music21_part import part_to_result, quiet_music21
 
 MELODY_PART = "Soprano"
 
@@ -94,8 +95,14 @@ def read(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART,
          piece_id: str = "") -> music_pb2.NoteSequence:
     """Melody of a MusicXML file: the part named ``part_name`` (case-insensitive), else the first part.
 
-    Raises ReaderError for empty, corrupt or non-MusicXML files and for scores without notes.
+    Raises ReaderError for empty, corrupt or non-MusicXML files, scores without notes, and files
+    over the per-file limits (``readers.limits``).
     """
+    return read_result(path, part_name=part_name, piece_id=piece_id).sequence
+
+
+def read_result(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART, piece_id: str = "") -> ReadResult:
+    """``read`` with the melody part's ``SourceStyle`` (name, tempo mark, instrument)."""
     path = os.fspath(path)
     if os.path.getsize(path) == 0:
         raise ReaderError("empty_file")
@@ -114,7 +121,7 @@ def read(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART,
     melody = next((p for p in parts if (p.partName or "").strip().lower() == wanted), parts[0])
     title = score.metadata.title if score.metadata is not None and score.metadata.title else ""
     try:
-        return part_to_sequence(melody, piece_id=piece_id or path, title=title or "")
+        return part_to_result(melody, piece_id=piece_id or path, title=title or "")
     except ReaderError:
         raise
     except Exception as e:
