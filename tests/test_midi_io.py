@@ -121,3 +121,19 @@ def test_no_usable_measure_names_the_largest_quantisation_error(tmp_path):
     humanised_midi(tmp_path / "drums.mid", drums=True, bars=1)
     with pytest.raises(midi_io.MidiError, match=r"drums\.mid: cannot read a melody \(no_melody: only drum notes"):
         midi_io.read_file(str(tmp_path / "drums.mid"), VOCAB)
+
+
+def test_explorer_upload_of_a_humanised_file_reports_its_style_and_quantisation(tmp_path):
+    from musicvae_xai.explorer.data import read_upload
+
+    humanised_midi(tmp_path / "played.mid", bpm=100.0, bpm_after=100.0)
+    result = read_upload("played.mid", (tmp_path / "played.mid").read_bytes(), VOCAB)
+    assert result["bars"] == list(range(9)) and result["skipped"] == {}
+    assert result["style"] == {"qpm": 100.0, "numerator": 4, "denominator": 4, "program": 73, "track_name": "Flute"}
+    assert 0 < result["quantisation"]["max_error"] <= 0.034 and result["quantisation"]["off_grid_onsets"] == 0
+    style = SourceStyle.from_dict(result["style"])           # what /api/midi gets back from the page
+    info = read_back(midi_io.write_midi(result["tokens"][:2], tmp_path / "dl.mid", VOCAB, style=style,
+                                        markers=["measure 1", "measure 2"]))
+    assert info["qpm"] == [100.0] and info["track_names"] == ["Flute"] and len(info["markers"]) == 2
+    with pytest.raises(ValueError, match="style out of range"):
+        SourceStyle.from_dict({"qpm": 0})
