@@ -163,3 +163,14 @@ def test_environment_variables_set_the_limits(monkeypatch):
     with pytest.raises(ValueError, match="MUSICVAE_XAI_MAX_BEATS must be a positive number"):
         limits._env_int("MUSICVAE_XAI_MAX_BEATS", 5)
     assert np.isfinite(limits.MAX_BEATS) and limits.MAX_BYTES > 0
+
+
+def test_a_time_signature_with_tiny_bars_is_refused(tmp_path):
+    body = (b"\x00\xff\x58\x04\x01\x64\x18\x08"                    # 1/2**100: bars of 2**-98 beats
+            b"\x00\x90\x3c\x50\x60\x80\x3c\x00\x00\xff\x2f\x00")   # one note of 96 ticks
+    data = (b"MThd" + (6).to_bytes(4, "big") + bytes([0, 0, 0, 1, 0, 96])
+            + b"MTrk" + len(body).to_bytes(4, "big") + body)
+    (tmp_path / "tiny_bars.mid").write_bytes(data)
+    with pytest.raises(ReaderError) as e:
+        bounded(midi.read, tmp_path / "tiny_bars.mid")
+    assert e.value.reason == "too_long" and "bars" in str(e.value)

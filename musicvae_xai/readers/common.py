@@ -335,6 +335,11 @@ def regular_bars(time_signatures: Sequence[tuple[float, int, int]], end: float) 
     sigs = sigs or [(0.0, 4, 4)]
     if sigs[0][0] > _EPS:
         sigs = [(0.0, 4, 4)] + sigs
+    count = sum(((sigs[k + 1][0] if k + 1 < len(sigs) else end) - t) / (num * 4.0 / den)
+                for k, (t, num, den) in enumerate(sigs))
+    if count > limits.MAX_BEATS:  # e.g. a time signature of 1/2**100: tiny bars, each one a loop turn
+        raise ReaderError("too_long", f"the time signatures make {count:.3g} bars, over the limit of "
+                                      f"{limits.MAX_BEATS} (MUSICVAE_XAI_MAX_BEATS)")
     bars = []
     for k, (t, num, den) in enumerate(sigs):
         stop = sigs[k + 1][0] if k + 1 < len(sigs) else max(end, t + _EPS)
