@@ -3,7 +3,6 @@ reason (``too_long``, ``too_large``) quickly and without per-beat or decompresse
 
 Every hostile file is generated here; every test is bounded in time (``bounded``)."""
 
-import io
 import time
 import tracemalloc
 import zipfile
