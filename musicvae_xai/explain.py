@@ -6,14 +6,17 @@
     enc.z                                                # float32 [1, Z]
     tr = ex.traverse(enc, "note_density", steps=9)       # sweep the control meant for note density
     tr.attributes[0, :, tr.attribute_index("note_density")]   # measured along the sweep
-    ex.write_midi(tr.tokens[0], "density_sweep.mid")     # the 9 decoded measures back to back
+    ex.write_traversal(tr, "density_sweep.mid")          # the 9 decoded measures, one marker each
+    ex.write_reconstruction(enc, "bar4.mid")             # keeps the input's tempo, instrument, name
     seq = ex.to_sequence(ex.decode(enc.z, enc.controls)) # a note-seq NoteSequence
 
 Works with either model through the ``MusicVAE`` interface: a control is a regularised latent dim or
 an attribute input of the decoder, and the ``controls`` a decoder may need travel with each
 ``Encoding``. Bad input (a missing file, a file with no usable 4/4 measure, a bar that is not
 usable, pitches that do not fit the model's range) raises ``ExplainError``: one line naming the path
-and the reason.
+and the reason. Played MIDI is quantised to the grid (``readers.common.quantise``); the Encoding's
+``source`` reports the quantisation error. Every MIDI file goes through ``serving.midi_io.write_midi``
+(track name, text markers, and the input file's tempo, time signature, program and track name).
 """
 
 from __future__ import annotations
@@ -28,40 +31,16 @@ from note_seq.protobuf import music_pb2
 from musicvae_xai import inference, representation
 from musicvae_xai.models.base import Control
 from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS
+from musicvae_xai.serving import midi_io
+from musicvae_xai.serving.midi_io import SKIP_TEXT, FileMeasures  # noqa: F401 (public names of this module)
 
 #: File types read by ``read_measures``: extension -> reader.
 READERS = {".mid": "midi", ".midi": "midi", ".xml": "musicxml", ".mxl": "musicxml", ".musicxml": "musicxml",
            ".abc": "abc"}
 
 
-#: Why a bar is not usable, for error messages (keys of ``sequence_to_measures``'s ``skipped``).
-SKIP_TEXT = {
-    "not_4_4": "not in 4/4",
-    "incomplete_bar": "cut short by a time-signature change",
-    "polyphonic": "with overlapping notes",
-    "off_grid": "with notes off the 24-tick grid",
-    "empty": "with no note onset",
-}
-
-
 class ExplainError(ValueError):
     """Bad input to the explanation API; the message is one line naming the path and the reason."""
-
-
-@dataclasses.dataclass
-class FileMeasures:
-    """The usable 4/4 measures of a file.
-
-    tokens: int32 [M, 24] ids in the model's vocabulary (transposed by ``shift`` semitones to fit it);
-    bars: int32 [M] 0-based index of each measure's bar in the piece (a pickup is bar 0);
-    skipped: reason -> number of bars that could not be used (see ``sequence_to_measures``).
-    """
-
-    path: str
-    tokens: np.ndarray
-    bars: np.ndarray
-    shift: int
-    skipped: dict
 
 
 @dataclasses.dataclass
@@ -137,13 +116,11 @@ class Explainer:
         the melody part (else the first part); tune (ABC): index of the tune in the file.
         """
         path = os.fspath(path)
-        sequence = read_melody(path, track=track, part_name=part_name, tune=tune)
-        extraction = representation.sequence_to_measures(sequence)
-        skipped = dict(sorted(extraction.skipped.items()))
+        result = read_source(path, track=track, part_name=part_name, tune=tune)
+        extraction = representation.sequence_to_measures(result.sequence)
+        skipped = {k: int(v) for k, v in sorted(extraction.skipped.items())}
         if not len(extraction.measures):
-            why = ", ".join(f"{v} bar{'s' * (v != 1)} {SKIP_TEXT.get(k, k.replace('_', ' '))}"
-                            for k, v in skipped.items())
-            raise ExplainError(f"{path}: no usable 4/4 measure ({why or 'no bars with notes'})")
+            raise ExplainError(f"{path}: {midi_io.no_measure_message(skipped, result.quantisation)}")
         measures, bar_index = extraction.measures, extraction.bar_index
         if bars is not None:
             where = {int(b): i for i, b in enumerate(bar_index)}
@@ -155,7 +132,8 @@ class Explainer:
             measures, bar_index = measures[keep], bar_index[keep]
         shift = self._fit_shift(path, measures, transpose)
         tokens = self.vocabulary.translate(measures, FULL_RANGE, shift)
-        return FileMeasures(path, tokens.astype(np.int32), bar_index.astype(np.int32), shift, skipped)
+        return FileMeasures(path, tokens.astype(np.int32), bar_index.astype(np.int32), shift, skipped,
+                            result.style, result.quantisation)
 
     def _fit_shift(self, path: str, measures: np.ndarray, transpose: Union[int, str]) -> int:
         try:
@@ -234,18 +212,54 @@ class Explainer:
         tokens = np.asarray(tokens).reshape(-1, MEASURE_TICKS)
         return representation.measures_to_sequence(tokens, self.vocabulary, qpm=qpm)
 
-    def write_midi(self, music, path: Union[str, os.PathLike], qpm: float = 120.0) -> str:
-        """Writes token ids [..., 24] (measures back to back) or a NoteSequence as a MIDI file."""
-        from note_seq import midi_io
+    def write_midi(self, music, path: Union[str, os.PathLike], qpm: Optional[float] = None,
+                   style=None, markers: Optional[Sequence[Optional[str]]] = None) -> str:
+        """Writes token ids [..., 24] (measures back to back) or a NoteSequence as a MIDI file through
+        ``serving.midi_io.write_midi``: style (a ``readers.SourceStyle``, e.g. ``FileMeasures.style``)
+        keeps an input's tempo, time signature, program and track name; qpm overrides the tempo
+        (default: the style's, else 120); markers: one text per measure."""
+        try:
+            return midi_io.write_midi(music, path, self.vocabulary, style=style, markers=markers, qpm=qpm)
+        except (midi_io.MidiError, ValueError) as e:
+            raise ExplainError(str(e) if os.fspath(path) in str(e) else f"{os.fspath(path)}: {e}") from None
 
-        seq = music if isinstance(music, music_pb2.NoteSequence) else self.to_sequence(music, qpm=qpm)
-        path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(path))
-        if os.path.exists(parent) and not os.path.isdir(parent):
-            raise ExplainError(f"{path}: cannot write MIDI, {parent} is a file")
-        os.makedirs(parent, exist_ok=True)
-        midi_io.sequence_proto_to_midi_file(seq, path)
-        return path
+    def write_reconstruction(self, encoding: Encoding, path: Union[str, os.PathLike],
+                             tokens=None, qpm: Optional[float] = None) -> str:
+        """Writes the reconstruction (``tokens`` int [B, 24], default ``reconstruct(encoding)``) of an
+        Encoding, one measure per code, in the style of its source file, with a marker
+        ``bar N reconstructed`` (``measure N reconstructed`` without a source) at each measure."""
+        tokens = self.reconstruct(encoding) if tokens is None else np.asarray(tokens).reshape(-1, MEASURE_TICKS)
+        source = encoding.source
+        markers = ([f"bar {int(b)} reconstructed" for b in source.bars] if source is not None
+                   else [f"measure {i} reconstructed" for i in range(len(tokens))])
+        return self.write_midi(tokens, path, qpm=qpm, style=source.style if source is not None else None,
+                               markers=markers)
+
+    def write_traversal(self, traversal: Traversal, path: Union[str, os.PathLike], index: int = 0,
+                        start: Optional[Encoding] = None, qpm: Optional[float] = None, style=None) -> str:
+        """Writes the sweep of code ``index`` (its S decoded measures back to back), a marker at each
+        giving the control and its value (``z[2] note density = +1.5``). With ``start`` (the
+        Encoding swept from), its measure ``index`` comes first, marked as the input, and the file
+        keeps the style of its source file (``style`` overrides)."""
+        markers = traversal_markers(traversal)
+        tokens = np.asarray(traversal.tokens[index]).reshape(-1, MEASURE_TICKS)
+        if start is not None:
+            src = start.source
+            label = f"bar {int(src.bars[index])} input" if src is not None else "input"
+            tokens = np.concatenate([np.asarray(start.tokens[index]).reshape(1, MEASURE_TICKS), tokens])
+            markers = [label] + markers
+            if style is None and src is not None:
+                style = src.style
+        return self.write_midi(tokens, path, qpm=qpm, style=style, markers=markers)
+
+
+def traversal_markers(traversal: Traversal) -> list:
+    """One marker text per swept value: ``'z[2] note density = +1.5'`` (the control's name, the
+    attribute it is meant to move, the value)."""
+    ctrl = traversal.control
+    attribute = ctrl.attribute.replace("_", " ")
+    label = attribute if ctrl.name == ctrl.attribute else f"{ctrl.name} {attribute}"
+    return [f"{label} = {midi_io.format_value(v)}" for v in np.asarray(traversal.values).reshape(-1)]
 
 
 def read_melody(path: str, track: Union[str, int, None] = None, part_name: str = "Soprano",
@@ -254,6 +268,13 @@ def read_melody(path: str, track: Union[str, int, None] = None, part_name: str =
 
     Raises ExplainError (one line naming the path) for a missing, unsupported or unreadable file.
     """
+    return read_source(path, track=track, part_name=part_name, tune=tune).sequence
+
+
+def read_source(path: str, track: Union[str, int, None] = None, part_name: str = "Soprano", tune: int = 0):
+    """``read_melody`` with what the reader measured: a ``readers.ReadResult`` (sequence,
+    quantisation error of played MIDI, the source's style). Same errors as ``read_melody``; files
+    over the per-file limits (``readers.limits``) name the limit."""
     from musicvae_xai.readers import ReaderError
 
     if not os.path.exists(path):
@@ -268,18 +289,17 @@ def read_melody(path: str, track: Union[str, int, None] = None, part_name: str =
     try:
         if kind == "midi":
             from musicvae_xai.readers import midi
-            return midi.read(path, track=track, chords="skyline")
+            return midi.read_result(path, track=track, chords="skyline")
         if kind == "musicxml":
             from musicvae_xai.readers import musicxml
-            return musicxml.read(path, part_name=part_name)
-        from musicvae_xai.readers import abc
-        with open(path, "rb") as f:
-            tunes = abc.split_tunebook(abc.decode(f.read()))
+            return musicxml.read_result(path, part_name=part_name)
+        from musicvae_xai.readers import abc, limits
+        tunes = abc.split_tunebook(abc.decode(limits.read_file(path)))
         if not tunes:
             raise ReaderError("unparseable", "no X: line, not an ABC tune")
         if not 0 <= tune < len(tunes):
             raise ExplainError(f"{path}: no tune {tune}; the file holds {len(tunes)}")
-        return abc.read_tune(tunes[tune], piece_id=path)
+        return abc.read_tune_result(tunes[tune], piece_id=path)
     except ReaderError as e:
         raise ExplainError(f"{path}: cannot read a melody ({e.reason.replace('_', ' ')}: {e.message})") from None
     except OSError as e:

@@ -290,3 +290,102 @@ def test_pop909_bad_files(tmp_path, shared_datasets):
     (tmp_path / "index.xlsx").write_bytes(b"not a zip")
     with pytest.raises(ReaderError):
         pop909.read_index(tmp_path / "index.xlsx")
+
+
+# ---------------------------------------------------------------- played (humanised) MIDI
+
+from midi_fixtures import BAR, humanised_midi  # noqa: E402
+
+
+def _onset_ticks():
+    """Tick index (0..23) of each written onset of ``BAR``."""
+    return [int(np.argmin(np.abs(R.TICK_POSITIONS - onset))) for onset, _ in BAR]
+
+
+@pytest.mark.parametrize("lengths", [(0.60, 0.70), (0.90, 0.98), (0.60, 0.98)])
+def test_humanised_midi_is_quantised_onto_the_written_onsets(tmp_path, lengths):
+    path = tmp_path / "played.mid"
+    notes = humanised_midi(path, lengths=lengths, seed=int(lengths[0] * 100))
+    result = midi.read_result(path, chords="skyline")
+    ext = R.sequence_to_measures(result.sequence)
+    assert dict(ext.skipped) == {}                                  # no bar lost to off_grid/polyphonic
+    assert list(ext.bar_index) == list(range(9))                    # the pickup bar, then 8 bars
+    decoded = [R.FULL_RANGE.decode(m) for m in ext.measures]
+    assert decoded[0][:18] == ["start"] * 18 and decoded[0][18] == notes[0][0]   # 1-beat pickup
+    for b in range(8):
+        pitches = [p for p, _, _ in notes[1 + 7 * b: 8 + 7 * b]]
+        assert [decoded[b + 1][t] for t in _onset_ticks()] == pitches, b
+    q = result.quantisation
+    assert q.notes == len(notes) and q.off_grid_onsets == 0
+    assert 0 < q.mean_error <= q.max_error <= 0.04 + 1e-3      # +-20 ms at 120 bpm = +-0.04 beat
+    assert q.offset_max > q.max_error                          # 60-98 % lengths: offsets moved further
+    assert result.style.track_name == "Flute" and result.style.program == 73 and result.style.qpm == 120.0
+
+
+def test_tempo_change_does_not_move_the_bars(tmp_path):
+    a, b = tmp_path / "a.mid", tmp_path / "b.mid"
+    humanised_midi(a, bpm=120, bpm_after=120, jitter_ms=0, lengths=(0.9, 0.9))
+    humanised_midi(b, bpm=120, bpm_after=60, jitter_ms=0, lengths=(0.9, 0.9))
+    ma = R.sequence_to_measures(midi.read(a)).measures
+    mb = R.sequence_to_measures(midi.read(b)).measures
+    np.testing.assert_array_equal(ma, mb)
+
+
+def test_legato_overlap_and_staccato_stay_monophonic():
+    start = np.array([0.0, 0.5, 1.02, 1.5])
+    end = np.array([0.53, 0.8, 1.2, 1.52])  # overlaps the next onset by 0.03 beat; short notes
+    s, e, q = midi_quantise(start, end)
+    np.testing.assert_allclose(s, [0.0, 0.5, 1.0, 1.5])
+    np.testing.assert_allclose(e, [0.5, 0.75, 1.25, 1.5 + 1 / 6])   # cut at the next onset; nearest tick; one-tick minimum
+    assert q.off_grid_onsets == 0 and q.max_error == pytest.approx(0.02)
+
+
+def midi_quantise(start, end):
+    from musicvae_xai.readers.common import quantise
+    return quantise(start, end)
+
+
+def test_onsets_beyond_the_tolerance_stay_off_the_grid_and_are_reported(tmp_path):
+    path = tmp_path / "sloppy.mid"
+    humanised_midi(path, pickup=False, jitter_ms=0, bars=2)
+    import mido
+    mf = mido.MidiFile(str(path))
+    for msg in mf.tracks[0]:          # push every event 0.1 beat late: every onset is off the grid
+        if msg.type == "time_signature" and msg.numerator == 4:
+            break
+    mf.tracks[0].insert(mf.tracks[0].index(msg) + 1, mido.MetaMessage("text", text="late", time=48))
+    mf.save(str(path))
+    result = midi.read_result(path)
+    ext = R.sequence_to_measures(result.sequence)
+    assert len(ext.measures) == 0 and set(ext.skipped) == {"off_grid"}
+    assert result.quantisation.max_error == pytest.approx(0.1, abs=1e-6)
+    assert result.quantisation.off_grid_onsets == result.quantisation.notes
+
+
+def test_drums_only_and_empty_tracks_name_the_reason(tmp_path):
+    humanised_midi(tmp_path / "drums.mid", drums=True, bars=1)
+    with pytest.raises(ReaderError, match="only drum notes") as e:
+        midi.read(tmp_path / "drums.mid")
+    assert e.value.reason == "no_melody"
+    import mido
+    mf = mido.MidiFile()
+    mf.tracks.extend([mido.MidiTrack([mido.MetaMessage("track_name", name="x")]), mido.MidiTrack()])
+    mf.save(str(tmp_path / "empty_tracks.mid"))
+    with pytest.raises(ReaderError, match=r"no track has notes \(2 empty tracks\)") as e:
+        midi.read(tmp_path / "empty_tracks.mid", track="first")
+    assert e.value.reason == "no_melody"
+
+
+def test_humanised_midi_through_the_dataset_builders_reader_path(tmp_path):
+    from musicvae_xai.datasets import sources
+
+    folder = tmp_path / "irish_cre" / "MIDI"
+    folder.mkdir(parents=True)
+    humanised_midi(folder / "played.mid", seed=3)
+    for source in (sources.sources("irish")[0], sources.sources("classical")[1]):
+        if source.name == "classical_piano_midi":   # its melody is the track named "... right"
+            humanised_midi(folder / "played.mid", seed=3, track_name="Piano right")
+        result = sources.parse_file((source, str(folder.parent), "MIDI/played.mid", False))
+        assert result.reason in (None, ""), result
+        (piece,) = result.pieces
+        assert len(piece.measures) >= 8 and not piece.skipped, (source.name, piece.skipped)

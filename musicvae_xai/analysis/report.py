@@ -30,7 +30,7 @@ from musicvae_xai import attributes as attrs
 from musicvae_xai import inference
 from musicvae_xai.analysis import figures
 from musicvae_xai.analysis.figures import AxisInfo, attribute_label
-from musicvae_xai.explain import Encoding, Explainer
+from musicvae_xai.explain import Encoding, Explainer, traversal_markers
 
 
 class AnalysisError(ValueError):
@@ -211,12 +211,13 @@ class _Analysis:
         folder = os.path.join("midi", slug)
         os.makedirs(os.path.join(self.out, folder), exist_ok=True)
         whole = os.path.join("midi", f"traversal_{slug}.mid")
-        self.ex.write_midi(np.concatenate([start.tokens[:1], tr.tokens[0]]), os.path.join(self.out, whole),
-                           qpm=opt.qpm)
+        self.ex.write_traversal(tr, os.path.join(self.out, whole), start=start, qpm=opt.qpm)
         self.midi.append(whole)
+        markers = traversal_markers(tr)
         for s, v in enumerate(tr.values):
             rel = os.path.join(folder, f"step_{s:02d}_{v:+.2f}.mid")
-            self.ex.write_midi(tr.tokens[0, s], os.path.join(self.out, rel), qpm=opt.qpm)
+            self.ex.write_midi(tr.tokens[0, s], os.path.join(self.out, rel), qpm=opt.qpm, markers=[markers[s]],
+                               style=start.source.style if start.source is not None else None)
             self.midi.append(rel)
 
     def surfaces(self, test: np.ndarray) -> None:

@@ -166,10 +166,22 @@ def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DE
     def midi():
         payload = body()
         tokens = explorer.check_tokens(payload.get("tokens"))
-        qpm = payload.get("qpm", 120)
-        if isinstance(qpm, bool) or not isinstance(qpm, (int, float)):
+        style = payload.get("style")
+        qpm = payload.get("qpm", None if style else 120)
+        if qpm is not None and (isinstance(qpm, bool) or not isinstance(qpm, (int, float))):
             raise ExplorerError("qpm must be a number")
-        data = explorer.midi(tokens, float(qpm))
+        if style is not None:  # an upload's "style", sent back to keep its tempo, instrument and name
+            from musicvae_xai.readers.common import SourceStyle
+            try:
+                style = SourceStyle.from_dict(style if isinstance(style, dict) else {"qpm": "bad"})
+            except (TypeError, ValueError):
+                raise ExplorerError("style must be an upload's style object (qpm, numerator, denominator, "
+                                    "program, track_name)") from None
+        markers = payload.get("markers")
+        if markers is not None and (not isinstance(markers, list) or len(markers) > len(tokens)
+                                    or not all(isinstance(m, str) and len(m) <= 200 for m in markers)):
+            raise ExplorerError("markers must be a list of at most one string (<= 200 characters) per measure")
+        data = explorer.midi(tokens, None if qpm is None else float(qpm), style, markers)
         name = "musicvae_measure.mid" if len(tokens) == 1 else f"musicvae_phrase_{len(tokens)}_measures.mid"
         return Response(data, mimetype="audio/midi",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -118,10 +118,16 @@ def load_music_data(config: Optional[dict], vocab: Vocabulary, cache_dir: Option
 
 def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: bool = False) -> dict:
     """An uploaded MIDI/MusicXML/ABC file -> {"name", "bars" [M], "tokens" int32 [M, 24] (model ids),
-    "shift" semitones (or "per measure"), "skipped" {reason: bars}}. Raises UploadError."""
-    from musicvae_xai.explain import SKIP_TEXT, ExplainError, read_melody
+    "shift" semitones (or "per measure"), "skipped" {reason: bars}, "style" (tempo, time signature,
+    program, track name: send it back to ``/api/midi`` to keep them), "quantisation" (mean/max onset
+    error in beats of played MIDI, else None)}. Raises UploadError.
+
+    The readers' per-file limits (``readers.limits``: beats, decompressed bytes) apply, so a hostile
+    file (notes 2**27 beats apart, a zip bomb) is refused in milliseconds, before any per-beat work.
+    """
+    from musicvae_xai.explain import ExplainError, read_source
     from musicvae_xai.representation import sequence_to_measures
-    from musicvae_xai.serving.midi_io import MidiError, fit_shift
+    from musicvae_xai.serving.midi_io import MidiError, fit_shift, no_measure_message
 
     name = os.path.basename(str(filename or "").replace("\\", "/"))[:120] or "upload"
     ext = os.path.splitext(name)[1].lower()
@@ -135,16 +141,15 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
         with open(path, "wb") as f:
             f.write(data)
         try:
-            sequence = read_melody(path)
+            result = read_source(path)
         except ExplainError as e:
             raise UploadError(str(e).replace(path, name)) from None
         except Exception as e:  # noqa: BLE001 - a parser's unexpected failure on a bad file
             raise UploadError(f"{name}: not a readable {UPLOAD_TYPES[ext]} file ({type(e).__name__})") from None
-    extraction = sequence_to_measures(sequence, allow_cut_time=allow_cut_time)
+    extraction = sequence_to_measures(result.sequence, allow_cut_time=allow_cut_time)
     skipped = {k: int(v) for k, v in sorted(extraction.skipped.items())}
     if not len(extraction.measures):
-        why = ", ".join(f"{v} bar{'s' * (v != 1)} {SKIP_TEXT.get(k, k)}" for k, v in skipped.items())
-        raise UploadError(f"{name}: no usable 4/4 measure ({why or 'no notes'})")
+        raise UploadError(f"{name}: {no_measure_message(skipped, result.quantisation)}")
     measures = extraction.measures[:MAX_UPLOAD_MEASURES]
     bars = extraction.bar_index[:MAX_UPLOAD_MEASURES]
     try:
@@ -164,4 +169,5 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
         tokens, bars, shift = np.stack(rows), bars[keep], "per measure"
     return {"name": name, "bars": [int(b) for b in bars],
             "tokens": np.asarray(tokens, np.int32).reshape(-1, MEASURE_TICKS),
-            "shift": shift, "skipped": skipped}
+            "shift": shift, "skipped": skipped, "style": result.style.to_dict(),
+            "quantisation": result.quantisation.to_dict() if result.quantisation is not None else None}

@@ -16,7 +16,6 @@ much to trust it.
 from __future__ import annotations
 
 import collections
-import io
 import threading
 from typing import Callable, Optional
 
@@ -304,15 +303,17 @@ class Explorer:
             out.append(counts.tolist())
         return {"histograms": out, "controls": [c.to_dict() for c in self.info.controls]}
 
-    def midi(self, tokens: np.ndarray, qpm: float = 120.0) -> bytes:
-        """Standard MIDI file bytes of measures int32 [M, 24] back to back, at ``qpm``."""
-        from note_seq import midi_io
+    def midi(self, tokens: np.ndarray, qpm: Optional[float] = 120.0, style=None, markers=None) -> bytes:
+        """Standard MIDI file bytes of measures int32 [M, 24] back to back (``serving.midi_io.write_midi``):
+        at ``qpm`` (None: the style's tempo), in ``style`` (an uploaded file's ``SourceStyle``), with
+        one marker text per measure."""
+        from musicvae_xai.serving.midi_io import write_midi
 
-        if not QPM_RANGE[0] <= qpm <= QPM_RANGE[1]:
+        if qpm is not None and not QPM_RANGE[0] <= qpm <= QPM_RANGE[1]:
             raise ExplorerError(f"qpm must be in [{QPM_RANGE[0]:g}, {QPM_RANGE[1]:g}]")
-        buffer = io.BytesIO()
-        midi_io.note_sequence_to_pretty_midi(measures_to_sequence(tokens, self.vocab, qpm=qpm)).write(buffer)
-        return buffer.getvalue()
+        if markers is None:
+            markers = [f"measure {i + 1}" for i in range(len(np.asarray(tokens).reshape(-1, MEASURE_TICKS)))]
+        return write_midi(tokens, None, self.vocab, style=style, markers=markers, qpm=qpm)
 
 
 def _round(values, digits: int = 4):

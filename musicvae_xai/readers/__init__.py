@@ -9,16 +9,23 @@ A file that cannot be read raises ``ReaderError`` whose ``reason`` is one of ``R
 builders count it under that reason and go on with the next file.
 
 Modules (one per source format): ``midi``, ``musicxml``, ``abc``, ``symbtr``, ``pop909``. Shared
-melody-building helpers live in ``common``.
+melody-building helpers live in ``common``; the per-file limits
+(``too_long``, ``too_large``) in ``limits``.
 """
 
 from musicvae_xai.readers.common import (  # noqa: F401
+    ONSET_TOLERANCE,
     REASONS,
     Bar,
     NoteEvent,
+    Quantisation,
     ReaderError,
+    ReadResult,
+    SourceStyle,
+    build_sequence,
     layout_bars,
     make_sequence,
+    quantise,
     skyline,
     snap_to_grid,
 )

@@ -15,8 +15,10 @@ from typing import Optional, Union
 from music21 import converter
 from note_seq.protobuf import music_pb2
 
+from musicvae_xai.readers import limits
 from musicvae_xai.readers.common import ReaderError
-from musicvae_xai.readers.music21_part import part_to_sequence, quiet_music21
+from musicvae_xai.readers.common import ReadResult
+from musicvae_xai.readers.music21_part import part_to_result, part_to_sequence, quiet_music21
 
 _X_LINE = re.compile(r"^X:", re.MULTILINE)
 _FIELD = re.compile(r"^([A-Za-z]):\s*(.*?)\s*$", re.MULTILINE)
@@ -86,6 +88,15 @@ def clean_header(text: str) -> str:
 
 def read_tune(tune: Tune, *, piece_id: str = "") -> music_pb2.NoteSequence:
     """Parses one tune; raises ReaderError if music21 cannot parse it or it has no notes."""
+    return _read(tune, piece_id, with_style=False).sequence
+
+
+def read_tune_result(tune: Tune, *, piece_id: str = "") -> ReadResult:
+    """``read_tune`` with the tune's ``SourceStyle`` (title as track name, ``Q:`` tempo)."""
+    return _read(tune, piece_id, with_style=True)
+
+
+def _read(tune: Tune, piece_id: str, with_style: bool) -> ReadResult:
     try:
         with quiet_music21(skip_beaming=True):
             parsed = converter.parseData(clean_header(tune.text), format="abc")
@@ -98,7 +109,9 @@ def read_tune(tune: Tune, *, piece_id: str = "") -> music_pb2.NoteSequence:
         parsed = scores[0]
     parts = list(getattr(parsed, "parts", [])) or [parsed]
     try:
-        return part_to_sequence(parts[0], piece_id=piece_id, title=tune.title)
+        if with_style:
+            return part_to_result(parts[0], piece_id=piece_id, title=tune.title)
+        return ReadResult(part_to_sequence(parts[0], piece_id=piece_id, title=tune.title))
     except ReaderError:
         raise
     except Exception as e:
@@ -111,8 +124,7 @@ def read_tunebook(path: Union[str, os.PathLike], *, id_prefix: str = "") -> list
     Piece ids are ``f"{id_prefix or path}#{index}:X{number}"``. Raises ReaderError for an empty file
     or a file with no ``X:`` line (not ABC).
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    data = limits.read_file(path)
     if not data:
         raise ReaderError("empty_file")
     if b"\x00" in data:

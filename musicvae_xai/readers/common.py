@@ -20,7 +20,16 @@ REASONS = {
     "no_melody": "the melody part/track the dataset needs is not in the file",
     "no_notes": "the melody has no notes",
     "not_simple_duple": "the song's metre is triple or compound (POP909 index)",
+    "too_long": "the piece reaches past the per-file limit in beats (readers.limits.MAX_BEATS)",
+    "too_large": "the file, or what a .mxl would decompress to, is over the per-file byte limit "
+                 "(readers.limits.MAX_BYTES)",
 }
+
+#: Onsets further than this from the nearest of the 24 ticks of a 4/4 measure (6 per beat, at 0,
+#: 1/4, 1/3, 1/2, 2/3, 3/4 of the beat) are left where they are, so their bar is skipped as
+#: ``off_grid``: 1/16 beat (31 ms at 120 bpm). Played onsets up to +-20 ms early or late at 120 bpm
+#: (0.04 beat) snap to the right tick; offsets always snap (see ``quantise``).
+ONSET_TOLERANCE = 1.0 / 16.0
 
 _EPS = 1e-6
 #: Grid points inside one beat, plus the next beat (float64 [7]).
@@ -36,6 +45,43 @@ class ReaderError(Exception):
         self.reason = reason
         self.message = message or REASONS[reason]
         super().__init__(f"{reason}: {self.message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceStyle:
+    """What a MIDI writer needs to give generated music the look of the file it came from: tempo
+    (quarter notes per minute), time signature, General MIDI program (0-127) and track name."""
+
+    qpm: float = 120.0
+    numerator: int = 4
+    denominator: int = 4
+    program: int = 0
+    track_name: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SourceStyle":
+        """From ``to_dict``'s keys (others ignored); raises ValueError on out-of-range values."""
+        style = cls(qpm=float(d.get("qpm", 120.0)), numerator=int(d.get("numerator", 4)),
+                    denominator=int(d.get("denominator", 4)), program=int(d.get("program", 0)),
+                    track_name=str(d.get("track_name", ""))[:200])
+        if not (1.0 <= style.qpm <= 1000.0 and 0 <= style.program <= 127 and style.numerator > 0
+                and style.denominator in (1, 2, 4, 8, 16, 32)):
+            raise ValueError(f"style out of range: {style}")
+        return style
+
+
+@dataclasses.dataclass
+class ReadResult:
+    """What a reader made of one file: the melody NoteSequence (tempo-normalised), how far its notes
+    were from the grid (``Quantisation``; None for notated sources, which are on the grid by
+    construction) and the ``SourceStyle`` a writer should give music made from it."""
+
+    sequence: music_pb2.NoteSequence
+    quantisation: "Quantisation | None" = None
+    style: SourceStyle = dataclasses.field(default_factory=SourceStyle)
 
 
 class NoteEvent(NamedTuple):
@@ -100,6 +146,85 @@ def snap_to_grid(times: np.ndarray, tolerance: float) -> np.ndarray:
     return np.where(ok, beat + _BEAT_GRID[nearest], times)
 
 
+def _nearest_grid_point(times: np.ndarray) -> np.ndarray:
+    """The grid point nearest each time (beats, float64 [N]); a tie goes to the later point, as
+    note-seq's ``quantize_to_step`` rounds half up."""
+    times = np.asarray(times, dtype=np.float64)
+    beat = np.floor(times)
+    frac = times - beat
+    dist = np.abs(frac[..., None] - _BEAT_GRID[::-1])  # reversed: argmin's first hit is the later point
+    return beat + _BEAT_GRID[::-1][np.argmin(dist, axis=-1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantisation:
+    """How far a file's notes were from the grid (quarter-note beats, before snapping).
+
+    notes: notes quantised; onset_mean/onset_max: mean and largest distance of an onset from its
+    nearest tick; offset_mean/offset_max: the same for offsets; off_grid_onsets: onsets further than
+    ``tolerance`` from every tick (left in place, so their bars are skipped as ``off_grid``).
+    """
+
+    notes: int
+    onset_mean: float
+    onset_max: float
+    offset_mean: float
+    offset_max: float
+    off_grid_onsets: int
+    tolerance: float
+
+    @property
+    def mean_error(self) -> float:
+        """Mean onset quantisation error in beats (the file's headline figure)."""
+        return self.onset_mean
+
+    @property
+    def max_error(self) -> float:
+        """Largest onset quantisation error in beats."""
+        return self.onset_max
+
+    def to_dict(self) -> dict:
+        return {"notes": self.notes, "mean_error": round(self.onset_mean, 6), "max_error": round(self.onset_max, 6),
+                "offset_mean_error": round(self.offset_mean, 6), "offset_max_error": round(self.offset_max, 6),
+                "off_grid_onsets": self.off_grid_onsets, "tolerance": self.tolerance}
+
+
+def quantise(start: np.ndarray, end: np.ndarray, tolerance: float = ONSET_TOLERANCE) -> tuple:
+    """Snaps played notes onto the 24-tick grid, the way note-seq's ``quantize_note_sequence`` does,
+    on this project's non-uniform grid (times in beats from a bar line, float64 [N] each).
+
+    Onsets go to the nearest tick (ties to the later one) when within ``tolerance`` beats, else stay
+    put (their bar is then skipped as ``off_grid``). Offsets always go to the nearest tick; an offset
+    that lands on or before its snapped onset moves to the next tick (note-seq's one-step minimum).
+    Legato played with a slight overlap is kept monophonic: an offset that runs past the next later
+    onset by at most ``tolerance`` is cut at that onset (note-seq has no such rule; without it, every
+    overlapped note would make its bar ``polyphonic``).
+    Returns ``(start, end, Quantisation)``, the times as float64 [N].
+    """
+    start = np.asarray(start, dtype=np.float64)
+    end = np.asarray(end, dtype=np.float64)
+    if not len(start):
+        return start, end, Quantisation(0, 0.0, 0.0, 0.0, 0.0, 0, float(tolerance))
+    on_grid = _nearest_grid_point(start)
+    on_err = np.abs(on_grid - start)
+    snap = on_err <= tolerance
+    onsets = np.unique(start)
+    following = np.append(onsets, np.inf)[np.searchsorted(onsets, start + _EPS, side="left")]
+    overlap = (end > following) & (end - following <= tolerance)
+    raw_end = np.where(overlap, following, end)
+    off_grid = _nearest_grid_point(raw_end)
+    off_err = np.abs(off_grid - end)
+    new_start = np.where(snap, on_grid, start)
+    next_tick = next_grid_point(new_start)
+    new_end = np.where(off_grid > new_start + _EPS, off_grid, next_tick)
+    # a cut offset ends exactly at the (snapped) onset that cut it
+    cut_at = np.where(overlap, _nearest_grid_point(np.where(np.isfinite(following), following, 0.0)), np.inf)
+    new_end = np.where(overlap & (cut_at > new_start + _EPS), np.minimum(new_end, cut_at), new_end)
+    report = Quantisation(len(start), float(on_err.mean()), float(on_err.max()), float(off_err.mean()),
+                          float(off_err.max()), int((~snap).sum()), float(tolerance))
+    return new_start, new_end, report
+
+
 def next_grid_point(times: np.ndarray) -> np.ndarray:
     """The first grid point strictly after each time (beats, float64 [N])."""
     times = np.asarray(times, dtype=np.float64)
@@ -141,24 +266,37 @@ def skyline(notes: Sequence[NoteEvent], mode: str) -> list[NoteEvent]:
 def make_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id: str = "",
                   snap_tolerance: float | None = None, chords: str = "none",
                   title: str = "") -> music_pb2.NoteSequence:
-    """Builds the tempo-normalised melody NoteSequence of a piece.
+    """Builds the tempo-normalised melody NoteSequence of a piece (``build_sequence`` without its
+    quantisation report)."""
+    return build_sequence(notes, bars, piece_id=piece_id, snap_tolerance=snap_tolerance, chords=chords,
+                          title=title)[0]
+
+
+def build_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id: str = "",
+                   snap_tolerance: float | None = None, chords: str = "none", title: str = "") -> tuple:
+    """Builds the tempo-normalised melody NoteSequence of a piece; returns ``(sequence, Quantisation
+    or None)``.
 
     notes: melody notes in beats (any order); bars: the written bars, in order (see ``layout_bars``);
-    snap_tolerance: if given, onsets and offsets within this many beats of a grid point are snapped
-    onto it (after the pickup shift, so the grid is the bar's grid); chords: see ``skyline``.
+    snap_tolerance: if given, the notes are quantised with ``quantise`` (onset tolerance in beats)
+    after the pickup shift, so the grid is the bar's grid; chords: see ``skyline``.
     Notes that end up shorter than zero length or before the first bar are dropped. Raises
-    ``ReaderError('no_notes')`` if nothing is left.
+    ``ReaderError('no_notes')`` if nothing is left, ``ReaderError('too_long')`` past
+    ``limits.MAX_BEATS``.
     """
-    shift, events = layout_bars(bars)
+    from musicvae_xai.readers import limits
+
     notes = [n for n in notes if n.end > n.start]
     if not notes:
         raise ReaderError("no_notes")
+    limits.check_beats(max(max(n.end for n in notes), bars[-1].start + bars[-1].length if bars else 0.0))
+    shift, events = layout_bars(bars)
     pitch = np.array([n.pitch for n in notes], dtype=np.int64)
     start = np.array([n.start for n in notes], dtype=np.float64) + shift
     end = np.array([n.end for n in notes], dtype=np.float64) + shift
+    report = None
     if snap_tolerance is not None:
-        start = snap_to_grid(start, snap_tolerance)
-        end = snap_to_grid(end, snap_tolerance)
+        start, end, report = quantise(start, end, snap_tolerance)
     keep = (end > start + _EPS) & (start >= -1e-4) & (pitch >= 0) & (pitch <= 127)
     shifted = [NoteEvent(int(p), max(0.0, float(s)), float(e))
                for p, s, e, k in zip(pitch, start, end, keep) if k]
@@ -177,14 +315,19 @@ def make_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id: 
     for n in sorted(shifted, key=lambda n: (n.start, -n.pitch)):
         seq.notes.add(pitch=n.pitch, velocity=80, start_time=n.start, end_time=n.end)
     seq.total_time = max(n.end for n in shifted)
-    return seq
+    return seq, report
 
 
 def regular_bars(time_signatures: Sequence[tuple[float, int, int]], end: float) -> list[Bar]:
     """Bars laid out from time-signature events [(time, num, den)] (beats) up to ``end`` beats.
 
-    A bar cut short by the next event gets its real (shorter) length.
+    A bar cut short by the next event gets its real (shorter) length. Events after ``end`` are
+    ignored; ``end`` past ``limits.MAX_BEATS`` raises ReaderError('too_long') before any bar is made.
     """
+    from musicvae_xai.readers import limits
+
+    limits.check_beats(end)
+    time_signatures = [ts for ts in time_signatures if ts[0] < end]
     by_time = {}
     for t, num, den in sorted(time_signatures):
         by_time[round(float(t), 6)] = (int(num), int(den))  # the last event at a time wins
@@ -192,6 +335,11 @@ def regular_bars(time_signatures: Sequence[tuple[float, int, int]], end: float) 
     sigs = sigs or [(0.0, 4, 4)]
     if sigs[0][0] > _EPS:
         sigs = [(0.0, 4, 4)] + sigs
+    count = sum(((sigs[k + 1][0] if k + 1 < len(sigs) else end) - t) / (num * 4.0 / den)
+                for k, (t, num, den) in enumerate(sigs))
+    if count > limits.MAX_BEATS:  # e.g. a time signature of 1/2**100: tiny bars, each one a loop turn
+        raise ReaderError("too_long", f"the time signatures make {count:.3g} bars, over the limit of "
+                                      f"{limits.MAX_BEATS} (MUSICVAE_XAI_MAX_BEATS)")
     bars = []
     for k, (t, num, den) in enumerate(sigs):
         stop = sigs[k + 1][0] if k + 1 < len(sigs) else max(end, t + _EPS)

@@ -1,34 +1,53 @@
-"""MIDI reader: quantises in beats (MIDI ticks / ticks per quarter), so tempo maps never matter.
+"""MIDI reader: Standard MIDI Files parsed with mido, quantised in beats (MIDI ticks / ticks per
+quarter), so tempo maps never matter.
 
 Used for the CRÉ Irish tunes (first note track, highest note of chords, pickup phase corrected
-from the tune length) and the piano-midi.de pieces (skyline of the track "Piano right").
+from the tune length) and the piano-midi.de pieces (skyline of the track "Piano right"), and for
+any melody a user brings (``Explainer.encode_file``, the serving client, the explorer's upload):
+played or humanised notes are snapped to the 24-tick grid by ``readers.common.quantise``.
 ``load`` gives the raw per-track notes in ticks for other readers (POP909).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
-import struct
-from typing import Union
+from typing import Optional, Union
 
+import mido
 import numpy as np
 from note_seq.protobuf import music_pb2
 
-from musicvae_xai.readers.common import Bar, NoteEvent, ReaderError, make_sequence, regular_bars, snap_to_grid
+from musicvae_xai.readers import limits
+from musicvae_xai.readers.common import (
+    ONSET_TOLERANCE,
+    Bar,
+    NoteEvent,
+    ReaderError,
+    ReadResult,
+    SourceStyle,
+    build_sequence,
+    regular_bars,
+    snap_to_grid,
+)
 
 DRUM_CHANNEL = 9
-#: Default snap tolerance in beats: 1/48 beat, i.e. 10 ticks at 480 ticks per quarter.
-SNAP_TOLERANCE = 1.0 / 48.0
+#: Default onset snap tolerance in beats (``readers.common.ONSET_TOLERANCE``: 1/16 beat).
+SNAP_TOLERANCE = ONSET_TOLERANCE
 
 
 @dataclasses.dataclass
 class MidiTrack:
-    """One track: its name and its notes as int64 [n, 4] rows (pitch, start_tick, end_tick, velocity)."""
+    """One track: its name, its notes as int64 [n, 4] rows (pitch, start_tick, end_tick, velocity),
+    its first program change on a melodic channel (None if it has none) and how many drum
+    (channel 10) notes it holds (left out of ``notes``)."""
 
     name: str
     notes: np.ndarray
+    program: Optional[int] = None
+    drum_notes: int = 0
 
 
 @dataclasses.dataclass
@@ -42,155 +61,132 @@ class MidiData:
     tempos: list
     end_tick: int
 
+    def _no_melody(self) -> ReaderError:
+        drums = sum(t.drum_notes for t in self.tracks)
+        if drums:
+            return ReaderError("no_melody", f"only drum notes (channel 10: {drums} notes), no melody track")
+        return ReaderError("no_melody", f"no track has notes ({len(self.tracks)} empty "
+                                        f"track{'s' * (len(self.tracks) != 1)})")
+
+    def chosen(self, selector: Union[str, int, None]) -> list:
+        """The MidiTracks ``selector`` picks (see ``track``)."""
+        with_notes = [t for t in self.tracks if len(t.notes)]
+        if selector is None:
+            if not with_notes:
+                raise self._no_melody()
+            return with_notes
+        if selector == "first":
+            if not with_notes:
+                raise self._no_melody()
+            return with_notes[:1]
+        if isinstance(selector, int):
+            if not 0 <= selector < len(self.tracks):
+                raise ReaderError("no_melody", f"no track {selector}")
+            return [self.tracks[selector]]
+        if selector.startswith("re:"):
+            pattern = re.compile(selector[3:])
+            chosen = [t for t in self.tracks if pattern.search(t.name)]
+            if not chosen:
+                raise ReaderError("no_melody", f"no track name matches {selector[3:]!r}")
+            return chosen
+        chosen = [t for t in self.tracks if t.name.strip().lower() == selector.strip().lower()][:1]
+        if not chosen:
+            raise ReaderError("no_melody", f"no track named {selector!r}")
+        return chosen
+
     def track(self, selector: Union[str, int, None]) -> np.ndarray:
         """Notes int64 [n, 4] of the selected track(s).
 
         selector: None = every track merged; ``"first"`` = the first track that has notes; an int =
         that track index; ``"re:PATTERN"`` = every track whose name matches the regular expression
         (``re.search``), merged; any other str = the track with that name (case and surrounding
-        spaces ignored). Raises ReaderError('no_melody') when nothing matches.
+        spaces ignored). Raises ReaderError('no_melody') when nothing matches, or when no track has
+        a melodic note (drums only, or empty tracks; the message says which).
         """
-        with_notes = [t for t in self.tracks if len(t.notes)]
-        if selector is None:
-            chosen = with_notes
-        elif selector == "first":
-            if not with_notes:
-                raise ReaderError("no_notes")
-            chosen = with_notes[:1]
-        elif isinstance(selector, int):
-            if not 0 <= selector < len(self.tracks):
-                raise ReaderError("no_melody", f"no track {selector}")
-            chosen = [self.tracks[selector]]
-        elif selector.startswith("re:"):
-            pattern = re.compile(selector[3:])
-            chosen = [t for t in self.tracks if pattern.search(t.name)]
-            if not chosen:
-                raise ReaderError("no_melody", f"no track name matches {selector[3:]!r}")
-        else:
-            chosen = [t for t in self.tracks if t.name.strip().lower() == selector.strip().lower()][:1]
-            if not chosen:
-                raise ReaderError("no_melody", f"no track named {selector!r}")
-        arrays = [t.notes for t in chosen if len(t.notes)]
+        arrays = [t.notes for t in self.chosen(selector) if len(t.notes)]
         if not arrays:
             return np.zeros((0, 4), np.int64)
         merged = np.concatenate(arrays)
         return merged[np.lexsort((-merged[:, 0], merged[:, 1]))]
 
+    def style(self, selector: Union[str, int, None], at_tick: int = 0) -> SourceStyle:
+        """Tempo, time signature at ``at_tick``, program and name of the selected melody track(s)."""
+        tempo = next((t for tick, t in reversed(self.tempos) if tick <= at_tick), 500000)
+        sig = next(((n, d) for tick, n, d in reversed(self.time_signatures) if tick <= at_tick), (4, 4))
+        tracks = self.chosen(selector)
+        with_notes = [t for t in tracks if len(t.notes)] or tracks
+        program = next((t.program for t in with_notes if t.program is not None), 0)
+        name = next((t.name.strip() for t in with_notes if t.name.strip()), "")
+        return SourceStyle(qpm=round(60e6 / max(tempo, 1), 6), numerator=int(sig[0]), denominator=int(sig[1]),
+                           program=int(program), track_name=name)
+
 
 def load(path: Union[str, os.PathLike]) -> MidiData:
-    """Parses a standard MIDI file. Raises ReaderError for empty, truncated or corrupt files."""
-    with open(path, "rb") as f:
-        data = f.read()
+    """Parses a Standard MIDI File with mido. Raises ReaderError for empty, truncated or corrupt
+    files, files over ``limits.MAX_BYTES`` (``too_large``) and notes past ``limits.MAX_BEATS``
+    (``too_long``, checked on the raw ticks before anything per beat is built)."""
+    data = limits.read_file(path)
     if not data:
         raise ReaderError("empty_file")
-    try:
-        return parse_smf(data)
-    except ReaderError:
-        raise
-    except (IndexError, ValueError, struct.error) as e:
-        raise ReaderError("unparseable", f"corrupt or truncated MIDI data ({type(e).__name__}: {e})") from None
-
-
-def _varlen(data: bytes, i: int) -> tuple:
-    value = 0
-    for _ in range(4):
-        b = data[i]
-        i += 1
-        value = (value << 7) | (b & 0x7F)
-        if b < 0x80:
-            return value, i
-    raise ValueError("variable-length quantity longer than 4 bytes")
+    return parse_smf(data)
 
 
 def parse_smf(data: bytes) -> MidiData:
-    """Standard MIDI file bytes -> MidiData (notes, track names, time signatures, tempos).
+    """Standard MIDI file bytes -> MidiData (notes, track names, programs, time signatures, tempos).
 
-    A small reader of its own, several times faster than building mido messages, that keeps only
-    what the readers need. Note-on with velocity 0 is a note-off; overlapping notes of one pitch and
-    channel are matched first-in first-out; channel 10 (drums) is left out. Raises ValueError or
-    IndexError on corrupt data (``load`` turns them into ReaderError).
+    Note-on with velocity 0 is a note-off; overlapping notes of one pitch and channel are matched
+    first-in first-out; notes never switched off end with their track; channel 10 (drums) is
+    counted but left out. Times stay in ticks (each track's delta times summed), never seconds.
     """
     if data[:4] != b"MThd":
         raise ReaderError("unparseable", "no MThd header: not a standard MIDI file")
-    header_len = int.from_bytes(data[4:8], "big")
-    _, n_tracks, division = struct.unpack(">HHH", data[8:14])
+    try:
+        mf = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as e:  # noqa: BLE001 - mido raises OSError, EOFError, ValueError, KeyError... on bad bytes
+        raise ReaderError("unparseable", f"corrupt or truncated MIDI data ({type(e).__name__}: {e})") from None
+    division = int(mf.ticks_per_beat)
     if division <= 0 or division & 0x8000:
         raise ReaderError("unparseable", "SMPTE or zero time division is not supported")
-    pos = 8 + header_len
     tracks, sigs, tempos, end_tick = [], [], [], 0
-    while pos + 8 <= len(data) and len(tracks) < n_tracks:
-        chunk, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "big")
-        pos += 8
-        if pos + length > len(data):
-            raise ReaderError("unparseable", "truncated MIDI track")
-        if chunk == b"MTrk":
-            track, last = _parse_track(data, pos, pos + length, sigs, tempos)
-            tracks.append(track)
-            end_tick = max(end_tick, last)
-        pos += length
-    if len(tracks) < n_tracks:
-        raise ReaderError("unparseable", f"truncated MIDI file: {len(tracks)} of {n_tracks} tracks")
-    return MidiData(int(division), tracks, sorted(sigs), sorted(tempos), end_tick)
+    for mtrack in mf.tracks:
+        track, last = _read_track(mtrack, sigs, tempos)
+        tracks.append(track)
+        end_tick = max(end_tick, last)
+    last_note = max((int(t.notes[:, 2].max()) for t in tracks if len(t.notes)), default=0)
+    limits.check_beats(last_note / division, "a note")
+    return MidiData(division, tracks, sorted(sigs), sorted(tempos), end_tick)
 
 
-def _parse_track(data: bytes, i: int, end: int, sigs: list, tempos: list) -> tuple:
-    tick, status, name = 0, None, ""
+def _read_track(mtrack, sigs: list, tempos: list) -> tuple:
+    tick, name, program, drums = 0, "", None, 0
     sounding: dict = {}
     rows = []
-    while i < end:
-        delta, i = _varlen(data, i)
-        tick += delta
-        b = data[i]
-        if b >= 0x80:
-            status = b
-            i += 1
-        elif status is None:
-            raise ValueError("running status without a status byte")
-        if status == 0xFF:
-            kind = data[i]
-            length, i = _varlen(data, i + 1)
-            payload = data[i:i + length]
-            if len(payload) < length:
-                raise ValueError("truncated meta event")
-            i += length
-            status = None
-            if kind == 0x2F:
-                break
-            if kind == 0x03 and not name:
-                name = payload.decode("latin-1")
-            elif kind == 0x58 and length >= 2:
-                sigs.append((tick, int(payload[0]), 2 ** int(payload[1])))
-            elif kind == 0x51 and length == 3:
-                tempos.append((tick, int.from_bytes(payload, "big")))
-            continue
-        if status in (0xF0, 0xF7):
-            length, i = _varlen(data, i)
-            i += length
-            status = None
-            continue
-        kind, channel = status & 0xF0, status & 0x0F
-        if kind in (0xC0, 0xD0):
-            i += 1
-            continue
-        note, velocity = data[i], data[i + 1]
-        i += 2
-        if note > 127 or velocity > 127:
-            raise ValueError("data byte above 127")
-        if channel == DRUM_CHANNEL or kind not in (0x80, 0x90):
-            continue
-        if kind == 0x90 and velocity > 0:
-            sounding.setdefault((channel, note), []).append((tick, velocity))
-        else:
-            started = sounding.get((channel, note))
-            if started:
-                on, vel = started.pop(0)
-                rows.append((note, on, tick, vel))
-    if i > end:
-        raise ValueError("event runs past the end of its track")
+    for msg in mtrack:
+        tick += msg.time
+        kind = msg.type
+        if kind in ("note_on", "note_off"):
+            if msg.channel == DRUM_CHANNEL:
+                drums += kind == "note_on" and msg.velocity > 0
+                continue
+            key = (msg.channel, msg.note)
+            if kind == "note_on" and msg.velocity > 0:
+                sounding.setdefault(key, []).append((tick, msg.velocity))
+            elif sounding.get(key):
+                on, vel = sounding[key].pop(0)
+                rows.append((msg.note, on, tick, vel))
+        elif kind == "program_change":
+            if program is None and msg.channel != DRUM_CHANNEL:
+                program = int(msg.program)
+        elif kind == "track_name":
+            name = name or str(msg.name)
+        elif kind == "time_signature":
+            sigs.append((tick, int(msg.numerator), int(msg.denominator)))
+        elif kind == "set_tempo":
+            tempos.append((tick, int(msg.tempo)))
     for (_, pitch), starts in sounding.items():  # notes never switched off end with the track
         rows.extend((pitch, on, tick, vel) for on, vel in starts)
     notes = np.array(sorted(rows, key=lambda r: (r[1], -r[0])), dtype=np.int64).reshape(-1, 4)
-    return MidiTrack(name, notes), tick
+    return MidiTrack(name, notes, program, drums), tick
 
 
 def ticks_to_seconds(ticks: np.ndarray, data: MidiData) -> np.ndarray:
@@ -233,16 +229,29 @@ def _pickup_length(notes: list, bar_length: float, tolerance: float) -> float:
     return 0.0 if phase < 1e-6 or bar_length - phase < 1e-6 else phase
 
 
-def read(path: Union[str, os.PathLike], *, track: Union[str, int, None] = None, chords: str = "none",
-         pickup: bool = False, snap_tolerance: float = SNAP_TOLERANCE, piece_id: str = "") -> music_pb2.NoteSequence:
-    """Reads the melody of a MIDI file as a tempo-normalised NoteSequence (1 s = 1 quarter beat).
+def _pickup_signature(bars: list) -> bool:
+    """True when the first bar is one bar of a shorter metre right before another metre (1/4 then
+    4/4, say): how DAWs and notation programs export an anacrusis."""
+    if len(bars) < 2:
+        return False
+    first, second = bars[0], bars[1]
+    return (first.length < second.nominal - 1e-6 and abs(second.start - first.start - first.length) < 1e-6
+            and (first.numerator, first.denominator) != (second.numerator, second.denominator))
+
+
+def read_result(path: Union[str, os.PathLike], *, track: Union[str, int, None] = None, chords: str = "none",
+                pickup: bool = False, snap_tolerance: float = SNAP_TOLERANCE, piece_id: str = "") -> ReadResult:
+    """Reads the melody of a MIDI file: the tempo-normalised NoteSequence (1 s = 1 quarter beat),
+    how far its notes were from the grid (``Quantisation``, beats) and the melody's ``SourceStyle``.
 
     track: which track holds the melody (see ``MidiData.track``); chords: ``none``, ``highest``,
     ``legato`` or ``skyline`` (see ``readers.common.skyline``); pickup: when the file has a single
     time signature, find the bar phase from the accents or the tune length (``_pickup_length``) and
     treat what comes before the first bar line as a pickup (the CRÉ files start with the anacrusis
-    at t=0);
-    snap_tolerance: onsets/offsets within this many beats of the grid are snapped onto it.
+    at t=0). A file that opens with one bar of a shorter time signature followed by another (a DAW's
+    way to write an anacrusis, e.g. 1/4 then 4/4) has that bar read as a pickup of the second.
+    snap_tolerance: onsets within this many beats of the grid are snapped onto it, offsets always
+    (``readers.common.quantise``).
     Raises ReaderError on unreadable files and files without the melody.
     """
     data = load(path)
@@ -254,7 +263,7 @@ def read(path: Union[str, os.PathLike], *, track: Union[str, int, None] = None, 
     last_off = max(n.end for n in notes)
     sigs = [(t / tpq, num, den) for t, num, den in data.time_signatures]
     bars = regular_bars(sigs, last_off)
-    distinct = {(num, den) for _, num, den in sigs}
+    distinct = {(num, den) for t, num, den in sigs if t < last_off}
     if pickup and len(distinct) <= 1 and bars:
         first = bars[0]
         timed = [(n.pitch, n.start - first.start, n.end - first.start, int(r[3])) for n, r in zip(notes, rows)]
@@ -262,5 +271,18 @@ def read(path: Union[str, os.PathLike], *, track: Union[str, int, None] = None, 
         if p > 0:
             bars = [Bar(first.start, p, first.numerator, first.denominator)] + [
                 Bar(b.start + p, b.length, b.numerator, b.denominator) for b in bars]
-    return make_sequence(notes, bars, piece_id=piece_id or str(path), snap_tolerance=snap_tolerance,
-                         chords=chords)
+    elif _pickup_signature(bars):
+        bars = [Bar(bars[0].start, bars[0].length, bars[1].numerator, bars[1].denominator)] + bars[1:]
+    sequence, quantisation = build_sequence(notes, bars, piece_id=piece_id or str(path),
+                                            snap_tolerance=snap_tolerance, chords=chords)
+    style = data.style(track, at_tick=int(rows[0][1]))
+    if bars[0].start <= notes[0].start < bars[0].start + bars[0].length:  # the signature bars use
+        style = dataclasses.replace(style, numerator=bars[0].numerator, denominator=bars[0].denominator)
+    return ReadResult(sequence, quantisation, style)
+
+
+def read(path: Union[str, os.PathLike], *, track: Union[str, int, None] = None, chords: str = "none",
+         pickup: bool = False, snap_tolerance: float = SNAP_TOLERANCE, piece_id: str = "") -> music_pb2.NoteSequence:
+    """The melody NoteSequence of ``read_result`` (same arguments)."""
+    return read_result(path, track=track, chords=chords, pickup=pickup, snap_tolerance=snap_tolerance,
+                       piece_id=piece_id).sequence

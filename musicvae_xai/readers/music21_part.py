@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import io
 
-from music21 import meter, stream
+from music21 import meter, stream, tempo
 from note_seq.protobuf import music_pb2
 
-from musicvae_xai.readers.common import Bar, NoteEvent, ReaderError, make_sequence, regular_bars
+from musicvae_xai.readers.common import Bar, NoteEvent, ReaderError, ReadResult, SourceStyle, make_sequence, regular_bars
 
 
 @contextlib.contextmanager
@@ -49,6 +49,30 @@ def _time_signature(measure, current):
     if ts is None and current is None:
         ts = measure.getContextByClass(meter.TimeSignature)
     return ts if ts is not None else current
+
+
+def part_style(part: stream.Stream, title: str = "") -> SourceStyle:
+    """Tempo (first metronome mark, else 120), first time signature, MIDI program of the part's
+    instrument (else 0) and its name (else ``title``) for a writer."""
+    marks = list(part.recurse().getElementsByClass(tempo.MetronomeMark))
+    qpm = next((float(m.getQuarterBPM()) for m in marks if m.number is not None and m.getQuarterBPM()), 120.0)
+    sigs = list(part.recurse().getElementsByClass(meter.TimeSignature))
+    num, den = (int(sigs[0].numerator), int(sigs[0].denominator)) if sigs else (4, 4)
+    instrument = part.getInstrument(returnDefault=False) if hasattr(part, "getInstrument") else None
+    program = getattr(instrument, "midiProgram", None)
+    name = str(getattr(part, "partName", "") or "").strip() or title
+    return SourceStyle(qpm=qpm, numerator=num, denominator=den, program=int(program) if program is not None else 0,
+                       track_name=name)
+
+
+def part_to_result(part: stream.Stream, *, piece_id: str = "", title: str = "") -> ReadResult:
+    """``part_to_sequence`` with the part's ``SourceStyle`` (no quantisation: notation is on the grid)."""
+    sequence = part_to_sequence(part, piece_id=piece_id, title=title)
+    try:
+        style = part_style(part, title)
+    except Exception:  # noqa: BLE001 - a style is a nicety; never lose a melody over it
+        style = SourceStyle(track_name=title)
+    return ReadResult(sequence, None, style)
 
 
 def part_to_sequence(part: stream.Stream, *, piece_id: str = "", title: str = "") -> music_pb2.NoteSequence:

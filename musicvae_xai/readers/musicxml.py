@@ -14,27 +14,55 @@ from xml.etree import ElementTree
 from music21 import converter
 from note_seq.protobuf import music_pb2
 
+from musicvae_xai.readers import limits
 from musicvae_xai.readers.common import ReaderError
-from musicvae_xai.readers.music21_part import part_to_sequence, quiet_music21
+from musicvae_xai.readers.common import ReadResult
+from musicvae_xai.readers.music21_part import part_to_result, quiet_music21
 
 MELODY_PART = "Soprano"
 
 
+def _read_member(z: zipfile.ZipFile, name: str, budget: int) -> bytes:
+    """One zip member, decompressed in chunks and stopped as soon as it passes ``budget`` bytes (the
+    directory's sizes were checked already, but a crafted directory may understate them)."""
+    chunks, total = [], 0
+    with z.open(name) as member:
+        while True:
+            chunk = member.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > budget:
+                raise ReaderError("too_large", f"{name} decompresses to more than the {limits.MAX_BYTES}-byte "
+                                               "limit (MUSICVAE_XAI_MAX_BYTES)")
+            chunks.append(chunk)
+
+
 def _xml_bytes(path: str) -> bytes:
-    """The MusicXML document of a .xml/.musicxml file or a compressed .mxl (zip) file."""
+    """The MusicXML document of a .xml/.musicxml file or a compressed .mxl (zip) file.
+
+    Raises ReaderError('too_large') for a file over ``limits.MAX_BYTES``, or a zip whose members
+    would decompress to more: the sizes its directory declares are summed before anything is
+    decompressed, and the reading itself stops at the limit.
+    """
+    limits.check_bytes(os.path.getsize(path))
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
-            names = z.namelist()
+            infos = z.infolist()
+            limits.check_bytes(sum(i.file_size for i in infos), "the .mxl archive, decompressed,")
+            names = [i.filename for i in infos]
+            budget = limits.MAX_BYTES
             root_file = None
             if "META-INF/container.xml" in names:
-                container = ElementTree.fromstring(z.read("META-INF/container.xml"))
+                container_xml = _read_member(z, "META-INF/container.xml", budget)
+                budget -= len(container_xml)
+                container = ElementTree.fromstring(container_xml)
                 found = container.find(".//{*}rootfile")
                 root_file = found.get("full-path") if found is not None else None
             if root_file is None:
                 root_file = next(n for n in names if n.endswith((".xml", ".musicxml")) and not n.startswith("META-INF"))
-            return z.read(root_file)
-    with open(path, "rb") as f:
-        return f.read()
+            return _read_member(z, root_file, budget)
+    return limits.read_file(path)
 
 
 def melody_only(xml: bytes, part_name: str) -> tuple:
@@ -67,8 +95,14 @@ def read(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART,
          piece_id: str = "") -> music_pb2.NoteSequence:
     """Melody of a MusicXML file: the part named ``part_name`` (case-insensitive), else the first part.
 
-    Raises ReaderError for empty, corrupt or non-MusicXML files and for scores without notes.
+    Raises ReaderError for empty, corrupt or non-MusicXML files, scores without notes, and files
+    over the per-file limits (``readers.limits``).
     """
+    return read_result(path, part_name=part_name, piece_id=piece_id).sequence
+
+
+def read_result(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART, piece_id: str = "") -> ReadResult:
+    """``read`` with the melody part's ``SourceStyle`` (name, tempo mark, instrument)."""
     path = os.fspath(path)
     if os.path.getsize(path) == 0:
         raise ReaderError("empty_file")
@@ -87,7 +121,7 @@ def read(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART,
     melody = next((p for p in parts if (p.partName or "").strip().lower() == wanted), parts[0])
     title = score.metadata.title if score.metadata is not None and score.metadata.title else ""
     try:
-        return part_to_sequence(melody, piece_id=piece_id or path, title=title or "")
+        return part_to_result(melody, piece_id=piece_id or path, title=title or "")
     except ReaderError:
         raise
     except Exception as e:

@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 import numpy as np
 from note_seq.protobuf import music_pb2
 
-from musicvae_xai.readers import midi
+from musicvae_xai.readers import limits, midi
 from musicvae_xai.readers.common import Bar, NoteEvent, ReaderError, make_sequence, next_grid_point, snap_to_grid
 
 MELODY_TRACK = "MELODY"
@@ -89,6 +89,7 @@ def is_simple_duple(record: dict) -> bool:
 def read_beats(path: Union[str, os.PathLike]) -> tuple:
     """``beat_midi.txt`` -> (beat times float64 [B] seconds, 4/4-downbeat flags bool [B])."""
     try:
+        limits.check_bytes(os.path.getsize(path), f"beat file {os.fspath(path)}")
         table = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (ValueError, OSError) as e:
         raise ReaderError("unparseable", f"beat file {os.fspath(path)}: {e}") from None

@@ -18,6 +18,7 @@ from typing import Union
 
 from note_seq.protobuf import music_pb2
 
+from musicvae_xai.readers import limits
 from musicvae_xai.readers.common import Bar, NoteEvent, ReaderError, make_sequence
 
 HEADER = ("Sira", "Kod", "Nota53", "NotaAE", "Koma53", "KomaAE", "Pay", "Payda", "Ms", "LNS", "Bas",
@@ -41,8 +42,7 @@ def _columns(header: list) -> dict:
 
 def read(path: Union[str, os.PathLike], *, piece_id: str = "") -> music_pb2.NoteSequence:
     """Melody NoteSequence of a SymbTr txt score. Raises ReaderError on malformed files."""
-    with open(path, "rb") as f:
-        data = f.read()
+    data = limits.read_file(path)
     if not data:
         raise ReaderError("empty_file")
     try:
@@ -65,6 +65,9 @@ def read(path: Union[str, os.PathLike], *, piece_id: str = "") -> music_pb2.Note
             offset = float(cells[col["Offset"]])
         except (ValueError, IndexError):
             raise ReaderError("unparseable", f"malformed row {n}") from None
+        if not 0.0 <= offset < math.inf:
+            raise ReaderError("unparseable", f"row {n}: negative or non-finite Offset {offset}")
+        limits.check_beats(offset, f"row {n}'s Offset (in bars)")  # bounds the bar-line loop below
         if kod == USUL_CODE:
             if pay > 0 and payda > 0:
                 usuls.append((pos, pay, payda))
@@ -72,6 +75,7 @@ def read(path: Union[str, os.PathLike], *, piece_id: str = "") -> music_pb2.Note
         if payda <= 0 or pay <= 0:
             continue  # grace notes and marks have no duration
         dur = Fraction(4 * pay, payda)  # in quarter-note beats
+        limits.check_beats(float(pos + dur), f"row {n}")
         name = cells[col["NotaAE"]].strip()
         try:
             koma = int(cells[col["Koma53"]])

@@ -45,7 +45,7 @@ flags.DEFINE_integer("seed", 0, "sample: seed of the latent codes drawn here.")
 flags.DEFINE_integer("min_pitch", 55, "Vocabulary of a server's model: lowest MIDI pitch.")
 flags.DEFINE_integer("max_pitch", 84, "Vocabulary of a server's model: highest MIDI pitch.")
 flags.DEFINE_string("transpose", "auto", "Semitones to shift the MIDI by, or auto (fit the range).")
-flags.DEFINE_float("qpm", 120.0, "Tempo of the MIDI written.")
+flags.DEFINE_float("qpm", None, "Tempo of the MIDI written (default: the input file's tempo, else 120).")
 
 
 def main(argv) -> None:

@@ -42,7 +42,7 @@ class Options:
     min_pitch: int = 55
     max_pitch: int = 84
     transpose: str = "auto"
-    qpm: float = 120.0
+    qpm: Optional[float] = None         # None: the input file's tempo, else 120
 
 
 def vocabulary_for(client: ModelClient, options: Options) -> Vocabulary:
@@ -107,7 +107,8 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
         return summary
     vocab = vocabulary_for(client, options)
     if verb in ("encode", "reconstruct", "traverse"):
-        tokens = midi_io.read_measures(_need(options.midi, "midi", verb), vocab, options.bars, options.transpose)
+        source = midi_io.read_file(_need(options.midi, "midi", verb), vocab, options.bars, options.transpose)
+        tokens, style = source.tokens, source.style
     if verb == "encode":
         out = client.encode(tokens)
         payload = {k: v.tolist() for k, v in out.items()}
@@ -116,12 +117,16 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
         return {"measures": len(tokens), **({"out": options.out} if options.out else payload)}
     if verb == "reconstruct":
         recon = client.reconstruct(tokens)["tokens"]
-        path = midi_io.write_measures(recon, vocab, _need(options.out, "out", verb), options.qpm)
+        path = midi_io.write_measures(recon, vocab, _need(options.out, "out", verb), options.qpm, style,
+                                      [f"bar {int(b)} reconstructed" for b in source.bars])
         return {"measures": len(tokens), "token_accuracy": float(np.mean(recon == tokens)), "out": path}
     if verb == "traverse":
         values = np.asarray(options.values, np.float32)
         out = client.traverse(tokens, int(options.control), values)
-        path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm)
+        markers = [f"bar {int(b)}: control {int(options.control)} = {midi_io.format_value(v)}"
+                   for b in source.bars for v in values]
+        path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm, style,
+                                      markers)
         return {"measures": len(tokens), "control": int(options.control), "values": values.tolist(),
                 "attributes": out["attributes"].tolist(), "out": path}
     if verb == "decode":
@@ -133,12 +138,14 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
             controls = _read_json_array(source, ("controls", "attributes"), "the controls [B, K]")
             controls = controls[None] if controls.ndim == 1 else controls
         out = client.decode(z, controls)
-        path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm)
+        path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm,
+                                      markers=[f"code {i} decoded" for i in range(len(z))])
         return {"measures": int(len(z)), "out": path}
     # sample
     if options.num < 1:
         raise CommandError(f"--num must be at least 1, got {options.num}")
     z = np.random.default_rng(options.seed).standard_normal((options.num, latent_size(client))).astype(np.float32)
     out = client.sample(z)
-    path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm)
+    path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm,
+                                  markers=[f"sample {i} (seed {options.seed})" for i in range(options.num)])
     return {"measures": options.num, "seed": options.seed, "out": path}

@@ -1,17 +1,65 @@
-"""MIDI files <-> token measures for the serving client (no model needed, only a vocabulary)."""
+"""MIDI files <-> token measures (no model needed, only a vocabulary), and the project's one MIDI writer.
+
+``write_midi`` is the only place the project writes MIDI: the serving client, ``Explainer`` (and the
+analysis report through it) and the explorer's download all go through it. Every file it writes
+is a type-0 Standard MIDI File at 480 ticks per quarter whose track carries a track name, the
+tempo, a time signature, a program change and one text marker per measure that has one (e.g.
+``bar 4 reconstructed``, ``z[2] note density = +1.5``). Music made from an input file keeps that
+file's tempo, time signature (when it spans the 4 beats of a measure), instrument and track name:
+pass the reader's ``SourceStyle``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary, fit_transposition
+from musicvae_xai.readers.common import Quantisation, SourceStyle
+from musicvae_xai.representation import (
+    BEATS_PER_MEASURE,
+    FULL_RANGE,
+    MEASURE_TICKS,
+    Vocabulary,
+    fit_transposition,
+    sequence_to_measures,
+)
+
+#: Ticks per quarter note of the files written (a multiple of 12, so every grid tick is exact).
+TICKS_PER_QUARTER = 480
+#: Track name of music that does not come from a named input track.
+DEFAULT_TRACK_NAME = "musicvae_xai"
+
+#: Why a bar is not usable, for error messages (keys of ``sequence_to_measures``'s ``skipped``).
+SKIP_TEXT = {
+    "not_4_4": "not in 4/4",
+    "incomplete_bar": "cut short by a time-signature change",
+    "polyphonic": "with overlapping notes",
+    "off_grid": "with notes off the 24-tick grid",
+    "empty": "with no note onset",
+}
 
 
 class MidiError(ValueError):
     """A MIDI file that cannot be turned into measures; one line naming the path and the reason."""
+
+
+@dataclasses.dataclass
+class FileMeasures:
+    """The usable 4/4 measures of an input file: tokens int32 [M, 24] (model ids, transposed by
+    ``shift``), bars int32 [M] (0-based bar of each in the piece), skipped {reason: bars}, the
+    input's ``SourceStyle`` and its ``Quantisation`` (None for notated input)."""
+
+    path: str
+    tokens: np.ndarray
+    bars: np.ndarray
+    shift: int
+    skipped: dict
+    style: SourceStyle = dataclasses.field(default_factory=SourceStyle)
+    quantisation: Optional[Quantisation] = None
 
 
 def fit_shift(measures: np.ndarray, vocab: Vocabulary, transpose: Union[int, str] = "auto") -> int:
@@ -22,46 +70,141 @@ def fit_shift(measures: np.ndarray, vocab: Vocabulary, transpose: Union[int, str
         raise MidiError(str(e)) from None
 
 
-def read_measures(path: str, vocab: Vocabulary, bars: Optional[Sequence[int]] = None,
-                  transpose: Union[int, str] = "auto", track=None) -> np.ndarray:
-    """int32 [M, 24]: the usable 4/4 measures of a MIDI file's melody (highest note of chords), in
-    ``vocab``'s ids, optionally only bars ``bars`` (0-based bar indices of the piece)."""
+def no_measure_message(skipped: dict, quantisation: Optional[Quantisation]) -> str:
+    """Why a file gave no usable 4/4 measure, for ``<path>: no usable 4/4 measure (...)``. When every
+    bar with notes was off the grid and the notes were quantised, it names the largest error."""
+    why = ", ".join(f"{v} bar{'s' * (v != 1)} {SKIP_TEXT.get(k, k.replace('_', ' '))}"
+                    for k, v in sorted(skipped.items())) or "no bars with notes"
+    if quantisation is not None and skipped and set(skipped) <= {"off_grid"} and quantisation.off_grid_onsets:
+        why = (f"every bar has onsets further than {quantisation.tolerance:g} beat from the 24-tick grid; "
+               f"largest quantisation error {quantisation.max_error:.3f} beat")
+    return f"no usable 4/4 measure ({why})"
+
+
+def read_file(path: str, vocab: Vocabulary, bars: Optional[Sequence[int]] = None,
+              transpose: Union[int, str] = "auto", track=None) -> FileMeasures:
+    """The usable 4/4 measures of a MIDI file's melody (highest note of chords, played notes
+    quantised) in ``vocab``'s ids, optionally only bars ``bars`` (0-based bar indices of the piece),
+    with the file's style and quantisation error. Raises MidiError (one line naming the path)."""
     from musicvae_xai.readers import ReaderError, midi
-    from musicvae_xai.representation import sequence_to_measures
 
     if not os.path.isfile(path):
         raise MidiError(f"{path}: no such file")
     try:
-        sequence = midi.read(path, track=track, chords="skyline")
+        result = midi.read_result(path, track=track, chords="skyline")
     except ReaderError as e:
         raise MidiError(f"{path}: cannot read a melody ({e})") from None
-    extraction = sequence_to_measures(sequence)
+    extraction = sequence_to_measures(result.sequence)
     measures, bar_index = extraction.measures, extraction.bar_index
+    skipped = {k: int(v) for k, v in sorted(extraction.skipped.items())}
     if not len(measures):
-        why = ", ".join(f"{k}: {v}" for k, v in sorted(extraction.skipped.items())) or "no bars with notes"
-        raise MidiError(f"{path}: no usable 4/4 measure ({why})")
+        raise MidiError(f"{path}: {no_measure_message(skipped, result.quantisation)}")
     if bars:
         where = {int(b): i for i, b in enumerate(bar_index)}
         missing = [int(b) for b in bars if int(b) not in where]
         if missing:
             raise MidiError(f"{path}: bar {missing[0]} is not a usable 4/4 measure; usable bars: "
                             f"{', '.join(str(int(b)) for b in bar_index)}")
-        measures = measures[[where[int(b)] for b in bars]]
+        keep = [where[int(b)] for b in bars]
+        measures, bar_index = measures[keep], bar_index[keep]
     try:
         shift = fit_shift(measures, vocab, transpose)
     except MidiError as e:
         raise MidiError(f"{path}: {e}") from None
-    return vocab.translate(measures, FULL_RANGE, shift).astype(np.int32)
+    tokens = vocab.translate(measures, FULL_RANGE, shift).astype(np.int32)
+    return FileMeasures(path, tokens, bar_index.astype(np.int32), shift, skipped, result.style, result.quantisation)
 
 
-def write_measures(tokens, vocab: Vocabulary, path: str, qpm: float = 120.0) -> str:
-    """Writes token ids [..., 24] as measures back to back to a MIDI file; returns the path."""
-    from note_seq import midi_io
+def read_measures(path: str, vocab: Vocabulary, bars: Optional[Sequence[int]] = None,
+                  transpose: Union[int, str] = "auto", track=None) -> np.ndarray:
+    """int32 [M, 24]: the tokens of ``read_file``."""
+    return read_file(path, vocab, bars, transpose, track).tokens
+
+
+def format_value(value: float) -> str:
+    """'+1.5', '-0.25', '+0.0': a control value for a marker."""
+    text = f"{float(value):+.2f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def _note_rows(music, vocab: Optional[Vocabulary]) -> tuple:
+    """(rows [(pitch, start_beat, end_beat, velocity)], measures M) of token ids [..., 24] or a
+    NoteSequence (seconds read at its first tempo)."""
+    from note_seq.protobuf import music_pb2
 
     from musicvae_xai.representation import measures_to_sequence
 
-    ids = np.asarray(tokens).reshape(-1, MEASURE_TICKS)
+    if isinstance(music, music_pb2.NoteSequence):
+        qpm = music.tempos[0].qpm if music.tempos else 120.0
+        beats = qpm / 60.0
+        rows = [(n.pitch, n.start_time * beats, n.end_time * beats, n.velocity) for n in music.notes]
+        total = max([music.total_time * beats] + [r[2] for r in rows])
+        return rows, int(np.ceil(total / BEATS_PER_MEASURE - 1e-9))
+    if vocab is None:
+        raise ValueError("writing token ids needs their vocabulary")
+    ids = np.asarray(music).reshape(-1, MEASURE_TICKS)
+    seq = measures_to_sequence(ids, vocab, qpm=60.0)  # 1 s = 1 beat
+    return [(n.pitch, n.start_time, n.end_time, n.velocity) for n in seq.notes], len(ids)
+
+
+def write_midi(music, target: Union[str, os.PathLike, None] = None, vocab: Optional[Vocabulary] = None, *,
+               style: Optional[SourceStyle] = None, markers: Optional[Sequence[Optional[str]]] = None,
+               qpm: Optional[float] = None) -> Union[str, bytes]:
+    """Writes measures as a Standard MIDI File; returns the path, or the file's bytes when ``target``
+    is None.
+
+    music: token ids [..., 24] (measures back to back; needs ``vocab``) or a NoteSequence;
+    style: tempo, time signature, program and track name to keep (default: 120 qpm, 4/4, piano,
+    ``DEFAULT_TRACK_NAME``); a time signature that does not span the 4 beats of a measure is
+    written as 4/4; qpm: overrides the style's tempo; markers: one text per measure (None or '' for
+    none), written as marker meta events at the measure's start.
+    """
+    import mido
+
+    style = style or SourceStyle()
+    tempo_qpm = float(qpm) if qpm is not None else float(style.qpm)
+    if not 1.0 <= tempo_qpm <= 1000.0:
+        raise ValueError(f"tempo must be in [1, 1000] qpm, got {tempo_qpm:g}")
+    num, den = style.numerator, style.denominator
+    if num * 4 != BEATS_PER_MEASURE * den:
+        num, den = 4, 4
+    rows, n_measures = _note_rows(music, vocab)
+    tpq = TICKS_PER_QUARTER
+    events = [(0, 0, mido.MetaMessage("track_name", name=style.track_name or DEFAULT_TRACK_NAME)),
+              (0, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_qpm))),
+              (0, 0, mido.MetaMessage("time_signature", numerator=num, denominator=den)),
+              (0, 0, mido.Message("program_change", channel=0, program=int(style.program)))]
+    for m, text in enumerate(markers or []):
+        if text:
+            events.append((m * BEATS_PER_MEASURE * tpq, 1, mido.MetaMessage("marker", text=str(text))))
+    for pitch, start, end, velocity in rows:
+        events.append((int(round(start * tpq)), 3, mido.Message("note_on", channel=0, note=int(pitch),
+                                                                  velocity=int(velocity) or 90)))
+        events.append((int(round(end * tpq)), 2, mido.Message("note_off", channel=0, note=int(pitch), velocity=0)))
+    events.sort(key=lambda e: (e[0], e[1]))  # at one tick: meta, markers, note-offs, then note-ons
+    track = mido.MidiTrack()
+    now = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    end = max(now, n_measures * BEATS_PER_MEASURE * tpq)
+    track.append(mido.MetaMessage("end_of_track", time=end - now))
+    midi_file = mido.MidiFile(type=0, ticks_per_beat=tpq)
+    midi_file.tracks.append(track)
+    if target is None:
+        buffer = io.BytesIO()
+        midi_file.save(file=buffer)
+        return buffer.getvalue()
+    path = os.fspath(target)
     parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise MidiError(f"{path}: cannot write MIDI, {parent} is a file")
     os.makedirs(parent, exist_ok=True)
-    midi_io.sequence_proto_to_midi_file(measures_to_sequence(ids, vocab, qpm=qpm), path)
+    midi_file.save(path)
     return path
+
+
+def write_measures(tokens, vocab: Vocabulary, path: str, qpm: Optional[float] = None,
+                   style: Optional[SourceStyle] = None, markers: Optional[Sequence[Optional[str]]] = None) -> str:
+    """Writes token ids [..., 24] as measures back to back to a MIDI file (``write_midi``); returns the path."""
+    return write_midi(tokens, path, vocab, style=style, markers=markers, qpm=qpm)
