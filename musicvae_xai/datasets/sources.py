@@ -63,6 +63,8 @@ DATASETS = {
 #: Unit of each skip reason in the build statistics.
 SKIP_UNITS = {
     "empty_file": "files",
+    "too_long": "files",
+    "too_large": "files",
     "unparseable": "files or tunes",
     "no_melody": "pieces",
     "no_notes": "pieces",
@@ -267,7 +269,7 @@ def parse_file(task: tuple) -> FileResult:
             raise ValueError(f"unknown reader {source.reader!r}")
         return FileResult(source.name, relpath, [_measures(piece_id, seq, allow_cut_time)])
     except ReaderError as e:
-        if e.reason in ("empty_file", "unparseable"):
+        if e.reason in ("empty_file", "unparseable", "too_long", "too_large"):
             return FileResult(source.name, relpath, [], e.reason, e.message)
         # the file was read, but its one piece has no usable melody
         return FileResult(source.name, relpath, [PieceResult(piece_id, _no_measures(), {}, e.reason, e.message)])
