@@ -296,7 +296,7 @@ FAULTY_CLI = textwrap.dedent("""
             return original(self, prefix, *args, **kwargs)
         tf.train.Checkpoint._write = full_disk
     elif mode == "readonly" and os.geteuid() == 0:  # root ignores permissions: raise what a user gets
-        parent = sys.argv[3]
+        parent = os.environ["READONLY_PARENT"]
         real = os.makedirs
         def makedirs(name, *args, **kwargs):
             if str(name).startswith(parent):
@@ -309,9 +309,9 @@ FAULTY_CLI = textwrap.dedent("""
 """)
 
 
-def run_faulty(mode, *args):
-    return subprocess.run([sys.executable, "-c", FAULTY_CLI, mode, *map(str, args)], env=ENV, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+def run_faulty(mode, *args, env=None):
+    return subprocess.run([sys.executable, "-c", FAULTY_CLI, mode, *map(str, args)], env={**ENV, **(env or {})},
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("mode", ["enospc", "exhausted"])
@@ -335,7 +335,7 @@ def test_read_only_run_dir_parent_is_one_line_naming_the_path(tmp_path, embedded
     parent.chmod(0o555)
     try:
         run_dir = parent / "run"
-        res = run_faulty("readonly", *cli_flags(run_dir, embedded_cache_dir), str(parent))
+        res = run_faulty("readonly", *cli_flags(run_dir, embedded_cache_dir), env={"READONLY_PARENT": str(parent)})
     finally:
         parent.chmod(0o755)
     assert res.returncode == 1
