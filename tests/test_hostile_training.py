@@ -82,6 +82,7 @@ def weights(run_dir):
 # Item 6: one trainer per run_dir; workers die with their runner
 
 
+@pytest.mark.slow
 def test_second_trainer_on_a_run_dir_in_use_fails_at_once_naming_the_holder(tmp_path, embedded_cache_dir):
     run_dir = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-m", "musicvae_xai.train",
@@ -151,6 +152,7 @@ STUDY = """\
 """
 
 
+@pytest.mark.slow
 def test_sigkilled_study_runner_takes_its_worker_with_it(tmp_path, embedded_cache_dir):
     study = tmp_path / "s.flags"
     study.write_text(STUDY.format(cache_dir=embedded_cache_dir))
@@ -183,6 +185,33 @@ def test_sigkilled_study_runner_takes_its_worker_with_it(tmp_path, embedded_cach
             runner.kill()
     run_dir = next(study_dir.glob("measure_vae-*"))
     assert runlock.holder(str(run_dir)) is None
+
+
+@pytest.mark.slow
+def test_study_runner_leaves_a_run_dir_another_process_holds_alone(tmp_path, embedded_cache_dir):
+    from musicvae_xai.study import grid
+    from musicvae_xai.study.runner import StudyRunner
+
+    study = tmp_path / "s.flags"
+    study.write_text(STUDY.format(cache_dir=embedded_cache_dir))
+    spec = grid.load_study(str(study))
+    entries = grid.expand(spec, str(tmp_path / "d"))
+    run_dir = entries[0].config.run_dir
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from musicvae_xai.training import runlock; "
+                               "runlock.acquire(sys.argv[1]); print('held', flush=True); time.sleep(120)", run_dir],
+                              env=ENV, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        lines = []
+        crash = [sys.executable, "-c", "raise SystemExit(3)"]  # must never start
+        summary = StudyRunner(spec, entries, str(tmp_path / "d"), log=lines.append, poll_seconds=0.05,
+                              worker_argv=lambda d: crash).run()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert summary["failed"] == [entries[0].name]
+    assert f"[study] FAILED {entries[0].name} (lock): run_dir {run_dir} is in use (pid {holder.pid})" in lines
+    assert sorted(os.listdir(run_dir)) == [runlock.LOCK_FILENAME]  # no entry.json, log or result.json
 
 
 LIFELINE_PARENT = textwrap.dedent("""
@@ -249,6 +278,7 @@ def damage(path: str, how: str) -> None:
     pathlib.Path(path).write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncate", "bitflip"])
 def test_resume_skips_a_damaged_latest_checkpoint(how, tmp_path, embedded_cache_dir, straight_six, caplog):
     run_dir = tmp_path / "run"
@@ -267,6 +297,7 @@ def test_resume_skips_a_damaged_latest_checkpoint(how, tmp_path, embedded_cache_
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_resume_refuses_when_no_checkpoint_restores(tmp_path, embedded_cache_dir):
     run_dir = tmp_path / "run"
     Trainer(tiny(run_dir, embedded_cache_dir, train_steps=4), progress=False).run()
@@ -314,6 +345,7 @@ def run_faulty(mode, *args, env=None):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["enospc", "exhausted"])
 def test_disk_full_while_checkpointing_is_one_line_and_leaves_no_temporary_folder(mode, tmp_path,
                                                                                   embedded_cache_dir):
@@ -329,6 +361,7 @@ def test_disk_full_while_checkpointing_is_one_line_and_leaves_no_temporary_folde
     assert runlock.holder(str(run_dir)) is None
 
 
+@pytest.mark.slow
 def test_read_only_run_dir_parent_is_one_line_naming_the_path(tmp_path, embedded_cache_dir):
     parent = tmp_path / "readonly"
     parent.mkdir()
@@ -344,6 +377,7 @@ def test_read_only_run_dir_parent_is_one_line_naming_the_path(tmp_path, embedded
     assert not run_dir.exists()
 
 
+@pytest.mark.slow
 def test_leftover_temporary_checkpoint_folders_are_removed_on_the_next_run(tmp_path, embedded_cache_dir, caplog):
     run_dir = tmp_path / "run"
     Trainer(tiny(run_dir, embedded_cache_dir, train_steps=2), progress=False).run()
