@@ -2,7 +2,8 @@
 
 Every field of ``musicvae_xai.config.RunConfig`` is a flag of the same name; flags given on the command
 line override the flagfile. Re-running the same command on an existing ``--run_dir`` resumes from its
-last checkpoint.
+newest checkpoint that restores. A second trainer on a run_dir in use, a checkpoint that cannot be written
+or a run_dir that cannot be created end with one ``error:`` line (exit status 1).
 """
 
 from __future__ import annotations
@@ -57,12 +58,16 @@ def check_flagfiles(argv) -> None:
 def main(argv) -> None:
     del argv
     from musicvae_xai.config import ConfigError
+    from musicvae_xai.training.checkpoints import CheckpointWriteError
     from musicvae_xai.training.loop import NonFiniteLossError, Trainer
     try:
         config = config_from_flags().validate()
         result = Trainer(config).run()
-    except (ConfigError, ValueError, FileNotFoundError, NonFiniteLossError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, NonFiniteLossError, CheckpointWriteError) as e:
         sys.exit(f"error: {e}")
+    except OSError as e:  # permissions, disk full, ... outside the run directory: name the path
+        where = f"{e.filename}: " if e.filename else ""
+        sys.exit(f"error: {where}{e.strerror or e}")
     logging.info("done: %s", " ".join(f"{k}={v:.4g}" for k, v in sorted(result.items())))
     print(" ".join(f"{k}={v:.4f}" for k, v in sorted(result.items())))
 

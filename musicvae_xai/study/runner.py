@@ -9,7 +9,9 @@
   dataset that cannot be built fails only its own configurations.
 * Each configuration runs ``python -m musicvae_xai.study.worker --run_dir=STUDY_DIR/NAME`` with a fixed
   thread budget (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS, OMP_NUM_THREADS), its output in
-  ``NAME/worker.log``; at most ``parallel`` run at once.
+  ``NAME/worker.log``; at most ``parallel`` run at once. Each worker has its own process group and
+  dies with the runner, even a SIGKILLed one (``study.lifeline``); a configuration whose run_dir another
+  process holds (``training.runlock``) is recorded as failed without touching it.
 * Resuming: a configuration whose ``result.json`` says "ok" for the same settings is skipped; any other
   is (re)run, and the worker continues from what the previous attempt left (checkpoints, evaluation,
   export). A worker that dies without writing its result is recorded as failed with the end of its log.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +33,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from musicvae_xai.study import grid as grid_mod
+from musicvae_xai.study.lifeline import PARENT_ENV
+from musicvae_xai.training import runlock
 from musicvae_xai.study.worker import (ENTRY_FILENAME, RESULT_FILENAME, failure_record, read_json,
                                        same_settings, write_json)
 
@@ -211,8 +216,10 @@ class StudyRunner:
         log = open(os.path.join(run_dir, LOG_FILENAME), "a", encoding="utf-8")
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} worker start, {self.threads} thread(s)\n")
         log.flush()
+        # Its own process group (stopped with one killpg) and our pid, so that it dies with us (lifeline).
         process = subprocess.Popen(self.worker_argv(run_dir), stdout=log, stderr=subprocess.STDOUT,
-                                   env=thread_env(self.threads))
+                                   env={**thread_env(self.threads), PARENT_ENV: str(os.getpid())},
+                                   start_new_session=True)
         return _Running(entry.name, process, time.time(), log)
 
     def _finish(self, running: _Running, entry: grid_mod.Entry) -> dict:
@@ -226,7 +233,8 @@ class StudyRunner:
                 (f"; last log line: {tail}" if tail else "")
             result = failure_record(self._entry_payload(entry), "worker", error,
                                     os.path.join(self.run_dir(entry), LOG_FILENAME))
-            write_json(os.path.join(self.run_dir(entry), RESULT_FILENAME), result)
+            if not runlock.holder(self.run_dir(entry)):  # never write into a run_dir another process holds
+                write_json(os.path.join(self.run_dir(entry), RESULT_FILENAME), result)
         return result
 
     def _entry_payload(self, entry: grid_mod.Entry) -> dict:
@@ -263,6 +271,11 @@ class StudyRunner:
             while queue or running:
                 while queue and len(running) < self.parallel:
                     e = queue.pop(0)
+                    holder = runlock.holder(self.run_dir(e))
+                    if holder:  # another runner or trainer is on it: leave its run_dir alone
+                        failed.append(e.name)
+                        self.log(f"[study] FAILED {e.name} (lock): run_dir {self.run_dir(e)} is in use ({holder})")
+                        continue
                     running.append(self._start(e))
                     self.log(f"[study] started {e.name}")
                 time.sleep(self.poll_seconds)
@@ -289,14 +302,10 @@ class StudyRunner:
                     last_status = time.time()
         except KeyboardInterrupt:
             self.log(f"[study] interrupted: stopping {len(running)} worker(s); rerun the same command to resume")
-            for r in running:
-                r.process.terminate()
-            for r in running:
-                try:
-                    r.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    r.process.kill()
-                r.log.close()
+            _stop(running)
+            raise
+        except BaseException:
+            _stop(running)  # no worker outlives the runner
             raise
         self._progress(ok, failed, skipped, [], [], durations)
         return {"ok": ok, "failed": failed, "skipped": skipped}
@@ -319,6 +328,27 @@ class StudyRunner:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "total": total, "ok": ok, "failed": failed,
             "skipped": skipped, "running": [r.name for r in running], "remaining": [e.name for e in queue],
             "eta_seconds": eta})
+
+
+def _stop(running: list, grace: float = 30.0) -> None:
+    """SIGTERM to each worker's process group, SIGKILL to those still alive after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for r in running:
+            if r.process.poll() is None:
+                try:
+                    os.killpg(r.process.pid, sig)
+                except OSError:  # already gone
+                    pass
+        deadline = time.time() + grace
+        for r in running:
+            try:
+                r.process.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                pass
+        if all(r.process.poll() is not None for r in running):
+            break
+    for r in running:
+        r.log.close()
 
 
 def _log_tail(path: str) -> str:

@@ -16,7 +16,9 @@ has not finished yet, so re-running it after an interruption continues where it 
 
 It ends by writing ``result.json`` (see ``build_result``). An exception in a stage is written as a
 ``result.json`` with ``status: "failed"``, the stage and the error, and the process exits with status
-1. An interruption (KeyboardInterrupt, a kill) writes nothing, so the next run resumes.
+1. An interruption (KeyboardInterrupt, a kill) writes nothing, so the next run resumes. The worker holds
+the run_dir's lock (``training.runlock``) throughout: a second worker or trainer on it exits at once with
+one line naming the holder's pid. Started by the runner, it dies with it (``study.lifeline``).
 """
 
 from __future__ import annotations
@@ -233,9 +235,16 @@ def failure_record(entry: dict, stage: str, error: str, log: Optional[str] = Non
 def run_entry(run_dir: str) -> dict:
     """Runs (or resumes) the configuration whose ``entry.json`` is in ``run_dir``; returns its result
     record (also written to ``run_dir/result.json``), with status "ok" or "failed"."""
+    from musicvae_xai.training import runlock
+
     entry = read_json(os.path.join(run_dir, ENTRY_FILENAME))
     if entry is None:
         raise FileNotFoundError(f"{run_dir}: no readable {ENTRY_FILENAME} (written by the study runner)")
+    with runlock.hold_run_dir(run_dir):  # RunDirLockedError (nothing written) when another process has it
+        return _run_entry(entry, run_dir)
+
+
+def _run_entry(entry: dict, run_dir: str) -> dict:
     threads = entry.get("threads")
     if threads:
         import tensorflow as tf
@@ -289,8 +298,13 @@ def log_hparams(run_dir: str, result: dict) -> None:
 def main(argv) -> None:
     from absl import flags
 
+    from musicvae_xai.config import ConfigError
+
     del argv
-    result = run_entry(flags.FLAGS.run_dir)
+    try:
+        result = run_entry(flags.FLAGS.run_dir)
+    except (ConfigError, FileNotFoundError) as e:  # run_dir in use or unwritable, no entry.json
+        sys.exit(f"error: {e}")
     if result["status"] != "ok":
         sys.exit(f"error: {result['name']} failed in {result['stage']}: {result['error']}")
     m = result["metrics"]
@@ -299,6 +313,9 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    from musicvae_xai.study.lifeline import die_with_parent
+
+    die_with_parent()  # first: a runner killed from here on takes this worker with it
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from absl import app, flags
 

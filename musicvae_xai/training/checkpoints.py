@@ -9,12 +9,17 @@ whole RNG and data-position state: a resumed run continues exactly where the che
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import json
 import os
+import re
 import shutil
 from typing import Optional
 
 import tensorflow as tf
+from absl import logging
 
 from musicvae_xai.config import CONFIG_FILENAME, ConfigError, RunConfig
 
@@ -75,20 +80,109 @@ class RunCheckpoints:
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
 
     def restore_latest(self) -> Optional[str]:
-        """Restores the newest checkpoint of the run (always read from the chief's directory)."""
-        path = self.manager.latest_checkpoint
-        if not self.chief:
-            path = tf.train.latest_checkpoint(os.path.dirname(os.path.dirname(self.directory)))
-        if path:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
-        return path
+        """Restores the newest checkpoint of the run that restores (always read from the chief's
+        directory); returns its path, or None when the run has no checkpoint.
+
+        A checkpoint that fails to restore (a truncated or corrupted file: ``IndexError``, TensorFlow's
+        ``DataLossError``, ...) is skipped with a warning naming it and why, and the previous one is
+        tried. Raises CheckpointRestoreError when checkpoints exist but none restores (rather than
+        silently starting again from step 0).
+        """
+        run_dir = self.directory if self.chief else os.path.dirname(os.path.dirname(self.directory))
+        candidates = checkpoint_candidates(run_dir)
+        skipped = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, IndexError, ValueError, AssertionError, OSError) as e:
+                reason = _one_line(e)
+                logging.warning("skipping checkpoint %s: it does not restore (%s)", path, reason)
+                skipped.append(f"{os.path.basename(path)}: {reason}")
+                continue
+            if skipped:
+                logging.warning("resuming from %s, the newest checkpoint that restores (skipped %d newer: %s)",
+                                path, len(skipped), "; ".join(skipped))
+            return path
+        if candidates:
+            raise CheckpointRestoreError(f"{run_dir}: none of its {len(candidates)} checkpoint(s) restores "
+                                         f"({'; '.join(skipped)}); move them away to start again")
+        return None
+
+    def remove_temporary(self) -> list:
+        """Deletes the temporary folders (``ckpt-N_temp*``) an interrupted save left in this manager's
+        directory, logging each; returns their paths. Call only while holding the run_dir lock."""
+        removed = []
+        for path in sorted(glob.glob(os.path.join(glob.escape(self.directory), "ckpt-*_temp*"))):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+            logging.info("removed %s, left by an interrupted checkpoint save", path)
+            removed.append(path)
+        return removed
 
     def save(self, step: int) -> Optional[str]:
-        path = self.manager.save(checkpoint_number=step)
+        """Writes checkpoint ``step``. Raises CheckpointWriteError naming the path when it cannot be
+        written (disk full, permissions); its temporary folder is removed and the previous checkpoints
+        are kept."""
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as e:
+            target = os.path.join(self.directory, f"ckpt-{step}")
+            with contextlib.suppress(OSError):
+                self.remove_temporary()
+            latest = self.manager.latest_checkpoint if self.chief else None
+            raise CheckpointWriteError(f"cannot write checkpoint {target}: {_one_line(e)}"
+                                       + (f"; {latest} is kept" if latest else "")) from None
         if not self.chief:
             shutil.rmtree(self.directory, ignore_errors=True)
             return None
         return path
+
+
+class CheckpointRestoreError(ConfigError):
+    """A run directory holds checkpoints but none of them restores."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the message names its path and the reason in one line."""
+
+
+def _one_line(error: BaseException) -> str:
+    """``Type: first line`` of an exception, without TensorFlow's ``{{function_node ...}}`` prefix."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"no space left on device ({type(error).__name__})"
+    text = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    line = text[0] if text else ""
+    line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line)
+    line = re.sub(r"\s*\[Op:\w+\]$", "", line)
+    return f"{type(error).__name__}: {line[:300]}" if line else type(error).__name__
+
+
+def checkpoint_candidates(run_dir: str) -> list:
+    """Paths (prefixes) of the checkpoints of ``run_dir``, newest step first: those the ``checkpoint``
+    state file lists plus any ``ckpt-N.index`` on disk (so a damaged state file loses nothing)."""
+    if not os.path.isdir(run_dir):
+        return []
+    found = set()
+    try:
+        state = tf.train.get_checkpoint_state(run_dir)
+    except (tf.errors.OpError, ValueError, OSError) as e:  # a damaged text proto
+        logging.warning("ignoring the checkpoint state file of %s: %s", run_dir, _one_line(e))
+        state = None
+    if state is not None:
+        for p in state.all_model_checkpoint_paths:
+            found.add(p if os.path.isabs(p) else os.path.join(run_dir, p))
+    for index in glob.glob(os.path.join(glob.escape(run_dir), "ckpt-*.index")):
+        found.add(index[:-len(".index")])
+
+    def step(path: str) -> int:
+        try:
+            return int(path.rsplit("-", 1)[1])
+        except (IndexError, ValueError):
+            return -1
+    return sorted(found, key=lambda p: (step(p), p), reverse=True)
 
 
 def latest_checkpoint(run_dir: str) -> Optional[str]:

@@ -21,6 +21,7 @@ from musicvae_xai import datasets
 from musicvae_xai.config import RunConfig
 from musicvae_xai.models.base import build_model
 from musicvae_xai.training import checkpoints as ckpts
+from musicvae_xai.training import runlock
 from musicvae_xai.training.strategy import distribute_batches, is_chief, make_strategy, task_info
 
 
@@ -64,14 +65,23 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
 
     def run(self) -> dict:
+        """Trains (or resumes) the run; returns the last metrics. The chief holds the run_dir's lock
+        (``runlock``) throughout, so a second trainer on the same run_dir fails at once naming its pid."""
         cfg = self.config
         saved = ckpts.check_run_dir(cfg)  # refuses a foreign run_dir before anything is written
         strategy = make_strategy(cfg.strategy)
         self.strategy = strategy
+        chief = is_chief(strategy)
+        if not chief:  # other workers write only to their scratch folder
+            return self._run(saved, strategy, chief)
+        with runlock.hold_run_dir(cfg.run_dir):
+            return self._run(saved, strategy, chief)
+
+    def _run(self, saved: Optional[RunConfig], strategy: tf.distribute.Strategy, chief: bool) -> dict:
+        cfg = self.config
         n_rep = strategy.num_replicas_in_sync
         if cfg.batch_size % n_rep:
             raise ValueError(f"batch_size={cfg.batch_size} is not divisible by the {n_rep} replicas")
-        chief = is_chief(strategy)
         built = datasets.build(dataset_config(cfg), cfg.cache_dir or DEFAULT_CACHE_DIR,
                                progress=self.progress and chief)
         vocab = built.vocabulary
@@ -97,12 +107,16 @@ class Trainer:
         _, task_index = task_info()
         manager = ckpts.RunCheckpoints(cfg.run_dir, model, optimizers, step_var, chief, cfg.max_to_keep,
                                        worker_id=task_index)
+        if chief:
+            manager.remove_temporary()  # safe: this process holds the run_dir
         restored = manager.restore_latest()
         start = int(step_var.numpy())
         if chief:
-            os.makedirs(cfg.run_dir, exist_ok=True)
-            cfg.save(cfg.run_dir)
-            ckpts.save_json(os.path.join(cfg.run_dir, ckpts.DATA_STATISTICS_FILENAME), stats)
+            try:
+                cfg.save(cfg.run_dir)
+                ckpts.save_json(os.path.join(cfg.run_dir, ckpts.DATA_STATISTICS_FILENAME), stats)
+            except OSError as e:
+                raise runlock.unwritable(cfg.run_dir, e, "write into the run directory") from None
         if restored:
             logging.info("resuming from %s at step %d", restored, start)
         logging.info("training %s on %s: %d training measures, %d steps/epoch, %d steps, %d replica(s)",
@@ -182,7 +196,10 @@ class Trainer:
         if bar:
             bar.close()
         if chief:
-            open(os.path.join(cfg.run_dir, ckpts.FINISHED_FILENAME), "w").close()
+            try:
+                open(os.path.join(cfg.run_dir, ckpts.FINISHED_FILENAME), "w").close()
+            except OSError as e:
+                raise runlock.unwritable(os.path.join(cfg.run_dir, ckpts.FINISHED_FILENAME), e, "write") from None
             if writer:
                 writer.flush()
                 val_writer.flush()
