@@ -159,7 +159,7 @@ def test_traverse_values_and_controls_are_checked(local_model):
         local.traverse(tokens, 0, [0.0, NAN])
     raw = LocalModel(local.export_dir, validate=False)
     with pytest.raises(ServingError, match=r"assertion failed: \[input values: values must be finite"):
-        raw.traverse(tokens, 0, np.array([0.0, NAN], np.float32))
+        raw.traverse(tokens, np.int32(0), np.array([0.0, NAN], np.float32))
     adversarial = local_model("adversarial_vae")
     controls = np.full((2, 4), 0.5)
     controls[0, 2] = INF
@@ -189,7 +189,7 @@ def test_rest_refuses_bad_inputs_in_the_client_and_on_the_server(serving_backend
                     getattr(raw, verb)(_z(value))
             assert info.value.code == "INVALID_ARGUMENT"
         with pytest.raises(ServingError, match=r"HTTP 400: assertion failed: \[input values: values must be finite"):
-            raw.traverse(tokens, 0, np.array([NAN]))
+            raw.traverse(tokens, np.int32(0), np.array([NAN]))
         assert client.sample(_z(0.5))["tokens"].shape == (2, 24)  # good requests still answer
 
 
@@ -269,9 +269,9 @@ def test_cli_unwritable_export_folder_prints_one_line(tiny_trained_run, tmp_path
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=110,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 1
-    lines = [ln for ln in out.stderr.splitlines() if ln.strip() and not ln.startswith(("W0", "I0", "WARNING"))]
-    assert lines == [f"error: cannot write to the export folder {base}: Permission denied (EACCES)"], out.stderr
-    assert "Traceback" not in out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert errors == [f"error: cannot write to the export folder {base}: Permission denied (EACCES)"], out.stderr
+    assert "Traceback" not in out.stderr and "PermissionError" not in out.stderr
 
 
 @pytest.mark.timeout(120, func_only=True)
