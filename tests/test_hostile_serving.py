@@ -71,7 +71,8 @@ def test_rest_retries_share_the_deadline(serving_backend):
     # Each attempt waits 0.6 s for its 503: per-attempt timeouts would take 10 x 0.6 s plus backoff.
     with RestDouble(serving_backend, max_lifetime=60, faults=Faults(fail_first=100, fail_delay=0.6)) as slow:
         took, error = _timed(lambda: RestClient(slow.url, "measure_vae", timeout=2, retries=9).metadata())
-        assert isinstance(error, ServingUnavailableError), error
+        assert isinstance(error, ServingUnavailableError) and error.code == "DEADLINE_EXCEEDED", error
+        assert "no answer within 2 s (the timeout bounds the whole call, retries included" in str(error)
         assert took <= 2.0 + SLACK, took
         assert 2 <= slow.faults.requests <= 4
 
@@ -191,6 +192,20 @@ def test_rest_refuses_bad_inputs_in_the_client_and_on_the_server(serving_backend
         with pytest.raises(ServingError, match=r"HTTP 400: assertion failed: \[input values: values must be finite"):
             raw.traverse(tokens, np.int32(0), np.array([NAN]))
         assert client.sample(_z(0.5))["tokens"].shape == (2, 24)  # good requests still answer
+
+
+@pytest.mark.timeout(300, func_only=True)
+def test_grpc_refuses_bad_inputs_in_the_client_and_on_the_server(serving_backend):
+    with GrpcDouble(serving_backend, max_lifetime=240) as server:
+        with GrpcClient(server.target, "measure_vae", timeout=60) as client:
+            with pytest.raises(ServingError, match=rf"gRPC server {server.target}, model 'measure_vae', signature "
+                                                   r"'decode', input 'z': values must be finite .* got inf"):
+                client.decode(_z(INF))
+        with GrpcClient(server.target, "measure_vae", timeout=60, validate=False) as raw:
+            with pytest.raises(ServingError, match=r"INVALID_ARGUMENT: assertion failed: \[input z: values must be "
+                                                   r"finite with \|value\| <= 1000") as info:
+                raw.sample(_z(NAN).astype(np.float32))
+            assert info.value.code == "INVALID_ARGUMENT"
 
 
 # ----------------------------------------------------------------------------------------------

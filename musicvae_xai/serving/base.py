@@ -87,7 +87,7 @@ class Deadline:
 
 
 class DeadlineExceeded(Exception):
-    """Raised by ``with_retries`` when the deadline ends before an attempt could be made."""
+    """Raised by ``with_retries`` when the deadline leaves no time for the next attempt."""
 
 
 def with_retries(call: Callable, is_unavailable: Callable[[BaseException], bool], retries: int,
@@ -95,8 +95,9 @@ def with_retries(call: Callable, is_unavailable: Callable[[BaseException], bool]
     """Runs ``call()``, retrying up to ``retries`` more times while it fails with an "unavailable"
     error (exponential backoff from ``backoff`` seconds, capped at 2 s). Re-raises the last error.
 
-    With a ``deadline``, every attempt and every backoff sleep lies inside it: no retry starts once it
-    has passed, and a backoff that would end past it is not slept (the last error is re-raised).
+    With a ``deadline``, every attempt and every backoff sleep lies inside it: once it has passed, or
+    when the backoff before the next retry would end past it, ``DeadlineExceeded`` is raised (from
+    the last error, if any).
     """
     attempt = 0
     while True:
@@ -109,7 +110,8 @@ def with_retries(call: Callable, is_unavailable: Callable[[BaseException], bool]
                 raise
             pause = min(backoff * (2 ** attempt), 2.0)
             if deadline is not None and deadline.remaining() <= pause:
-                raise
+                raise DeadlineExceeded(f"no time left for retry {attempt + 1} within the deadline of "
+                                       f"{deadline.seconds:g} s") from e
             time.sleep(pause)
             attempt += 1
 
