@@ -53,7 +53,8 @@ def test_rest_timeout_bounds_a_dripping_answer():
         took, error = _timed(lambda: RestClient(drip.url, "m", timeout=3, retries=0).metadata())
         assert isinstance(error, ServingUnavailableError), error
         assert error.code == "DEADLINE_EXCEEDED"
-        assert f"REST server {drip.url}, model 'm': no answer within 3 s (the timeout bounds the whole call" in str(error)
+        assert (f"REST server {drip.url}, model 'm': no answer within 3 s (the timeout bounds the whole call"
+                in str(error))
         assert 3.0 - 0.1 <= took <= 3.0 + SLACK, took
         assert drip.requests == 1
 
@@ -253,8 +254,8 @@ def test_disk_full_while_exporting_is_one_error_and_no_trace(tiny_trained_run, t
         with open(os.path.join(path, "saved_model.pb"), "wb") as f:
             f.write(b"partial")
         if fault == "tf":
-            raise tf.errors.ResourceExhaustedError(None, None, f"{path}/variables/variables.data-00000-of-00001.tempstate"
-                                                   "; No space left on device")
+            raise tf.errors.ResourceExhaustedError(
+                None, None, f"{path}/variables/variables.data-00000-of-00001.tempstate; No space left on device")
         raise OSError(errno.ENOSPC, "No space left on device", path)
 
     monkeypatch.setattr(export.tf.saved_model, "save", full)
