@@ -19,6 +19,13 @@ Publishing: everything is written to a hidden temporary directory beside the ver
 only looks at numeric directory names), optionally verified by loading it as TF-Serving does and
 replaying the warmup requests, then renamed into place. An existing version is never overwritten, and a run without a
 checkpoint or an existing target version is refused before anything is written.
+
+Faults: an export folder that cannot be written (read-only, no permission) or a disk that fills up
+while writing fails with one ``ExportError`` naming the path (the CLI prints one ``error:`` line), and
+the temporary folder is removed. A temporary folder holds an ``.export-owner`` file locked (``flock``)
+by the exporting process while it writes; a killed export leaves its folder behind, and the next
+export into the same base removes the ones that are stale (``.tmp-N-*`` folders whose owner lock is
+free, or, without an owner file, untouched for ``STALE_TMP_SECONDS``), logging each.
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ import os
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import errno
 import json
 import re
 import shutil
 import tempfile
+import time
 from typing import Optional
 
 import numpy as np
@@ -51,6 +60,13 @@ WARMUP_FILENAME = "tf_serving_warmup_requests"
 MANIFEST_FILENAME = "export.json"
 FORMAT_VERSION = 1
 _VERSION_DIR = re.compile(r"^[0-9]+$")
+#: The temporary folders ``publish`` makes (``tempfile.mkdtemp(prefix=".tmp-<version>-")``).
+_TMP_DIR = re.compile(r"^\.tmp-[0-9]+-[A-Za-z0-9_]+$")
+OWNER_FILENAME = ".export-owner"
+#: A temporary folder without an owner file (an older exporter's) counts as stale after this long.
+STALE_TMP_SECONDS = 3600.0
+#: Errors of writing files: OSError and what TensorFlow's file system raises for ENOSPC and EACCES.
+_WRITE_ERRORS = (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError)
 
 
 class ExportError(ValueError):
@@ -177,7 +193,11 @@ def existing_versions(export_base: str) -> list:
     """Sorted integer versions (numeric subdirectories) under ``export_base``; [] if it is absent."""
     if not os.path.isdir(export_base):
         return []
-    return sorted(int(d) for d in os.listdir(export_base) if _VERSION_DIR.match(d))
+    try:
+        names = os.listdir(export_base)
+    except OSError as e:
+        raise ExportError(f"cannot read the export folder {export_base}: {e.strerror or e}") from None
+    return sorted(int(d) for d in names if _VERSION_DIR.match(d))
 
 
 def resolve_version(export_base: str, version: Optional[int] = None) -> int:
@@ -254,24 +274,41 @@ def export_run(run_dir: str, export_base: str, version: Optional[int] = None, ve
 
 def publish(export_base: str, version: int, write) -> str:
     """Runs ``write(tmp)`` on a fresh hidden folder inside ``export_base``, then renames it to
-    ``export_base/<version>``; returns that path. On any failure the temporary folder, and the
-    folders created for ``export_base``, are removed; an existing version is never replaced."""
+    ``export_base/<version>``; returns that path. Stale temporary folders of killed exports are removed
+    first (``clean_stale_tmp``). On any failure the temporary folder, and the folders created for
+    ``export_base``, are removed; an existing version is never replaced. A folder that cannot be
+    written and a full disk raise ExportError naming the path."""
     final = os.path.join(export_base, str(version))
     created = []
     parent = os.path.abspath(export_base)
     while not os.path.exists(parent):
         created.append(parent)
         parent = os.path.dirname(parent)
-    os.makedirs(export_base, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
+    tmp = None
+    owner = None
     try:
-        write(tmp)
+        try:
+            os.makedirs(export_base, exist_ok=True)
+            clean_stale_tmp(export_base)
+            tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
+            owner = _claim(tmp)
+        except OSError as e:
+            raise ExportError(f"cannot write to the export folder {export_base}: {_reason(e)}") from None
+        try:
+            write(tmp)
+        except _WRITE_ERRORS as e:
+            raise ExportError(f"writing the export to {tmp} failed: {_reason(e)}; nothing published") from None
+        _release(tmp, owner)
+        owner = None
         _make_readable(tmp)
         if os.path.exists(final):
             raise ExportError(f"{final} appeared while exporting; not overwritten")
         os.rename(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if owner is not None:
+            owner.close()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         for folder in created:  # innermost first
             try:
                 os.rmdir(folder)
@@ -279,6 +316,79 @@ def publish(export_base: str, version: int, write) -> str:
                 break
         raise
     return final
+
+
+def _reason(e: BaseException) -> str:
+    """One line for a write error: 'No space left on device (ENOSPC)' style where there is an errno."""
+    if isinstance(e, tf.errors.OpError):
+        return f"{type(e).__name__}: {clean_message(e.message)}"
+    if isinstance(e, OSError) and e.errno in errno.errorcode:
+        return f"{e.strerror or os.strerror(e.errno)} ({errno.errorcode[e.errno]})"
+    return str(e) or type(e).__name__
+
+
+def _claim(tmp: str):
+    """Creates and locks ``tmp/.export-owner`` (pid inside, for people); the open file holds the lock."""
+    import fcntl
+
+    path = os.path.join(tmp, OWNER_FILENAME)
+    f = open(path, "w", encoding="utf-8")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # a file system without locks: no owner file, so only the age rule applies
+        f.close()
+        os.remove(path)
+        return None
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def _release(tmp: str, owner) -> None:
+    if owner is not None:
+        os.remove(os.path.join(tmp, OWNER_FILENAME))
+        owner.close()
+
+
+def _is_stale(path: str, now: float) -> bool:
+    """Whether temporary folder ``path`` belongs to no running export: its owner lock is free, or it
+    has no owner file and was not modified for ``STALE_TMP_SECONDS``."""
+    import fcntl
+
+    owner = os.path.join(path, OWNER_FILENAME)
+    if not os.path.isfile(owner):
+        return now - os.path.getmtime(path) > STALE_TMP_SECONDS
+    with open(owner, "a", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # an export is writing it now
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def clean_stale_tmp(export_base: str) -> list:
+    """Removes the temporary folders of killed exports inside ``export_base`` (directories named
+    ``.tmp-<N>-<suffix>``, not links, that ``_is_stale``); logs and returns the paths removed. Folders
+    it cannot judge or remove are left, with a warning."""
+    from absl import logging
+
+    removed = []
+    now = time.time()
+    for name in sorted(os.listdir(export_base)):
+        path = os.path.join(export_base, name)
+        if not _TMP_DIR.match(name) or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        try:
+            if not _is_stale(path, now):
+                continue
+            shutil.rmtree(path)
+        except OSError as e:
+            logging.warning("left the temporary export folder %s: %s", path, _reason(e))
+            continue
+        logging.warning("removed %s, the temporary folder of an interrupted export", path)
+        removed.append(path)
+    return removed
 
 
 def _make_readable(root: str) -> None:

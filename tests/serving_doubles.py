@@ -8,8 +8,9 @@ server's status codes, and reports graph errors as ``INVALID_ARGUMENT``.
 
 ``GrpcDouble`` serves ``tensorflow.serving.PredictionService`` (``Predict``, ``GetModelMetadata``) and
 ``RestDouble`` the REST API (``:predict`` in row and columnar formats, ``/metadata``, model status,
-``{"error": ...}`` answers), both bound to 127.0.0.1 on a free port. Each stops when its ``with``
-block ends, and in any case after ``max_lifetime`` seconds.
+``{"error": ...}`` answers), both bound to 127.0.0.1 on a free port. ``DripServer`` is a hostile HTTP
+server that answers one byte per second. Each stops when its ``with`` block ends, and in any case
+after ``max_lifetime`` seconds.
 """
 
 from __future__ import annotations
@@ -152,11 +153,12 @@ class SavedModelBackend:
 
 
 class Faults:
-    """Injected trouble: the first ``fail_first`` requests answer UNAVAILABLE (HTTP 503), and every
-    request waits ``delay`` seconds first. ``requests`` counts what arrived."""
+    """Injected trouble: the first ``fail_first`` requests answer UNAVAILABLE (HTTP 503) after waiting
+    ``fail_delay`` seconds, and every other request waits ``delay`` seconds first. ``requests`` counts
+    what arrived."""
 
-    def __init__(self, fail_first: int = 0, delay: float = 0.0):
-        self.fail_first, self.delay, self.requests = fail_first, delay, 0
+    def __init__(self, fail_first: int = 0, delay: float = 0.0, fail_delay: float = 0.0):
+        self.fail_first, self.delay, self.fail_delay, self.requests = fail_first, delay, fail_delay, 0
         self._lock = threading.Lock()
 
     def arrive(self) -> None:
@@ -166,6 +168,8 @@ class Faults:
             self.requests += 1
             failing = self.requests <= self.fail_first
         if failing:
+            if self.fail_delay:
+                time.sleep(self.fail_delay)
             raise ServingStatusError("UNAVAILABLE", "the model server is starting")
         if self.delay:
             time.sleep(self.delay)
@@ -505,3 +509,89 @@ class RestDouble:
         self.stop()
         return False
 
+
+
+# ----------------------------------------------------------------------------------------------
+# A hostile server
+
+
+class DripServer:
+    """``with DripServer() as drip: RestClient(drip.url, ...)``: an HTTP server on 127.0.0.1 that
+    answers every request with a well-formed response sent one byte every ``interval`` seconds (from
+    the status line on, or from the body on with ``fast_headers``), announcing a body it never finishes.
+    It stops when its ``with`` block ends and in any case after ``max_lifetime`` seconds; ``requests``
+    counts the connections that sent a request."""
+
+    def __init__(self, interval: float = 1.0, fast_headers: bool = False, max_lifetime: float = 60.0):
+        import socket
+        import time
+
+        self.interval, self.fast_headers, self.requests = interval, fast_headers, 0
+        self._end = time.monotonic() + max_lifetime
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind((LOOPBACK, 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self._threads = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _live(self) -> bool:
+        import time
+        return not self._stop.is_set() and time.monotonic() < self._end
+
+    def _accept(self) -> None:
+        import socket
+        while self._live():
+            try:
+                conn, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            t = threading.Thread(target=self._drip, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._sock.close()
+
+    def _drip(self, conn) -> None:
+        headers = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+        body = b"{" + b" " * 999999
+        try:
+            conn.settimeout(1.0)
+            seen = b""
+            while b"\r\n\r\n" not in seen and len(seen) < 65536:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                seen += chunk
+            self.requests += 1
+            if self.fast_headers:
+                conn.sendall(headers)
+                rest = body
+            else:
+                rest = headers + body
+            for i in range(len(rest)):
+                if self._stop.wait(self.interval) or not self._live():
+                    return
+                conn.sendall(rest[i:i + 1])
+        except OSError:  # the client hung up
+            return
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._accepting.join(5)
+        for t in self._threads:
+            t.join(5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False

@@ -14,12 +14,20 @@ A ``ModelClient`` offers the export's signatures as methods returning dicts of n
 
 Subclasses implement the transport (``_predict``, ``_fetch_metadata``). Inputs are checked against
 the server's own signature metadata before they are sent (``validate=True``), so a bad request fails
-with a message naming the server, model, signature, input and what was expected.
+with a message naming the server, model, signature, input and what was expected; float inputs must
+also be finite with ``|value| <= signatures.MAX_ABS_INPUT`` (the exported graph checks the same).
+
+Timeouts (remote clients): ``timeout`` bounds the whole of one call (one verb, ``metadata()`` or
+``predict``): the metadata fetch it may need first, every retry and its backoff, connecting, sending
+and reading however slowly the answer arrives. A call past its deadline fails with
+``ServingUnavailableError`` (``code="DEADLINE_EXCEEDED"``).
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import threading
 import time
 from typing import Callable, Mapping, Optional
 
@@ -63,18 +71,48 @@ def clean_message(message: str) -> str:
     return lines[0] if lines else ""
 
 
+class Deadline:
+    """The end of one call: ``seconds`` from now (None = no deadline)."""
+
+    def __init__(self, seconds: Optional[float]):
+        self.seconds = seconds
+        self.end = None if seconds is None else time.monotonic() + float(seconds)
+
+    def remaining(self) -> Optional[float]:
+        """Seconds left (never negative); None without a deadline."""
+        return None if self.end is None else max(0.0, self.end - time.monotonic())
+
+    def expired(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end
+
+
+class DeadlineExceeded(Exception):
+    """Raised by ``with_retries`` when the deadline leaves no time for the next attempt."""
+
+
 def with_retries(call: Callable, is_unavailable: Callable[[BaseException], bool], retries: int,
-                 backoff: float = 0.05):
+                 backoff: float = 0.05, deadline: Optional[Deadline] = None):
     """Runs ``call()``, retrying up to ``retries`` more times while it fails with an "unavailable"
-    error (exponential backoff from ``backoff`` seconds, capped at 2 s). Re-raises the last error."""
+    error (exponential backoff from ``backoff`` seconds, capped at 2 s). Re-raises the last error.
+
+    With a ``deadline``, every attempt and every backoff sleep lies inside it: once it has passed, or
+    when the backoff before the next retry would end past it, ``DeadlineExceeded`` is raised (from
+    the last error, if any).
+    """
     attempt = 0
     while True:
+        if deadline is not None and deadline.expired():
+            raise DeadlineExceeded(f"deadline of {deadline.seconds:g} s passed before attempt {attempt + 1}")
         try:
             return call()
         except BaseException as e:  # noqa: BLE001 - filtered by is_unavailable
             if attempt >= retries or not is_unavailable(e):
                 raise
-            time.sleep(min(backoff * (2 ** attempt), 2.0))
+            pause = min(backoff * (2 ** attempt), 2.0)
+            if deadline is not None and deadline.remaining() <= pause:
+                raise DeadlineExceeded(f"no time left for retry {attempt + 1} within the deadline of "
+                                       f"{deadline.seconds:g} s") from e
+            time.sleep(pause)
             attempt += 1
 
 
@@ -83,10 +121,27 @@ class ModelClient(abc.ABC):
 
     server: str = ""
     model_name: str = ""
+    #: Seconds one call may take in all (None: unbounded, as for ``LocalModel``).
+    timeout: Optional[float] = None
 
     def __init__(self, validate: bool = True):
         self.validate = validate
         self._metadata: Optional[dict] = None
+        self._calls = threading.local()
+
+    @contextlib.contextmanager
+    def call_deadline(self):
+        """The ``Deadline`` of the call in progress on this thread: a new one of ``timeout`` seconds
+        for the outermost call, the same one for everything nested in it (metadata fetch, retries)."""
+        current = getattr(self._calls, "deadline", None)
+        if current is not None:
+            yield current
+            return
+        self._calls.deadline = Deadline(self.timeout)
+        try:
+            yield self._calls.deadline
+        finally:
+            self._calls.deadline = None
 
     # -- transport (subclasses) ------------------------------------------------------------------
     @abc.abstractmethod
@@ -108,7 +163,8 @@ class ModelClient(abc.ABC):
         """{"model": name, "version": int or None, "signatures": {name: {"inputs", "outputs",
         "method_name"}}}; fetched once, then cached."""
         if self._metadata is None:
-            self._metadata = self._fetch_metadata()
+            with self.call_deadline():
+                self._metadata = self._fetch_metadata()
         return self._metadata
 
     def signature_spec(self, signature: str) -> dict:
@@ -119,6 +175,10 @@ class ModelClient(abc.ABC):
 
     def predict(self, signature: str, inputs: Mapping) -> dict:
         """Runs ``signature`` on ``inputs`` {name: array-like}; returns {output: np.ndarray}."""
+        with self.call_deadline():
+            return self._checked_predict(signature, inputs)
+
+    def _checked_predict(self, signature: str, inputs: Mapping) -> dict:
         if self.validate:
             try:
                 checked = sigs.check_inputs(signature, self.signature_spec(signature), inputs)
@@ -133,13 +193,14 @@ class ModelClient(abc.ABC):
 
     def decode(self, z, controls=None) -> dict:
         inputs = {"z": z}
-        if controls is not None:
-            inputs["controls"] = controls
-        elif self.validate and "controls" in self.signature_spec(sigs.DECODE)["inputs"]:
-            want = self.signature_spec(sigs.DECODE)["inputs"]["controls"]
-            raise self.error(f"this model decodes with controls: pass controls "
-                             f"{sigs.describe(want['dtype'], want['shape'])}", sigs.DECODE, "controls")
-        return self.predict(sigs.DECODE, inputs)
+        with self.call_deadline():
+            if controls is not None:
+                inputs["controls"] = controls
+            elif self.validate and "controls" in self.signature_spec(sigs.DECODE)["inputs"]:
+                want = self.signature_spec(sigs.DECODE)["inputs"]["controls"]
+                raise self.error(f"this model decodes with controls: pass controls "
+                                 f"{sigs.describe(want['dtype'], want['shape'])}", sigs.DECODE, "controls")
+            return self.predict(sigs.DECODE, inputs)
 
     def reconstruct(self, tokens) -> dict:
         return self.predict(sigs.RECONSTRUCT, {"tokens": tokens})

@@ -29,7 +29,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("target", None, "host:port (gRPC), http://host:port (REST) or an export folder.")
 flags.DEFINE_string("model", None, "Model name on the server (the export base's folder name).")
 flags.DEFINE_integer("version", None, "Model version (default: the server's newest).")
-flags.DEFINE_float("timeout", 30.0, "Seconds to wait for each answer.")
+flags.DEFINE_float("timeout", 30.0, "Deadline of the whole call in seconds (metadata fetch and retries included).")
 flags.DEFINE_integer("retries", 3, "Retries while the server is unavailable.")
 flags.DEFINE_enum("format", "row", ["row", "columnar"], "REST request format.")
 flags.DEFINE_string("midi", None, "Input MIDI file.")

@@ -4,7 +4,8 @@
 once per model part (encoder, decoder, attribute functions shared by every signature) and check their
 inputs at run time, in the graph, because TensorFlow Serving feeds tensors without checking them
 against the declared shapes: a wrong shape, a token id outside the vocabulary or a control out of
-range fails with ``InvalidArgument`` naming the input and what was expected.
+range fails with ``InvalidArgument`` naming the input and what was expected. Float inputs (``z``,
+``controls``, ``values``) must also be finite with ``|value| <= signatures.MAX_ABS_INPUT``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,20 @@ def _check_shape(x: tf.Tensor, name: str, dtype: str, shape: tuple) -> tf.Tensor
             ok = tf.logical_and(ok, tf.equal(padded[i], dim))
     check = tf.debugging.Assert(ok, [f"input {name}: expected {sigs.describe(dtype, shape, name)}, got shape",
                                      actual], summarize=8)
+    with tf.control_dependencies([check]):
+        return tf.identity(x)
+
+
+def _check_values(x: tf.Tensor, name: str) -> tf.Tensor:
+    """Runtime check that every value of float input ``x`` is finite with ``|x| <= MAX_ABS_INPUT``
+    (NaN or inf would decode to token id 0 with NaN probabilities); returns x behind the assertion."""
+    bound = float(sigs.MAX_ABS_INPUT)
+    finite = tf.math.is_finite(x)
+    ok = tf.reduce_all(tf.logical_and(finite, tf.abs(x) <= bound))
+    worst = tf.reduce_max(tf.abs(x))  # nan/inf when that is the problem
+    n_bad = tf.reduce_sum(tf.cast(tf.logical_not(tf.logical_and(finite, tf.abs(x) <= bound)), tf.int32))
+    check = tf.debugging.Assert(ok, [f"input {name}: values must be finite with |value| <= {bound:g}, got",
+                                     n_bad, "bad values, largest |value|", worst])
     with tf.control_dependencies([check]):
         return tf.identity(x)
 
@@ -141,7 +156,7 @@ class ServingModule(tf.Module):
 
     # -- the signature bodies --------------------------------------------------------------------
     def _latent(self, z):
-        return _check_shape(z, "z", "float32", (-1, self.latent_dim))
+        return _check_values(_check_shape(z, "z", "float32", (-1, self.latent_dim)), "z")
 
     def _encode(self, tokens):
         tokens = _check_tokens(tokens, self.vocab_size)
@@ -154,7 +169,8 @@ class ServingModule(tf.Module):
 
     def _decode_with_controls(self, z, controls):
         z = self._latent(z)
-        controls = _check_shape(controls, "controls", "float32", (-1, self.num_attributes))
+        controls = _check_values(_check_shape(controls, "controls", "float32", (-1, self.num_attributes)),
+                                 "controls")
         same = tf.debugging.Assert(tf.equal(tf.shape(z)[0], tf.shape(controls)[0]),
                                    ["inputs z and controls must have the same batch size B, got",
                                     tf.shape(z)[0], "and", tf.shape(controls)[0]])
@@ -170,7 +186,7 @@ class ServingModule(tf.Module):
     def _traverse(self, tokens, control, values):
         tokens = _check_tokens(tokens, self.vocab_size)
         control = _check_shape(control, "control", "int32", ())
-        values = _check_shape(values, "values", "float32", (-1,))
+        values = _check_values(_check_shape(values, "values", "float32", (-1,)), "values")
         what = "a control index" if self.needs_controls else "a latent dim of z"
         in_range = tf.debugging.Assert(
             tf.logical_and(control >= 0, control < self.num_controls),

@@ -3,8 +3,11 @@
 ``Predict`` carries a ``PredictRequest`` (model spec: name, optional version, signature name; inputs
 as ``TensorProto``s) and answers with ``PredictResponse.outputs``; ``GetModelMetadata`` with
 ``metadata_field=["signature_def"]`` answers with a ``SignatureDefMap`` packed in an ``Any``.
-Calls have a deadline (``timeout``); ``UNAVAILABLE`` is retried a bounded number of times; every
-other status is raised as ``ServingError`` with the server's message and the status code name.
+Every call has one deadline (``timeout`` seconds) shared by its RPCs: the metadata fetch it may need
+first and each retry get only what is left of it (gRPC's per-RPC deadline is set to the remainder), so
+retries and slow answers never stretch a call past ``timeout``. ``UNAVAILABLE`` is retried a bounded
+number of times; every other status is raised as ``ServingError`` with the server's message and the
+status code name.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import grpc
 import numpy as np
 
 from musicvae_xai.serving import signatures as sigs
-from musicvae_xai.serving.base import ModelClient, clean_message, with_retries
+from musicvae_xai.serving.base import DeadlineExceeded, ModelClient, clean_message, with_retries
 
 #: Large enough for a batch-256 ``decode`` (probabilities 256 x 24 x V float32).
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -48,24 +51,36 @@ class GrpcClient(ModelClient):
         return spec
 
     def _call(self, method, request, signature: Optional[str]):
+        attempts = [0]
+
         def once():
-            return method(request, timeout=self.timeout)
+            attempts[0] += 1
+            remaining = deadline.remaining()
+            return method(request, timeout=None if remaining is None else max(remaining, 1e-3))
 
         def unavailable(e):
             return isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.UNAVAILABLE
 
-        try:
-            return with_retries(once, unavailable, self.retries)
-        except grpc.RpcError as e:
-            code = e.code()
-            details = clean_message(e.details() or "")
-            if code == grpc.StatusCode.UNAVAILABLE:
-                raise self.error(f"cannot reach the server after {self.retries + 1} attempts: {details}",
-                                 signature, code=code.name, unavailable=True) from None
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise self.error(f"no answer within {self.timeout:g} s", signature, code=code.name,
-                                 unavailable=True) from None
-            raise self.error(f"{code.name}: {details}", signature, code=code.name) from None
+        def late():
+            return self.error(f"no answer within {self.timeout:g} s (the timeout bounds the whole call, retries "
+                              f"included; {attempts[0]} attempt{'s' if attempts[0] != 1 else ''})", signature,
+                              code=grpc.StatusCode.DEADLINE_EXCEEDED.name, unavailable=True)
+
+        with self.call_deadline() as deadline:
+            try:
+                return with_retries(once, unavailable, self.retries, deadline=deadline)
+            except DeadlineExceeded:
+                raise late() from None
+            except grpc.RpcError as e:
+                code = e.code()
+                details = clean_message(e.details() or "")
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED or (code == grpc.StatusCode.UNAVAILABLE
+                                                                 and deadline.expired()):
+                    raise late() from None
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    raise self.error(f"cannot reach the server after {attempts[0]} attempts: {details}",
+                                     signature, code=code.name, unavailable=True) from None
+                raise self.error(f"{code.name}: {details}", signature, code=code.name) from None
 
     def _fetch_metadata(self) -> dict:
         from google.protobuf import json_format

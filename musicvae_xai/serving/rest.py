@@ -13,6 +13,10 @@ Endpoints used (``MODEL_PATH`` = ``/v1/models/NAME`` or ``/v1/models/NAME/versio
 
 Errors come back as ``{"error": message}`` with an HTTP status; they are raised as ``ServingError``.
 Connection failures and HTTP 503 are retried a bounded number of times.
+
+``timeout`` is a deadline for the whole call, not a per-read socket timeout: connecting, sending, every
+retry and backoff and reading the answer all share it, and a watchdog shuts the socket down when it
+passes, so a server that drips its answer one byte at a time cannot hold a call past it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from typing import Optional
 import numpy as np
 
 from musicvae_xai.serving import signatures as sigs
-from musicvae_xai.serving.base import ModelClient, ServingUnavailableError, clean_message, with_retries
+from musicvae_xai.serving.base import (Deadline, DeadlineExceeded, ModelClient, ServingUnavailableError,
+                                       clean_message, with_retries)
 
 FORMATS = ("row", "columnar")
 _UNAVAILABLE = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
@@ -41,6 +46,37 @@ class _Unavailable(Exception):
 
     def __init__(self, message: str):
         super().__init__(message)
+
+
+class _Watchdog:
+    """Shuts ``conn``'s socket down after ``seconds`` (unless cancelled first), which ends a blocked
+    connect, send or read at once; ``fired`` tells whether it did."""
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: Optional[float]):
+        self._conn, self._lock, self._done, self.fired = conn, threading.Lock(), False, False
+        self._timer = None
+        if seconds is not None:
+            self._timer = threading.Timer(seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            sock = self._conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 class RestClient(ModelClient):
@@ -68,12 +104,15 @@ class RestClient(ModelClient):
         path = f"{self._prefix}/v1/models/{urllib.parse.quote(self.model_name, safe='')}"
         return path if self.version is None else f"{path}/versions/{int(self.version)}"
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self, seconds: Optional[float]) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=self.timeout)
+            conn = cls(self._host, self._port, timeout=seconds)
             self._local.conn = conn
+        conn.timeout = seconds  # connect and each read; the watchdog bounds their sum
+        if conn.sock is not None:
+            conn.sock.settimeout(seconds)
         return conn
 
     def _drop_connection(self) -> None:
@@ -82,8 +121,12 @@ class RestClient(ModelClient):
             conn.close()
             self._local.conn = None
 
-    def _once(self, method: str, path: str, body: Optional[bytes]):
-        conn = self._connection()
+    def _once(self, method: str, path: str, body: Optional[bytes], deadline: Deadline):
+        remaining = deadline.remaining()
+        if remaining is not None:
+            remaining = max(remaining, 1e-3)  # a socket timeout of 0 would mean non-blocking
+        conn = self._connection(remaining)
+        watchdog = _Watchdog(conn, remaining)
         try:
             conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
             response = conn.getresponse()
@@ -91,24 +134,37 @@ class RestClient(ModelClient):
         except BaseException:
             self._drop_connection()
             raise
+        finally:
+            watchdog.cancel()
+        if watchdog.fired:  # the answer completed as the deadline passed: the socket is shut, drop it
+            self._drop_connection()
         if status == 503:
             raise _Unavailable(_error_text(data) or "HTTP 503")
         return status, data
 
     def _request(self, method: str, path: str, payload=None, signature: Optional[str] = None) -> dict:
         body = None if payload is None else json.dumps(payload).encode("utf-8")
-        try:
-            status, data = with_retries(lambda: self._once(method, path, body),
-                                        lambda e: isinstance(e, _UNAVAILABLE + (_Unavailable,)), self.retries)
-        except _Unavailable as e:
-            raise self.error(f"server unavailable (HTTP 503) after {self.retries + 1} attempts: {e}", signature,
-                             code="UNAVAILABLE", unavailable=True) from None
-        except (socket.timeout, TimeoutError):
-            raise self.error(f"no answer within {self.timeout:g} s", signature, code="DEADLINE_EXCEEDED",
-                             unavailable=True) from None
-        except (OSError, http.client.HTTPException) as e:
-            raise self.error(f"cannot reach the server after {self.retries + 1} attempts: {e}", signature,
-                             code="UNAVAILABLE", unavailable=True) from None
+        attempts = [0]
+
+        def once():
+            attempts[0] += 1
+            return self._once(method, path, body, deadline)
+
+        with self.call_deadline() as deadline:
+            try:
+                status, data = with_retries(once, lambda e: isinstance(e, _UNAVAILABLE + (_Unavailable,)),
+                                            self.retries, deadline=deadline)
+            except (DeadlineExceeded, OSError, http.client.HTTPException, _Unavailable) as e:
+                tries = f"{attempts[0]} attempt{'s' if attempts[0] != 1 else ''}"
+                if isinstance(e, (DeadlineExceeded, socket.timeout, TimeoutError)) or deadline.expired():
+                    raise self.error(f"no answer within {self.timeout:g} s (the timeout bounds the whole call, "
+                                     f"retries included; {tries})", signature, code="DEADLINE_EXCEEDED",
+                                     unavailable=True) from None
+                if isinstance(e, _Unavailable):
+                    raise self.error(f"server unavailable (HTTP 503) after {tries}: {e}", signature,
+                                     code="UNAVAILABLE", unavailable=True) from None
+                raise self.error(f"cannot reach the server after {tries}: {e}", signature,
+                                 code="UNAVAILABLE", unavailable=True) from None
         try:
             decoded = json.loads(data.decode("utf-8")) if data else {}
         except ValueError:

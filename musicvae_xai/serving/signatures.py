@@ -12,6 +12,12 @@ Every export (``musicvae_xai.export``) offers these SignatureDefs, all with batc
 * ``sample``: z float32 [B, Z] (drawn by the caller) -> tokens int32 [B, 24]
 * ``serving_default``: the same as ``reconstruct``
 
+Float inputs (``z``, ``controls``, ``values``) must be finite with ``|value| <= MAX_ABS_INPUT``
+(1e3): a latent code or control is O(1) (z ~ N(0, I); the attributes lie in small ranges), so a value
+1000 times the prior's scale is a mistake, not a request, and NaN or inf would decode to all token id
+0 with NaN probabilities. The exported graph refuses them with ``INVALID_ARGUMENT`` naming the input
+(so TF-Serving does too), and ``check_inputs`` refuses them before a client sends anything.
+
 This module has no TensorFlow dependency: the REST client uses it as is. Signature metadata from
 any source (a SavedModel's ``saved_model.pb``, gRPC ``GetModelMetadata``, the REST metadata
 endpoint) is first turned into the JSON form of a ``SignatureDefMap`` (protobuf's ``MessageToDict``
@@ -33,6 +39,8 @@ SERVING_DEFAULT = "serving_default"
 #: ``serving_default`` is an alias of this signature.
 DEFAULT_ALIAS = RECONSTRUCT
 PREDICT_METHOD = "tensorflow/serving/predict"
+#: Largest magnitude accepted in a float input (z, controls, traverse values); NaN/inf are refused too.
+MAX_ABS_INPUT = 1e3
 
 _DT_NAMES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_INT32": "int32", "DT_INT64": "int64",
              "DT_BOOL": "bool", "DT_STRING": "string", "DT_HALF": "float16", "DT_INT8": "int8",
@@ -157,8 +165,29 @@ def check_inputs(signature: str, spec: Mapping, inputs: Mapping) -> dict:
             info = np.iinfo(np.int32)
             if arr.size and (arr.min() < info.min or arr.max() > info.max):
                 raise InputError(f"values do not fit in {dtype}", name)
+        if dtype.startswith("float"):
+            bad = describe_bad_values(arr)
+            if bad:
+                raise InputError(bad, name)
         out[name] = arr.astype(np.dtype(dtype)) if dtype in _NUMPY_DTYPES else arr
     return out
+
+
+def describe_bad_values(arr: np.ndarray, bound: float = MAX_ABS_INPUT) -> str:
+    """'' when every value of ``arr`` is finite with ``|value| <= bound``, else what is wrong and where
+    (the first offending index), e.g. 'values must be finite with |value| <= 1000, got nan at [0, 2]'."""
+    if arr.size == 0:
+        return ""
+    values = arr.astype(np.float64, copy=False)
+    finite = np.isfinite(values)
+    bad = ~finite | (np.abs(np.where(finite, values, 0.0)) > bound)
+    if not bad.any():
+        return ""
+    where = np.unravel_index(int(np.argmax(bad)), arr.shape)
+    count = int(bad.sum())
+    at = f" at {list(map(int, where))}" if arr.ndim else ""
+    return (f"values must be finite with |value| <= {bound:g}, got {float(values[where])!r}{at}"
+            + (f" ({count} such values)" if count > 1 else ""))
 
 
 _NUMPY_DTYPES = {"float32", "float64", "int32", "int64", "bool", "float16", "int8", "uint8", "int16"}
