@@ -1,7 +1,8 @@
 """Console scripts (``musicvae-train``, ...) and the one start-up path every command line shares.
 
-Each entry point of ``pyproject.toml`` is a function here that runs the ``main(argv)`` of the module
-``python -m`` runs, through ``run``; the ``python -m`` forms call ``run`` too, so both resolve
+Each entry point of ``pyproject.toml`` is a function here that runs the module ``python -m`` runs
+(``runpy``, so every module's own start-up is used as it is), after ``resolve_sys_argv``; the
+``python -m`` forms call ``resolve_sys_argv`` first in their ``__main__`` block, so both resolve
 named configurations the same way:
 
 - ``--flagfile=NAME`` / ``--config=NAME`` (and ``--flagfile NAME``): when NAME is not an existing
@@ -14,20 +15,20 @@ An unknown name stops with one line listing the names that exist.
 
 from __future__ import annotations
 
-import importlib
 import os
+import runpy
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
-#: console-script name -> module whose ``main(argv)`` it runs (the ``python -m`` module).
+#: console-script name -> the module it runs (what ``python -m`` takes).
 ENTRY_POINTS = {
     "musicvae-train": "musicvae_xai.train",
     "musicvae-data": "musicvae_xai.data",
     "musicvae-evaluate": "musicvae_xai.evaluate",
     "musicvae-export": "musicvae_xai.export",
-    "musicvae-analysis": "musicvae_xai.analysis.__main__",
-    "musicvae-explorer": "musicvae_xai.explorer.__main__",
-    "musicvae-study": "musicvae_xai.study.__main__",
+    "musicvae-analysis": "musicvae_xai.analysis",
+    "musicvae-explorer": "musicvae_xai.explorer",
+    "musicvae-study": "musicvae_xai.study",
     "musicvae-study-worker": "musicvae_xai.study.worker",
     "musicvae-serve-client": "musicvae_xai.serving.client",
     "musicvae-serving-config": "musicvae_xai.serving.models_config",
@@ -52,13 +53,17 @@ def available_configs(sub: str = "") -> list:
 
 
 def resolve_config(value: str, sub: str = "") -> str:
-    """An existing path is returned as it is; else the shipped ``configs/[sub/]NAME.flags``."""
+    """An existing path, or any other path-like value, is returned as it is; a name (``quickstart``,
+    ``quickstart.flags``, ``configs/quickstart.flags``, ``study/cpu_v2``) is the shipped
+    ``configs/[sub/]NAME.flags``."""
     if os.path.exists(value):
         return value
     name = value[:-len(".flags")] if value.endswith(".flags") else value
     for prefix in ("configs/", "musicvae_xai/configs/"):  # paths of a checkout, from elsewhere
         if name.startswith(prefix):
             name = name[len(prefix):]
+    if os.path.isabs(value) or "/" in name.replace("study/", "", 1):
+        return value  # a path that does not exist: the command itself says so
     if sub and name.startswith(sub + "/"):
         name = name[len(sub) + 1:]
     path = os.path.join(configs_dir(), sub, name + ".flags")
@@ -91,24 +96,21 @@ def resolve_argv(argv: Sequence[str]) -> list:
     return out
 
 
-def run(main: Callable, argv: Optional[Sequence[str]] = None) -> None:
-    """Runs ``main(argv)`` under ``absl.app.run`` after resolving configuration names."""
-    from absl import app
-
+def resolve_sys_argv() -> None:
+    """Resolves configuration names in ``sys.argv`` in place; an unknown name exits with one line."""
     try:
-        argv = resolve_argv(sys.argv if argv is None else argv)
+        sys.argv[:] = resolve_argv(sys.argv)
     except ConfigNameError as e:
         sys.exit(f"error: {e}")
-    app.run(main, argv=argv)
 
 
 def _entry(script: str) -> Callable[[], None]:
     def entry() -> None:
-        module = importlib.import_module(ENTRY_POINTS[script])
-        run(module.main)
+        resolve_sys_argv()
+        runpy.run_module(ENTRY_POINTS[script], run_name="__main__", alter_sys=True)
 
     entry.__name__ = script.replace("musicvae-", "").replace("-", "_")
-    entry.__doc__ = f"``{script}``: ``python -m {ENTRY_POINTS[script].replace('.__main__', '')}``."
+    entry.__doc__ = f"``{script}``: ``python -m {ENTRY_POINTS[script]}``."
     return entry
 
 

@@ -69,4 +69,7 @@ def run() -> None:
 
 
 if __name__ == "__main__":
+    from musicvae_xai.cli import resolve_sys_argv
+
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     run()

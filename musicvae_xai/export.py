@@ -431,6 +431,9 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    from musicvae_xai.cli import resolve_sys_argv
+
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     from absl import app
     _define_flags()
     app.run(main)

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     args, pytest_args = parser.parse_known_args(argv)
 
     pytest_argv = [args.test_file, "-m", _MARK_EXPRESSIONS[args.half],
-                   "-p", "no:cacheprovider", "-ra", "-v"]
+                   "-p", "no:cacheprovider", "-ra", "-v", "-n", "0"]  # Bazel runs the files in parallel
     test_tmpdir = os.environ.get("TEST_TMPDIR")
     if test_tmpdir:  # keep pytest's tmp_path inside Bazel's per-test directory
         pytest_argv += ["--basetemp", os.path.join(test_tmpdir, "pytest")]

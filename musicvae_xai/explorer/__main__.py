@@ -53,4 +53,7 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    from musicvae_xai.cli import resolve_sys_argv
+
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     app.run(main)

@@ -73,5 +73,8 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    from musicvae_xai.cli import resolve_sys_argv
+
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     flags.mark_flag_as_required("target")
     app.run(main)

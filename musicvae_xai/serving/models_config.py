@@ -140,6 +140,9 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    from musicvae_xai.cli import resolve_sys_argv
+
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from absl import app
     _define_flags()
