@@ -265,10 +265,11 @@ def format_report(report: dict) -> str:
     lines.append("")
     ind = report["attribute_independence"]
     lines.append(f"Attribute independence: mean |Spearman rho| between each control and the measured "
-                 f"attributes of {ind['num_measures']} decoded sweeps ({len(ind['values'][0]) if ind['values'] else 0} steps)")
+                 f"attributes of {ind['num_measures']} decoded sweeps "
+                 f"({len(ind['values'][0]) if ind['values'] else 0} steps)")
     cols = ind["attributes"]
     lines.append(f"  {'control (range swept)':<30}" + "".join(f"{_short(n):>7}" for n in cols))
-    for c, row in zip(ind["controls"], ind["matrix"]):
+    for c, row in zip(ind["controls"], ind["matrix"], strict=False):
         if c["kind"] == "latent_dim":
             head = f"{c['name']} for {_short(c['attribute'])} ({c['low']:.3g}..{c['high']:.3g})"
         else:

@@ -168,7 +168,7 @@ def write_assets(directory: str, module: ServingModule, config: RunConfig, stats
         edges = (stats or {}).get("bin_edges")
         if edges is None:
             raise ExportError("the adversarial model's export needs the run's data_statistics.json (bin edges)")
-        controls["bin_edges"] = dict(zip(stats["attributes"], edges))
+        controls["bin_edges"] = dict(zip(stats["attributes"], edges, strict=False))
     _write_json(os.path.join(directory, "controls.json"), controls)
     if stats is not None:
         _write_json(os.path.join(directory, ckpts.DATA_STATISTICS_FILENAME), stats)
@@ -241,7 +241,7 @@ def verify_export(export_dir: str) -> None:
             for key, want in manifest["signatures"][signature]["outputs"].items():
                 got = np.asarray(outputs[key])
                 ok_shape = got.ndim == len(want["shape"]) and all(
-                    w == -1 or g == w for g, w in zip(got.shape, want["shape"]))
+                    w == -1 or g == w for g, w in zip(got.shape, want["shape"], strict=False))
                 if got.dtype.name != want["dtype"] or not ok_shape:
                     raise ExportError(f"{export_dir}: {signature}/{key} is {got.dtype.name} {list(got.shape)}, "
                                       f"declared {want['dtype']} {want['shape']}")

@@ -66,7 +66,7 @@ class _Version:
             values = fn(*[inputs[k] for k in feeds])
         except tf.errors.OpError as e:
             raise ServingStatusError("INVALID_ARGUMENT", e.message) from None
-        return dict(zip(outputs, values))
+        return dict(zip(outputs, values, strict=False))
 
     def close(self):
         self.session.close()

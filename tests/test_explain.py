@@ -104,7 +104,8 @@ def test_musicxml_file_is_encoded(explainer, tmp_path):
     (lambda d: write_tune(d / "waltz.mid", [60, 62, 64] * 4, numerator=3),
      r"waltz\.mid: no usable 4/4 measure \(4 bars not in 4/4\)"),
     (lambda d: write_tune(d / "offgrid.mid", [60] * 8, beats=0.2),
-     r"offgrid\.mid: no usable 4/4 measure \(every bar has onsets further than 0\.0625 beat from the 24-tick grid; largest quantisation error 0\.067 beat"),
+     r"offgrid\.mid: no usable 4/4 measure \(every bar has onsets further than 0\.0625 beat from the 24-tick "
+     r"grid; largest quantisation error 0\.067 beat"),
 ])
 def test_bad_files_raise_one_line_naming_the_path(explainer, tmp_path, make, message):
     path = make(tmp_path)
@@ -121,7 +122,7 @@ def test_unusable_bar_is_named(explainer, measures, tmp_path):
 
 def test_traversal_shapes_values_and_measured_attributes(explainer, measures):
     enc = explainer.encode(measures[:3])
-    for k, control in enumerate(explainer.controls):
+    for _k, control in enumerate(explainer.controls):
         tr = explainer.traverse(enc, control.attribute, steps=4)
         assert tr.control == control
         np.testing.assert_allclose(tr.values, np.linspace(control.low, control.high, 4), rtol=1e-6)

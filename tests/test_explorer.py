@@ -97,7 +97,7 @@ def test_attributes_are_served_with_musical_units(explorers):
     # the scales turn raw values into the units they name: a bar of 8 eighth notes over an octave
     vocab = Vocabulary()
     tokens = np.array([_measure(vocab)])
-    raw = dict(zip(attrs.DEFAULT_FOUR, attrs.compute(tokens, vocab)[0]))
+    raw = dict(zip(attrs.DEFAULT_FOUR, attrs.compute(tokens, vocab)[0], strict=False))
     assert raw["note_density"] * shown["note_density"]["scale"] == pytest.approx(8)
     assert raw["note_range"] * shown["note_range"]["scale"] == pytest.approx(12)
     assert raw["average_interval_jump"] * shown["average_interval_jump"]["scale"] == pytest.approx(12 / 7)
@@ -135,7 +135,8 @@ def test_page_and_static_files(explorers):
     page = web.get("/")
     assert page.status_code == 200 and b'src="/static/main.js"' in page.data
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
-    for name in ("main.js", "api.js", "audio.js", "pads.js", "panels.js", "pianoroll.js", "explorer.css", "favicon.svg"):
+    for name in ("main.js", "api.js", "audio.js", "pads.js", "panels.js", "pianoroll.js", "explorer.css",
+                 "favicon.svg"):
         assert web.get(f"/static/{name}").status_code == 200, name
     assert web.get("/static/../app.py").status_code == 404
     assert web.get("/static/%2e%2e/app.py").status_code == 404
@@ -168,7 +169,7 @@ def test_seeds_encode_decode_roundtrip(explorers, model):
         assert web.post("/api/decode", json={"z": enc["z"]}).status_code == 400
     else:
         assert enc["controls"] is None and enc["values"] == pytest.approx(enc["z"][:4], abs=1e-4)
-        for r, c in zip(dec["requested"], ex.info.controls):
+        for r, c in zip(dec["requested"], ex.info.controls, strict=False):
             assert r["source"] == f"linear fit on {c.name}" and -1.0 <= r["r2"] <= 1.0
 
 

@@ -258,7 +258,7 @@ def test_assets_extra_carry_config_vocabulary_attributes_controls(model_name, ti
     assert manifest["model_name"] == model_name and manifest["version"] == 1 and manifest["step"] == 4
     if model.needs_controls:
         assert controls["kind"] == "attribute_input" and controls["num_controls"] == len(model.attribute_names)
-        assert controls["bin_edges"] == dict(zip(stats["attributes"], stats["bin_edges"]))
+        assert controls["bin_edges"] == dict(zip(stats["attributes"], stats["bin_edges"], strict=False))
         assert controls["sample_controls"] == pytest.approx(stats["mean"])
     else:
         assert controls["kind"] == "latent_dim" and controls["num_controls"] == config.latent_dim

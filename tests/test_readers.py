@@ -85,7 +85,7 @@ def test_midi_parser_agrees_with_mido(shared_datasets):
         ours = midi.load(shared_datasets / rel)
         mf = mido.MidiFile(shared_datasets / rel)
         assert [t.name for t in ours.tracks] == [t.name for t in mf.tracks]
-        for track, ref in zip(ours.tracks, mf.tracks):
+        for track, ref in zip(ours.tracks, mf.tracks, strict=False):
             n_on = sum(1 for m in ref if m.type == "note_on" and m.velocity > 0 and m.channel != 9)
             assert len(track.notes) == n_on
         sigs = []
@@ -336,7 +336,8 @@ def test_legato_overlap_and_staccato_stay_monophonic():
     end = np.array([0.53, 0.8, 1.2, 1.52])  # overlaps the next onset by 0.03 beat; short notes
     s, e, q = midi_quantise(start, end)
     np.testing.assert_allclose(s, [0.0, 0.5, 1.0, 1.5])
-    np.testing.assert_allclose(e, [0.5, 0.75, 1.25, 1.5 + 1 / 6])   # cut at the next onset; nearest tick; one-tick minimum
+    # cut at the next onset; nearest tick; one-tick minimum
+    np.testing.assert_allclose(e, [0.5, 0.75, 1.25, 1.5 + 1 / 6])
     assert q.off_grid_onsets == 0 and q.max_error == pytest.approx(0.02)
 
 

@@ -118,7 +118,7 @@ def test_multi_worker_processes_train_and_agree(model, tmp_path, cache_dir):
         procs.append(subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"w{i}.npz")], env=env,
                                       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs, strict=False):
         assert p.returncode == 0, err[-3000:]
     w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
     for k in w0.files:
@@ -157,7 +157,7 @@ def test_resume_after_sigkill_is_exact(model, tmp_path, cache_dir):
     resumed = run_cli(*common, f"--run_dir={killed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {latest}" in resumed.stderr
-    for a, b in zip(weights_of(tmp_path / "straight"), weights_of(killed_dir)):
+    for a, b in zip(weights_of(tmp_path / "straight"), weights_of(killed_dir), strict=False):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 

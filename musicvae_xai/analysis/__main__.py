@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", module="pydub")
-
 from absl import app, flags, logging
 
 flags.DEFINE_string("run_dir", None, "Run directory (config.json + checkpoints) to analyse.")

@@ -210,7 +210,7 @@ def surface_figure(path: str, x: AxisInfo, y: AxisInfo, x_values: np.ndarray, y_
     dx = (x_values[-1] - x_values[0]) / max(len(x_values) - 1, 1)
     dy = (y_values[-1] - y_values[0]) / max(len(y_values) - 1, 1)
     extent = [x_values[0] - dx / 2, x_values[-1] + dx / 2, y_values[0] - dy / 2, y_values[-1] + dy / 2]
-    for ax, grid, name in zip(axes[0], maps, map_attributes):
+    for ax, grid, name in zip(axes[0], maps, map_attributes, strict=False):
         im = ax.imshow(np.asarray(grid).T, origin="lower", extent=extent, aspect="auto", cmap="viridis",
                        interpolation="nearest")
         cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)

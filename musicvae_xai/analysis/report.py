@@ -249,7 +249,8 @@ class _Analysis:
                                    len(idx))
             li, lj = attribute_label(ci.attribute, units=False), attribute_label(cj.attribute, units=False)
             caption = (f"Codes of {len(idx)} {opt.split} measures are decoded on a {opt.grid} x {opt.grid} grid "
-                       f"of {_axis(ci).short} (x) and {_axis(cj).short} (y), every other part of each code kept; each cell "
+                       f"of {_axis(ci).short} (x) and {_axis(cj).short} (y), every other part of each code kept; "
+                       f"each cell "
                        f"shows the attribute of the decoded measures, averaged over the {len(idx)} measures: "
                        f"left {li}, right {lj}. Independent controls give a left panel that changes only "
                        f"from left to right and a right panel that changes only from bottom to top.")

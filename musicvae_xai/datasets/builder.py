@@ -119,7 +119,7 @@ def split_of(piece_id: str, fractions: tuple, seed: int = 0) -> str:
     digest = hashlib.sha256(f"{seed}:{piece_id}".encode("utf-8")).digest()
     u = int.from_bytes(digest[:8], "big") / 2.0 ** 64
     edge = 0.0
-    for name, fraction in zip(SPLITS, fractions):
+    for name, fraction in zip(SPLITS, fractions, strict=False):
         edge += fraction
         if u < edge:
             return name
@@ -262,7 +262,7 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list, problems: list = ()
         per_source.setdefault(p["source"], _source_stats())
     kept = []  # (source name, piece id, in-range measures, fingerprints)
     files_parsed = pieces_total = 0
-    for (source, folder, rel, _), r in zip(tasks, results):
+    for (source, folder, rel, _), r in zip(tasks, results, strict=False):
         src = per_source.setdefault(source.name, _source_stats())
         src["files_total"] += 1
         path = os.path.join(folder, rel)
@@ -292,7 +292,7 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list, problems: list = ()
     groups = grouping.group_pieces(ids, [k[3] for k in kept])
     per_split = {s: {"tokens": [], "piece": [], "shift": []} for s in SPLITS}
     pieces, splits = [], {}
-    for (source_name, piece_id, measures, keys), group in zip(kept, groups):
+    for (source_name, piece_id, measures, keys), group in zip(kept, groups, strict=False):
         split = split_of(group, cfg.split, cfg.split_seed)
         shifts = transpositions(measures, cfg) if split == "train" else [0]
         index = len(pieces)

@@ -1,7 +1,8 @@
 """The on-disk cache of built datasets: numpy arrays per split plus a JSON manifest.
 
 A build lives in ``cache_dir/<name>-<key>/`` where ``key`` hashes CACHE_VERSION, the dataset
-config and a fingerprint of the input files' contents (``builder.fingerprint``), so a changed config (or changed data) builds anew
+config and a fingerprint of the input files' contents (``builder.fingerprint``), so a changed config
+(or changed data) builds anew
 and an unchanged one is reused. Builds are written into a temporary folder and renamed into place,
 so a crash never leaves a half-written cache that looks complete.
 """

@@ -91,7 +91,7 @@ def duplicate_stats(groups: list, sources: list, fingerprinted: list) -> dict:
     """duplicate_groups (groups of two or more pieces), duplicate_pieces (pieces in such groups),
     cross_source_groups (such groups spanning two or more sources) and unfingerprinted_pieces."""
     members: dict = {}
-    for g, s in zip(groups, sources):
+    for g, s in zip(groups, sources, strict=False):
         members.setdefault(g, []).append(s)
     dup = [m for m in members.values() if len(m) > 1]
     return {"duplicate_groups": len(dup), "duplicate_pieces": sum(len(m) for m in dup),

@@ -101,7 +101,7 @@ def run(fn: Callable, items: Sequence, workers: int, time_limit: Optional[float]
                     _kill(conn, proc)
                     deaths += 1
                     if deaths > 2 * max(1, workers) and not successes:
-                        raise PoolUnavailable(f"worker processes keep dying (exit code {proc.exitcode})")
+                        raise PoolUnavailable(f"worker processes keep dying (exit code {proc.exitcode})") from None
                     finish(i, CRASHED, proc.exitcode)
                     feed(*spawn())
                     continue

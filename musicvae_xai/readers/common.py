@@ -260,7 +260,7 @@ def skyline(notes: Sequence[NoteEvent], mode: str) -> list[NoteEvent]:
         k = np.searchsorted(onsets, start + _EPS, side="left")
         following = np.append(onsets, np.inf)[k]
         end = np.minimum(end, following)
-    return [NoteEvent(int(p), float(s), float(e)) for p, s, e in zip(pitch, start, end)]
+    return [NoteEvent(int(p), float(s), float(e)) for p, s, e in zip(pitch, start, end, strict=False)]
 
 
 def make_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id: str = "",
@@ -299,7 +299,7 @@ def build_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id:
         start, end, report = quantise(start, end, snap_tolerance)
     keep = (end > start + _EPS) & (start >= -1e-4) & (pitch >= 0) & (pitch <= 127)
     shifted = [NoteEvent(int(p), max(0.0, float(s)), float(e))
-               for p, s, e, k in zip(pitch, start, end, keep) if k]
+               for p, s, e, k in zip(pitch, start, end, keep, strict=False) if k]
     shifted = skyline(shifted, chords)
     if not shifted:
         raise ReaderError("no_notes")

@@ -266,7 +266,8 @@ def read_result(path: Union[str, os.PathLike], *, track: Union[str, int, None] =
     distinct = {(num, den) for t, num, den in sigs if t < last_off}
     if pickup and len(distinct) <= 1 and bars:
         first = bars[0]
-        timed = [(n.pitch, n.start - first.start, n.end - first.start, int(r[3])) for n, r in zip(notes, rows)]
+        timed = [(n.pitch, n.start - first.start, n.end - first.start, int(r[3]))
+                 for n, r in zip(notes, rows, strict=True)]
         p = _pickup_length(timed, first.nominal, snap_tolerance)
         if p > 0:
             bars = [Bar(first.start, p, first.numerator, first.denominator)] + [

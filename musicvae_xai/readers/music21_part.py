@@ -14,7 +14,8 @@ import io
 from music21 import meter, stream, tempo
 from note_seq.protobuf import music_pb2
 
-from musicvae_xai.readers.common import Bar, NoteEvent, ReaderError, ReadResult, SourceStyle, make_sequence, regular_bars
+from musicvae_xai.readers.common import (Bar, NoteEvent, ReaderError, ReadResult, SourceStyle, make_sequence,
+                                         regular_bars)
 
 
 @contextlib.contextmanager

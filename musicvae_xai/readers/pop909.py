@@ -116,7 +116,7 @@ def bars_from_downbeats(downbeat: np.ndarray) -> list:
         raise ReaderError("unparseable", "no 4/4 downbeat in the beat file")
     bars = [Bar(float(idx[0] - 4), 4.0, 4, 4)]
     ends = list(idx[1:]) + [len(downbeat)]
-    for a, b in zip(idx, ends):
+    for a, b in zip(idx, ends, strict=False):
         n = int(b - a)
         bars.append(Bar(float(a), float(n), n, 4))
     return bars
@@ -154,5 +154,5 @@ def read(path: Union[str, os.PathLike], *, beat_path: Optional[Union[str, os.Pat
     # offsets go to the nearest grid point after the onset (the notes are played legato).
     start = snap_to_grid(start, snap_tolerance)
     end = np.maximum(snap_to_grid(end, 0.5), next_grid_point(start))
-    notes = [NoteEvent(int(p), float(s), float(e)) for p, s, e in zip(rows[:, 0], start, end)]
+    notes = [NoteEvent(int(p), float(s), float(e)) for p, s, e in zip(rows[:, 0], start, end, strict=False)]
     return make_sequence(notes, bars, piece_id=piece_id or path, chords="legato")

@@ -98,7 +98,7 @@ def read(path: Union[str, os.PathLike], *, piece_id: str = "") -> music_pb2.Note
     if not usuls:
         usuls = [(Fraction(0), 4, 4)]
     bars = []
-    for a, b in zip(bar_lines[:-1], bar_lines[1:]):
+    for a, b in zip(bar_lines[:-1], bar_lines[1:], strict=False):
         if b <= a:
             continue
         num, den = next(((u[1], u[2]) for u in reversed(usuls) if u[0] <= a), (usuls[0][1], usuls[0][2]))

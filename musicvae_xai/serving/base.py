@@ -212,7 +212,7 @@ class ModelClient(abc.ABC):
     def sample(self, z) -> dict:
         return self.predict(sigs.SAMPLE, {"z": z})
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: subclasses with connections override it)
         """Releases connections (no-op where there are none)."""
 
     def __enter__(self):

@@ -158,7 +158,7 @@ def check_inputs(signature: str, spec: Mapping, inputs: Mapping) -> dict:
         if shape is not None:
             if arr.ndim != len(shape):
                 raise InputError(f"expected {text}, got shape {list(arr.shape)} (rank {arr.ndim})", name)
-            for have, need in zip(arr.shape, shape):
+            for have, need in zip(arr.shape, shape, strict=False):
                 if need != -1 and have != need:
                     raise InputError(f"expected {text}, got shape {list(arr.shape)}", name)
         if kind in "iu" and dtype in ("int32", "float32"):

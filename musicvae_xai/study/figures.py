@@ -69,7 +69,7 @@ def metric_figure(records: Sequence[dict], metric: Metric, path: str, expected: 
                 ax.set_ylabel(metric.label)
     handles, labels = [], []
     for ax in axes.ravel():
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)

@@ -181,7 +181,7 @@ class StudyRunner:
             groups.setdefault(key, (cfg, cache_dir, []))[2].append(e.name)
         path = os.path.join(self.study_dir, BASELINES_FILENAME)
         stored = read_json(path) or {}
-        for key, (cfg, cache_dir, names) in groups.items():
+        for cfg, cache_dir, names in groups.values():
             self.log(f"[study] dataset {cfg.name}: building or reusing its cache in {cache_dir} "
                      f"({len(names)} configuration(s))")
             try:

@@ -135,7 +135,7 @@ def paired_draws(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], dra
     if len(a) != len(b) or not len(a):
         raise ValueError("paired_draws needs the same, non-zero number of configurations on both sides")
     generator = generator or rng()
-    diffs = np.array([np.mean(x) - np.mean(y) for x, y in zip(a, b)], dtype=np.float64)
+    diffs = np.array([np.mean(x) - np.mean(y) for x, y in zip(a, b, strict=False)], dtype=np.float64)
     ta, ca = seed_table(a)
     tb, cb = seed_table(b)
     chosen = generator.integers(0, len(a), size=(draws, len(a)))

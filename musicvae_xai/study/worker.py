@@ -193,7 +193,8 @@ def build_result(entry: dict, train: dict, evaluation: dict, timings: dict, expo
     seed}, flags (the complete RunConfig), metrics (``summarize_evaluation``), training {val_* and
     final training metrics, steps, resumed_from_step}, baselines (majority-token accuracies of the
     dataset), wall_seconds and cpu_seconds {train, evaluate, export, total} (of the invocation that
-    ran each stage; CPU = user + system time of the worker, less affected by a busy machine), throughput {measures_per_second, steps_per_second, batch_size}, threads, export_dir, host.
+    ran each stage; CPU = user + system time of the worker, less affected by a busy machine), throughput
+    {measures_per_second, steps_per_second, batch_size}, threads, export_dir, host.
     """
     from musicvae_xai import __version__
 
