@@ -343,23 +343,30 @@ class AdversarialVAE(MusicVAE):
                 "discriminator_accuracy": losses.ordinal_accuracy(logits, targets) * share,
                 "adversarial_loss": losses.ordinal_bce(logits, 1.0 - targets, global_batch_size)}
 
+    def teacher_force_mask(self, step, n, global_batch_size, row_offset=0) -> tf.Tensor:
+        """Scheduled-sampling draw of one step: bool [24] (``sampling_coin='step'``, FaderVAE's one
+        ``torch.rand(1)`` per tick for the whole batch) or [n, 24] (``'token'``: per example and tick,
+        rows ``row_offset ..`` of the global batch). True = feed the target token."""
+        cfg = self.config
+        p_forced = teacher_forcing_probability(step, cfg.sampling_k)
+        seed = step_seed(cfg.seed, step, salt=23)
+        if cfg.sampling_coin == "step":
+            return tf.random.stateless_uniform([MEASURE_TICKS], seed=seed, alg=RNG_ALG) < p_forced
+        coins = tf.random.stateless_uniform([global_batch_size, MEASURE_TICKS], seed=seed, alg=RNG_ALG)
+        return coins[row_offset:row_offset + n] < p_forced
+
     def train_step_replica(self, optimizers, tokens, attributes, step, global_batch_size, row_offset=0) -> dict:
         cfg = self.config
         tokens = tf.convert_to_tensor(tokens, tf.int32)
         attributes = tf.convert_to_tensor(attributes, tf.float32)
         n = tf.shape(tokens)[0]
         p_forced = teacher_forcing_probability(step, cfg.sampling_k)
-        if cfg.sampling_coin == "step":  # FaderVAE: one torch.rand(1) per tick for the whole batch
-            coins = tf.random.stateless_uniform([MEASURE_TICKS], seed=step_seed(cfg.seed, step, salt=23), alg=RNG_ALG)
-        else:
-            coins = tf.random.stateless_uniform([global_batch_size, MEASURE_TICKS],
-                                                seed=step_seed(cfg.seed, step, salt=23),
-                                                alg=RNG_ALG)[row_offset:row_offset + n]
+        forced = self.teacher_force_mask(step, n, global_batch_size, row_offset)
         targets = losses.ordinal_targets(attributes, self.bin_edges)
         d_vars, vae_vars = self.discriminator.trainable_variables, self.vae_variables
         with tf.GradientTape() as tape:
             enc, out, share = self._forward(tokens, attributes, step_seed(cfg.seed, step, salt=21),
-                                            coins < p_forced, global_batch_size, row_offset, True)
+                                            forced, global_batch_size, row_offset, True)
             with tape.stop_recording():  # (1) discriminator update on z, encoder gradients stopped
                 with tf.GradientTape() as d_tape:
                     d_logits = self.discriminator(tf.stop_gradient(enc["z"]))
