@@ -137,3 +137,16 @@ def test_run_dir_of_old_definition_is_refused_by_restore(tmp_path):
         checkpoints.restore_model(str(tmp_path))
     with pytest.raises(ConfigError, match="no model_version field"):
         checkpoints.check_run_dir(small(run_dir=str(tmp_path)))
+
+
+def test_export_of_old_definition_is_refused(tmp_path):
+    from musicvae_xai.serving.local import LocalModel
+    export = tmp_path / "exports" / "m" / "1"
+    (export / "assets.extra").mkdir(parents=True)
+    (export / "saved_model.pb").write_bytes(b"")  # never read: the configuration is checked first
+    d = small().to_dict()
+    del d["model_version"]
+    (export / "assets.extra" / "config.json").write_text(json.dumps(d))
+    with pytest.raises(ConfigError) as e:
+        LocalModel(str(export))
+    assert "\n" not in str(e.value) and "no model_version field" in str(e.value)
