@@ -67,8 +67,8 @@ HELP = {
                       "False = through a learned --embedding_dim embedding.",
     "beat_conditioning": "MeasureVAE: True (reference) = the tick GRU gets c_i = SELU(Linear(H->H))(beat output i); "
                          "False = the raw beat output.",
-    "logits_relu": "MeasureVAE: True = ReLU on the decoder logits as ar-vae does; False (default) = plain logits "
-                   "(see docs/FIDELITY.md for the measured reason).",
+    "logits_relu": "MeasureVAE: True (reference) = ReLU on the decoder logits as ar-vae does; False = plain logits "
+                   "(ours before v2; no measured difference, docs/FIDELITY.md).",
     "clip_log_scale": "Both models: clip log sigma of the posterior to [-10, 5] (not in the references; off by default).",
     "init": "Weight initialisation: 'reference' = ar-vae's Xavier-normal weights (MeasureVAE) or PyTorch's "
             "defaults (AdversarialVAE), biases PyTorch's default U(+-1/sqrt(fan_in)); 'keras' = Glorot-uniform, "
@@ -131,7 +131,7 @@ class RunConfig:
     one_hot_inputs: bool = True
     # MeasureVAE architecture switches (reference behaviour by default, see docs/FIDELITY.md).
     beat_conditioning: bool = True
-    logits_relu: bool = False
+    logits_relu: bool = True
     # Both models.
     clip_log_scale: bool = False
     init: str = "reference"

@@ -72,10 +72,10 @@ def test_beat_conditioning_flag_adds_the_projection():
 
 
 def test_logits_relu_flag():
-    cfg = small(logits_relu=True)
+    cfg = small()  # reference: ReLU on the logits
     logits = build_model(cfg)(tokens(cfg)).numpy()
-    assert logits.min() >= 0.0
-    plain = build_model(small())(tokens(cfg)).numpy()
+    assert logits.min() == 0.0
+    plain = build_model(small(logits_relu=False))(tokens(cfg)).numpy()
     assert plain.min() < 0.0
 
 

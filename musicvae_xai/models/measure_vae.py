@@ -11,7 +11,7 @@ Hierarchical decoder: z -> (Dense+SELU) initial states of a 2-layer beat GRU tha
 learned scalar input b_0; for each beat output o_i, (Dense+SELU) gives the initial states of a 2-layer
 tick GRU and c_i = SELU(Dense(H->H))(o_i) its conditioning (``beat_conditioning``; else o_i itself);
 the tick GRU emits the 6 ticks of that beat, each step's input being [decoder embedding of the previous
-token, c_i]; output Dense -> logits over the vocabulary [B, 24, V] (ReLU'd with ``logits_relu``). The
+token, c_i]; output Dense -> ReLU (``logits_relu``, as ar-vae) -> logits over the vocabulary [B, 24, V]. The
 previous-token chain runs across beats; the first tick's input is a learned vector x_0 (E, init 0).
 Dropout (``config.dropout``) between the stacked layers of both decoder GRUs during training.
 
@@ -47,7 +47,7 @@ class HierarchicalDecoder(keras.layers.Layer):
     """z float32 [B, Z] -> logits float32 [B, 24, V]; feeds back its own argmax unless teacher-forced."""
 
     def __init__(self, vocab_size, embedding_dim, hidden, num_layers, start_id, dropout=0.0,
-                 beat_conditioning=True, logits_relu=False, **kwargs):
+                 beat_conditioning=True, logits_relu=True, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.embedding_dim, self.hidden = vocab_size, embedding_dim, hidden
         self.num_layers, self.start_id, self.dropout = num_layers, start_id, dropout
