@@ -40,8 +40,8 @@ HELP = {
     "dropout": "Dropout between stacked GRU layers: MeasureVAE's encoder and decoder (beat and tick GRUs, as "
                "PyTorch's GRU dropout in ar-vae), the adversarial model's encoder when --adversarial_encoder_layers > 1.",
     "attributes": "Regularised (MeasureVAE) or controlled (AdversarialVAE) attributes, in order on dims 0..K-1: "
-                  "rhythmic_complexity, note_range, note_density, average_interval_jump, contour. The paper uses 2 or 4; "
-                  "any number from 1 to 5 is accepted (tests use 1).",
+                  "rhythmic_complexity, note_range, note_density, average_interval_jump, contour. The paper uses 2 or 4, "
+                  "any 1 to 5 are accepted.",
     "beta": "MeasureVAE: weight of the KL term.",
     "gamma": "MeasureVAE: weight of the attribute-regularisation loss.",
     "delta": "MeasureVAE: tanh sharpness in the attribute-regularisation loss.",
