@@ -16,6 +16,12 @@ from musicvae_xai import attributes as attrs
 MODELS = ("measure_vae", "adversarial_vae")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 CONFIG_FILENAME = "config.json"
+SAMPLING_COINS = ("step", "token")
+INITS = ("reference", "keras")
+#: Version of the model and loss definitions. 2: reference architectures by default and the
+#: AdversarialVAE KL term as a mean over latent dims (docs/FIDELITY.md). Configurations saved before
+#: have no ``model_version`` and are refused on load (``check_saved_version``).
+MODEL_VERSION = 2
 
 #: Fields that may change between a run and its resumption (how long or how, not what is trained).
 RESUMABLE_FIELDS = frozenset({
@@ -31,18 +37,44 @@ HELP = {
     "hidden_size": "GRU hidden size H of encoder and decoder.",
     "embedding_dim": "Token embedding size.",
     "num_layers": "GRU layers in encoder and decoder stacks.",
-    "dropout": "Dropout between encoder GRU layers.",
+    "dropout": "Dropout between stacked GRU layers: MeasureVAE's encoder and decoder (beat and tick GRUs, as "
+               "PyTorch's GRU dropout in ar-vae), the adversarial model's encoder when --adversarial_encoder_layers > 1.",
     "attributes": "Regularised (MeasureVAE) or controlled (AdversarialVAE) attributes, in order on dims 0..K-1: "
-                  "rhythmic_complexity, note_range, note_density, average_interval_jump, contour.",
+                  "rhythmic_complexity, note_range, note_density, average_interval_jump, contour. The paper uses 2 or 4, "
+                  "any 1 to 5 are accepted.",
     "beta": "MeasureVAE: weight of the KL term.",
     "gamma": "MeasureVAE: weight of the attribute-regularisation loss.",
     "delta": "MeasureVAE: tanh sharpness in the attribute-regularisation loss.",
     "teacher_forcing": "MeasureVAE: probability that a training batch is teacher-forced.",
     "lambda_d": "AdversarialVAE: weight of the adversarial (flipped-target) term.",
-    "lambda_kl": "AdversarialVAE: weight of the KL term.",
+    "lambda_kl": "AdversarialVAE: weight of the KL term, which is KL(q||p) averaged over latent dims and batch "
+                 "as in Kawai et al. (FaderVAE), so the paper's 0.1 means the same at every latent size.",
     "num_bins": "AdversarialVAE: ordinal bins per attribute for the discriminator (octiles = 8).",
     "sampling_k": "AdversarialVAE: scheduled sampling constant k, teacher forcing p = k / (k + exp(step / k)).",
-    "discriminator_hidden": "AdversarialVAE: hidden units of the latent discriminator MLP.",
+    "discriminator_hidden": "AdversarialVAE: 0 = the reference discriminator (Kawai's Classifier: each hidden "
+                            "layer halves the width, z -> z/2 -> ...); > 0 = every hidden layer this wide (ours before v2).",
+    "discriminator_layers": "AdversarialVAE: Linear layers of the discriminator, hidden layers + output "
+                            "(reference num_layers = 2: one hidden layer).",
+    "adversarial_encoder_layers": "AdversarialVAE: bidirectional GRU layers of the encoder (reference 1).",
+    "adversarial_posterior_hidden": "AdversarialVAE: False (reference) = Linear from the GRU states to mean and "
+                                    "log-scale; True = MeasureVAE's Linear+SELU hidden layer of 2H before each.",
+    "adversarial_state_per_layer": "AdversarialVAE: False (reference) = h1 = tanh(Linear(z)), each higher GRU layer "
+                                   "starts from the new state of the layer below at t=0; True = tanh(Linear([z, a])) "
+                                   "gives every layer its own initial state.",
+    "sampling_coin": "AdversarialVAE scheduled sampling: 'step' (reference) = one coin per tick for the whole "
+                     "batch; 'token' = one coin per (example, tick).",
+    "one_hot_inputs": "AdversarialVAE: True (reference) = tokens enter the encoder and decoder GRUs one-hot; "
+                      "False = through a learned --embedding_dim embedding.",
+    "beat_conditioning": "MeasureVAE: True (reference) = the tick GRU gets c_i = SELU(Linear(H->H))(beat output i); "
+                         "False = the raw beat output.",
+    "logits_relu": "MeasureVAE: True (reference) = ReLU on the decoder logits as ar-vae does; False = plain logits "
+                   "(ours before v2; no measured difference, docs/FIDELITY.md).",
+    "clip_log_scale": "Both models: clip log sigma of the posterior to [-10, 5] (not in the references; off by default).",
+    "init": "Weight initialisation: 'reference' = ar-vae's Xavier-normal weights (MeasureVAE) or PyTorch's "
+            "defaults (AdversarialVAE), biases PyTorch's default U(+-1/sqrt(fan_in)); 'keras' = Glorot-uniform, "
+            "orthogonal recurrent kernels, zero biases (ours before v2).",
+    "model_version": "Version of the model and loss definitions (2: reference architectures, AdversarialVAE KL "
+                     "mean over dims). Saved configurations without it were made before and are refused.",
     "dataset": "Registered dataset: embedded, irish, turkish, classical, pop.",
     "data_root": "Folder holding the raw datasets (e.g. ../shared/datasets); not needed for embedded.",
     "cache_dir": "Folder for the dataset cache (default ~/.cache/musicvae_xai).",
@@ -90,7 +122,20 @@ class RunConfig:
     lambda_kl: float = 0.1
     num_bins: int = 8
     sampling_k: float = 1000.0
-    discriminator_hidden: int = 256
+    discriminator_hidden: int = 0
+    discriminator_layers: int = 2
+    adversarial_encoder_layers: int = 1
+    adversarial_posterior_hidden: bool = False
+    adversarial_state_per_layer: bool = False
+    sampling_coin: str = "step"
+    one_hot_inputs: bool = True
+    # MeasureVAE architecture switches (reference behaviour by default, see docs/FIDELITY.md).
+    beat_conditioning: bool = True
+    logits_relu: bool = True
+    # Both models.
+    clip_log_scale: bool = False
+    init: str = "reference"
+    model_version: int = MODEL_VERSION
     # Data.
     dataset: str = "embedded"
     data_root: Optional[str] = None
@@ -130,6 +175,14 @@ class RunConfig:
             raise ConfigError(str(e)) from None
         if not self.attributes:
             raise ConfigError("--attributes must name at least one attribute")
+        if self.sampling_coin not in SAMPLING_COINS:
+            raise ConfigError(f"unknown sampling_coin {self.sampling_coin!r}; choose one of {', '.join(SAMPLING_COINS)}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        if self.model_version != MODEL_VERSION:
+            raise ConfigError(f"model_version {self.model_version} is not this code's {MODEL_VERSION}")
+        if self.discriminator_layers < 1 or self.adversarial_encoder_layers < 1:
+            raise ConfigError("discriminator_layers and adversarial_encoder_layers must be at least 1")
         if not 1 <= self.latent_dim <= 4096:
             raise ConfigError(f"latent_dim must be positive, got {self.latent_dim}")
         if self.model == "measure_vae" and self.latent_dim < len(self.attributes):
@@ -186,7 +239,9 @@ class RunConfig:
         if not os.path.exists(path):
             raise ConfigError(f"{path}: no saved configuration (is this a run directory?)")
         with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+            saved = json.load(f)
+        check_saved_version(saved, path)
+        return cls.from_dict(saved)
 
     # -- comparisons -----------------------------------------------------------------------------
     def differences(self, other: "RunConfig", ignore: Sequence[str] = RESUMABLE_FIELDS) -> list:
@@ -198,3 +253,16 @@ class RunConfig:
     def vocabulary(self):
         from musicvae_xai.representation import Vocabulary
         return Vocabulary(self.min_pitch, self.max_pitch)
+
+
+def check_saved_version(saved: dict, where: str) -> None:
+    """Refuses (one-line ConfigError) a saved configuration made with other model/loss definitions.
+
+    ``saved`` is a parsed ``config.json`` (run directory or export's ``assets.extra``); ``where`` names it.
+    """
+    version = saved.get("model_version") if isinstance(saved, dict) else None
+    if version != MODEL_VERSION:
+        found = "has no model_version field" if version is None else f"has model_version {version!r}"
+        raise ConfigError(f"{where} {found}: it was made with other model definitions than this code's "
+                          f"model_version {MODEL_VERSION} (AdversarialVAE KL now a mean over latent dims, reference "
+                          "architectures; see docs/FIDELITY.md); retrain or use the older code")

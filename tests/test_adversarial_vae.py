@@ -307,3 +307,93 @@ def test_checkpoint_holds_both_optimisers_and_resume_is_exact(trained_inputs, tm
     for name in ("discriminator", "vae"):
         for a, b in zip(straight_opts[name].variables, resumed_opts[name].variables):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+
+
+# -- the reference architecture (Kawai et al.'s FaderVAE and Classifier) and its deviation flags --------
+
+TWO = ("rhythmic_complexity", "note_range")
+TINY_STATS = {"attributes": list(TWO), "min": [0, 0], "max": [1, 10], "mean": [.5, 5], "std": [.2, 2],
+              "bin_edges": [[.2, .5, .8], [2, 5, 8]]}
+
+
+def tiny(**overrides) -> RunConfig:
+    base = dict(model="adversarial_vae", hidden_size=8, latent_dim=4, embedding_dim=4, num_bins=4,
+                attributes=TWO, seed=1)
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+def trainable_count(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def test_reference_parameter_count():
+    model = build_model(tiny(), data_statistics=TINY_STATS)
+    assert model.config.vocabulary.size == 34
+    # V=34 (one-hot, fixed identity tables), H=8, Z=4, K=2 attributes, C=4 bins; a GRU layer has
+    # input I*3H + recurrent H*3H + biases 2*3H.
+    encoder = 2 * (34 * 24 + 8 * 24 + 48) + 2 * (16 * 4 + 4)      # 1-layer bi-GRU on one-hot + Linear mu, log s
+    decoder = ((4 * 8 + 8)                                       # h1 = tanh(Linear(z -> H))
+               + ((34 + 4 + 2) * 24 + 8 * 24 + 48)               # GRUCell 1: [token, z, a] -> H
+               + (8 * 24 + 8 * 24 + 48)                          # GRUCell 2
+               + (8 * 34 + 34))                                  # output Linear H -> V
+    discriminator = (4 * 2 + 2) + (2 * 6 + 6)                    # z -> z/2 (LeakyReLU) -> K*(C-1)
+    assert (encoder, decoder, discriminator) == (2248, 1978, 28)
+    assert trainable_count(model) == encoder + decoder + discriminator
+    assert trainable_count(model.discriminator) == discriminator
+    assert [layer.units for layer in model.discriminator.hidden_layers] == [2]
+
+
+def test_kl_term_is_the_mean_over_dims():
+    cfg = tiny(lambda_kl=0.3, lambda_d=0.2)
+    model = build_model(cfg, data_statistics=TINY_STATS)
+    x = random_tokens(cfg.vocabulary, 8)
+    a = np.random.default_rng(1).uniform(0, 1, (8, 2)).astype(np.float32)
+    out = model.eval_metrics(x, a)
+    enc = model.encode(tf.constant(x), seed=adversarial_vae.step_seed(cfg.seed, 0, salt=21))
+    m, s = enc["z_mean"].numpy().astype(np.float64), enc["z_scale"].numpy().astype(np.float64)
+    per_dim = 0.5 * (m ** 2 + s ** 2 - 1.0) - np.log(s)
+    assert float(out["kl"]) == pytest.approx(per_dim.sum(1).mean(), rel=1e-4)  # metric: nats per measure
+    rest = float(out["reconstruction_loss"]) + 0.2 * float(out["adversarial_loss"])
+    assert float(out["loss"]) == pytest.approx(rest + 0.3 * per_dim.mean(), rel=1e-4)  # loss: mean over dims
+
+
+def test_sampling_coin_flag():
+    step_model = build_model(tiny(sampling_k=5.0), data_statistics=TINY_STATS)
+    mask = step_model.teacher_force_mask(tf.constant(8), 6, 6).numpy()
+    assert mask.shape == (24,) and 0 < mask.sum() < 24   # one coin per tick, shared by the batch
+    token_model = build_model(tiny(sampling_k=5.0, sampling_coin="token"), data_statistics=TINY_STATS)
+    mask = token_model.teacher_force_mask(tf.constant(8), 6, 6).numpy()
+    assert mask.shape == (6, 24) and not np.all(mask == mask[:1])
+
+
+def test_architecture_flags_change_what_they_claim():
+    base = trainable_count(build_model(tiny(), data_statistics=TINY_STATS))
+    count = lambda **kw: trainable_count(build_model(tiny(**kw), data_statistics=TINY_STATS))  # noqa: E731
+    # Our former discriminator: two hidden layers of 16 instead of one of z/2.
+    assert count(discriminator_hidden=16, discriminator_layers=3) - base == (
+        (4 * 16 + 16) + (16 * 16 + 16) + (16 * 6 + 6)) - 28
+    # Every decoder layer its own initial state from [z, a]: Linear(6 -> 2H) instead of Linear(4 -> H).
+    assert count(adversarial_state_per_layer=True) - base == (6 * 16 + 16) - (4 * 8 + 8)
+    # A second bidirectional encoder layer (input 2H) and the wider final state (4H) into the heads.
+    assert count(adversarial_encoder_layers=2) - base == 2 * (16 * 24 + 8 * 24 + 48) + 2 * (16 * 4)
+    # MeasureVAE's SELU hidden layer of 2H = 16 in each posterior head.
+    assert count(adversarial_posterior_hidden=True) - base == 2 * (16 * 16 + 16 + 16 * 4 + 4) - 2 * (16 * 4 + 4)
+    # Learned embeddings (E = 4) instead of one-hot: two [V, E] tables, narrower GRU inputs.
+    assert count(one_hot_inputs=False) - base == 2 * 34 * 4 - 2 * (34 - 4) * 24 - (34 - 4) * 24
+
+
+def test_decoder_initial_state_is_shared_at_t0():
+    """Reference: the second GRU layer starts from the first layer's state after step 0."""
+    model = build_model(tiny(), data_statistics=TINY_STATS)
+    dec = model.decoder
+    z = tf.random.normal([3, 4], seed=2)
+    c = tf.zeros([3, 2])
+    logits = dec(z, c).numpy()
+    e = dec.embedding_dim
+    token_table = tf.matmul(dec.token_embedding.embeddings, dec.cells[0].input_kernel[:e])
+    first_proj = tf.gather(token_table, tf.fill([3], dec.start_id)) + tf.matmul(
+        tf.concat([z, c], -1), dec.cells[0].input_kernel[e:]) + dec.cells[0].input_bias
+    h1 = dec.cells[0].step(first_proj, dec.initial_state(z))  # h1 = tanh(Linear(z)), then GRUCell 1
+    h2 = dec.cells[1].step(dec.cells[1].project_inputs(h1), h1)
+    assert np.allclose(logits[:, 0], dec.output_layer(h2).numpy(), atol=1e-5)

@@ -85,3 +85,19 @@ def test_ordinal_bce_matches_brute_force_and_shares_add_up():
     np.testing.assert_allclose(full, want, rtol=1e-5)
     halves = sum(losses.ordinal_bce(logits[s], targets[s], 6).numpy() for s in (slice(0, 2), slice(2, 6)))
     np.testing.assert_allclose(halves, full, rtol=1e-5)
+
+
+def test_kl_definitions_match_hand_computation():
+    rng = np.random.default_rng(4)
+    mean = rng.normal(size=(5, 3)).astype(np.float32)
+    scale = rng.uniform(0.2, 2.0, size=(5, 3)).astype(np.float32)
+    # KL(N(m, s) || N(0, 1)) = 0.5 (m^2 + s^2 - 1) - log s, per dim.
+    per_dim = 0.5 * (mean.astype(np.float64) ** 2 + scale ** 2 - 1.0) - np.log(scale.astype(np.float64))
+    # MeasureVAE (ar-vae): sum over dims, mean over the batch; the reported per-measure "kl" metric too.
+    assert float(losses.kl_loss(mean, scale, 5)) == pytest.approx(per_dim.sum(1).mean(), rel=1e-5)
+    # AdversarialVAE (Kawai's FaderVAE): mean over dims and batch.
+    assert float(losses.kl_loss_mean_over_dims(mean, scale, 5)) == pytest.approx(per_dim.mean(), rel=1e-5)
+    # Per-replica shares: two halves of a global batch of 5 add up to the whole.
+    halves = (losses.kl_loss_mean_over_dims(mean[:2], scale[:2], 5)
+              + losses.kl_loss_mean_over_dims(mean[2:], scale[2:], 5))
+    assert float(halves) == pytest.approx(per_dim.mean(), rel=1e-5)

@@ -1,24 +1,31 @@
 """AdversarialVAE: a Fader-style VAE whose decoder takes the attributes as explicit controls (SPEC section 5).
 
-Encoder: token embedding -> bidirectional GRU stack -> diagonal Gaussian posterior over z [B, Z]
-(``layers.TokenEncoder``, the same as MeasureVAE's). Prior N(0, I).
+The reference is Kawai et al.'s ``FaderVAE`` and ``Classifier`` (lisakawai/music_transformation_ismir,
+``model.py``, ``train.py``); docs/FIDELITY.md lists every component and each flag that departs from it.
 
-Decoder: a GRU stack that runs the 24 ticks; the input of its first layer at every step is
-[embedding of the previous token, z, normalised attribute values]; its initial states come from
-(Dense+tanh) [z, normalised attributes]; output Dense -> logits over the vocabulary [B, 24, V]. The
-z-and-attributes part of the input projection is constant over the sequence, so it is one matmul per
-sequence, and the token part is a [V, 3H] lookup table, as in MeasureVAE.
+Encoder: one-hot tokens (``one_hot_inputs``; else a learned embedding) -> ``adversarial_encoder_layers``
+(reference 1) bidirectional GRU layers -> final states [B, 2H] -> Linear to the mean and to log sigma of
+a diagonal Gaussian posterior over z [B, Z] (``layers.TokenEncoder``). Prior N(0, I).
 
-Discriminator: an MLP on z predicting, per attribute, its ordinal class among C bins (edges = the
-C-quantiles of the training split) through C-1 cumulative sigmoid outputs, trained with binary
-cross-entropy (``losses.ordinal_*``).
+Decoder: a stack of GRU cells that runs the 24 ticks; the input of its first layer at every step is
+[previous token (one-hot), z, normalised attribute values]. Initial state (reference): h1 = tanh(Linear(z
+-> H)); at t = 0 each higher layer starts from the new state of the layer below
+(``adversarial_state_per_layer`` gives every layer its own tanh(Linear([z, a])) instead). Output Dense ->
+logits over the vocabulary [B, 24, V]. The z-and-attributes part of the input projection is constant
+over the sequence, so it is one matmul per sequence, and the token part is a [V, 3H] lookup table.
+
+Discriminator: an MLP on z (reference: ``discriminator_layers - 1`` hidden Linear + LeakyReLU layers,
+each halving the width, z -> z/2 -> ...; ``discriminator_hidden`` > 0 fixes the width) predicting, per
+attribute, its ordinal class among C bins (edges = the C-quantiles of the training split) through C-1
+cumulative sigmoid outputs, trained with binary cross-entropy (``losses.ordinal_*``).
 
 Each training step (1) updates the discriminator on the sampled z with the encoder's gradients
 stopped, then (2) updates encoder and decoder with reconstruction + lambda_d * BCE(D(z), flipped
-targets) + lambda_kl * KL, so the encoder removes attribute information from z and the decoder has to
-take it from the controls. Two Adam optimisers, each clipping the global gradient norm (1.0 unless
-``clip_norm`` says otherwise). Scheduled sampling: at step s every token is teacher-forced with
-probability k / (k + exp(s / k)), one coin per (example, tick).
+targets) + lambda_kl * KL, the KL term a mean over latent dims and batch as in FaderVAE
+(``losses.kl_loss_mean_over_dims``; the reported ``kl`` metric stays nats per measure, summed over dims).
+Two Adam optimisers, each clipping the global gradient norm (1.0 unless ``clip_norm`` says otherwise).
+Scheduled sampling: at step s the target token is fed back with probability k / (k + exp(s / k)), one
+coin per tick for the whole batch as in FaderVAE (``sampling_coin='token'``: one per example and tick).
 
 The training-split statistics (attribute mean/std for normalisation, min/max = the control range,
 bin edges) are non-trainable weights, so checkpoints and exports carry them.
@@ -35,7 +42,7 @@ from musicvae_xai.config import ConfigError, RunConfig
 from musicvae_xai.models import losses, optim
 from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
 from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, autoregressive_tick,
-                                        track_for_checkpoints)
+                                        reference_initialise, token_embedding, track_for_checkpoints)
 from musicvae_xai.representation import MEASURE_TICKS
 
 #: Gradient-norm clipping of both optimisers when ``clip_norm`` is 0 (SPEC section 5).
@@ -89,32 +96,43 @@ class ConditionedDecoder(keras.layers.Layer):
     Feeds back its own argmax, or the target token where ``teacher_force`` is True.
     """
 
-    def __init__(self, vocab_size, embedding_dim, hidden, num_layers, start_id, **kwargs):
+    def __init__(self, vocab_size, embedding_dim, hidden, num_layers, start_id, one_hot=True,
+                 state_per_layer=False, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size, self.embedding_dim, self.hidden = vocab_size, embedding_dim, hidden
-        self.num_layers, self.start_id = num_layers, start_id
-        self.token_embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="token_embedding")
-        self.initial_state = keras.layers.Dense(num_layers * hidden, activation="tanh", name="initial_state")
+        self.vocab_size, self.hidden = vocab_size, hidden
+        self.embedding_dim = vocab_size if one_hot else embedding_dim
+        self.num_layers, self.start_id, self.state_per_layer = num_layers, start_id, state_per_layer
+        self.token_embedding = token_embedding(vocab_size, embedding_dim, one_hot, "token_embedding")
+        units = num_layers * hidden if state_per_layer else hidden
+        self.initial_state = keras.layers.Dense(units, activation="tanh", name="initial_state")
         self.cells = [FusedGRUCell(hidden, name=f"gru_{i}") for i in range(num_layers)]
         track_for_checkpoints(self, "cell", self.cells)
         self.output_layer = keras.layers.Dense(vocab_size, name="logits")
 
-    def build_for(self, condition_dim: int):
-        """Creates the weights for a condition [z, controls] of ``condition_dim`` features."""
+    def build_for(self, latent_dim: int, num_controls: int):
+        """Creates the weights for z [B, latent_dim] and controls [B, num_controls]."""
+        condition_dim = latent_dim + num_controls
         self.token_embedding.build((None,))
-        self.initial_state.build((None, condition_dim))
+        self.initial_state.build((None, condition_dim if self.state_per_layer else latent_dim))
         self.cells[0].build((None, self.embedding_dim + condition_dim))
         for cell in self.cells[1:]:
             cell.build((None, self.hidden))
         self.output_layer.build((None, self.hidden))
         self.built = True
 
+    def _first_step(self, first_proj: tf.Tensor, h1: tf.Tensor) -> list:
+        """FaderVAE's t = 0: layer 1 steps from h1; each higher layer starts from the new state below."""
+        states = [self.cells[0].step(first_proj, h1)]
+        for cell in self.cells[1:]:
+            states.append(cell.step(cell.project_inputs(states[-1]), states[-1]))
+        return states
+
     def call(self, z, controls, targets=None, teacher_force=None):
         """z float32 [B, Z]; controls float32 [B, K] (normalised); targets int32 [B, 24];
-        teacher_force bool, a scalar or [B, 24]: where True, the next step is fed targets[:, t]."""
+        teacher_force bool, a scalar, [24] (one coin per tick) or [B, 24]: where True, the next step is
+        fed targets[:, t]."""
         condition = tf.concat([z, controls], axis=-1)
         batch = tf.shape(z)[0]
-        states = tf.split(self.initial_state(condition), self.num_layers, axis=-1)
         first, e = self.cells[0], self.embedding_dim
         token_table = tf.matmul(self.token_embedding.embeddings, first.input_kernel[:e])  # [V, 3H]
         constant = tf.matmul(condition, first.input_kernel[e:]) + first.input_bias  # [B, 3H], once
@@ -123,23 +141,40 @@ class ConditionedDecoder(keras.layers.Layer):
             targets = tf.cast(targets, tf.int32)
             forced = tf.broadcast_to(tf.convert_to_tensor(teacher_force, tf.bool), [batch, MEASURE_TICKS])
         prev = tf.fill([batch], tf.constant(self.start_id, tf.int32))
+        if self.state_per_layer:
+            states = tf.split(self.initial_state(condition), self.num_layers, axis=-1)
         logits_all = []
         for t in range(MEASURE_TICKS):
-            logits, greedy = autoregressive_tick(self.cells, self.output_layer, token_table, prev, constant,
-                                                 states)
+            if t == 0 and not self.state_per_layer:
+                states = self._first_step(tf.gather(token_table, prev) + constant, self.initial_state(z))
+                logits = self.output_layer(states[-1])
+                greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            else:
+                logits, greedy = autoregressive_tick(self.cells, self.output_layer, token_table, prev, constant,
+                                                     states)
             logits_all.append(logits)
             prev = tf.where(forced[:, t], targets[:, t], greedy) if use_targets else greedy
         return tf.stack(logits_all, axis=1)
 
 
 class LatentDiscriminator(keras.layers.Layer):
-    """z float32 [B, Z] -> cumulative logits float32 [B, K, C-1]: two hidden Dense(leaky ReLU) layers."""
+    """z float32 [B, Z] -> cumulative logits float32 [B, K, C-1].
 
-    def __init__(self, num_attributes, num_bins, hidden, **kwargs):
+    ``num_layers - 1`` hidden Dense(leaky ReLU) layers, then the output Dense. ``hidden`` = 0: Kawai's
+    ``Classifier``, each hidden layer half as wide as its input (integer division, at least 1); > 0: every
+    hidden layer ``hidden`` wide.
+    """
+
+    def __init__(self, num_attributes, num_bins, hidden, latent_dim, num_layers=2, **kwargs):
         super().__init__(**kwargs)
         self.num_attributes, self.num_bins = num_attributes, num_bins
-        self.hidden_layers = [keras.layers.Dense(hidden, activation="leaky_relu", name=f"hidden_{i}")
-                              for i in range(2)]
+        widths, width = [], latent_dim
+        for _ in range(num_layers - 1):
+            width = hidden if hidden > 0 else max(width // 2, 1)
+            widths.append(width)
+        # keras' leaky_relu slope is 0.2; PyTorch's nn.LeakyReLU default (the reference) is 0.01.
+        self.hidden_layers = [keras.layers.Dense(w, activation=lambda x: tf.nn.leaky_relu(x, 0.01), name=f"hidden_{i}")
+                              for i, w in enumerate(widths)]
         track_for_checkpoints(self, "hidden", self.hidden_layers)
         self.output_layer = keras.layers.Dense(num_attributes * (num_bins - 1), name="cumulative_logits")
 
@@ -168,11 +203,15 @@ class AdversarialVAE(MusicVAE):
             raise ConfigError(f"num_bins must be at least 2 for the adversarial model, got {config.num_bins}")
         v, k = self.vocabulary, len(self.attribute_names)
         self.encoder = TokenEncoder(v.size, config.embedding_dim, config.hidden_size, config.latent_dim,
-                                    config.num_layers, config.dropout, name="encoder")
+                                    config.adversarial_encoder_layers, config.dropout,
+                                    posterior_hidden=2 * config.hidden_size if config.adversarial_posterior_hidden else 0,
+                                    one_hot=config.one_hot_inputs, clip_log_scale=config.clip_log_scale,
+                                    name="encoder")
         self.decoder = ConditionedDecoder(v.size, config.embedding_dim, config.hidden_size, config.num_layers,
-                                          v.start_id, name="decoder")
-        self.discriminator = LatentDiscriminator(k, config.num_bins, config.discriminator_hidden,
-                                                 name="discriminator")
+                                          v.start_id, one_hot=config.one_hot_inputs,
+                                          state_per_layer=config.adversarial_state_per_layer, name="decoder")
+        self.discriminator = LatentDiscriminator(k, config.num_bins, config.discriminator_hidden, config.latent_dim,
+                                                 config.discriminator_layers, name="discriminator")
         self.has_statistics = data_statistics is not None
         stats = (check_statistics(data_statistics, self.attribute_names, config.num_bins)
                  if self.has_statistics else _placeholder_statistics(k, config.num_bins))
@@ -189,9 +228,11 @@ class AdversarialVAE(MusicVAE):
     def build_all(self):
         tokens = tf.zeros([1, MEASURE_TICKS], tf.int32)
         mean, _ = self.encoder(tokens)
-        self.decoder.build_for(self.config.latent_dim + len(self.attribute_names))
+        self.decoder.build_for(self.config.latent_dim, len(self.attribute_names))
         self.discriminator(mean)
         self.built = True
+        if self.config.init == "reference":
+            reference_initialise(self, xavier=False, seed=self.config.seed)
 
     def call(self, tokens, training=False):
         """Reconstruction logits [B, 24, V] of tokens int32 [B, 24] from z_mean and their own attributes."""
@@ -286,8 +327,14 @@ class AdversarialVAE(MusicVAE):
                               teacher_force=teacher_force)
         share = tf.cast(tf.shape(tokens)[0], tf.float32) / tf.cast(global_batch_size, tf.float32)
         return enc, {"reconstruction_loss": losses.reconstruction_loss(logits, tokens, global_batch_size),
+                     # Metric: nats per measure summed over dims; the loss term is kl_term (mean over dims).
                      "kl": losses.kl_loss(enc["z_mean"], enc["z_scale"], global_batch_size),
                      "token_accuracy": losses.token_accuracy(logits, tokens) * share}, share
+
+    def kl_term(self, out: dict, enc: dict) -> tf.Tensor:
+        """The KL loss term, FaderVAE's mean over latent dims and batch: the ``kl`` metric (a per-measure
+        sum over dims) divided by Z (``losses.kl_loss_mean_over_dims``)."""
+        return out["kl"] / tf.cast(tf.shape(enc["z_mean"])[-1], tf.float32)
 
     def _adversarial_terms(self, z, targets, global_batch_size, share) -> dict:
         """Discriminator loss/accuracy on z and the encoder's flipped-target loss (with gradients to z)."""
@@ -296,20 +343,30 @@ class AdversarialVAE(MusicVAE):
                 "discriminator_accuracy": losses.ordinal_accuracy(logits, targets) * share,
                 "adversarial_loss": losses.ordinal_bce(logits, 1.0 - targets, global_batch_size)}
 
+    def teacher_force_mask(self, step, n, global_batch_size, row_offset=0) -> tf.Tensor:
+        """Scheduled-sampling draw of one step: bool [24] (``sampling_coin='step'``, FaderVAE's one
+        ``torch.rand(1)`` per tick for the whole batch) or [n, 24] (``'token'``: per example and tick,
+        rows ``row_offset ..`` of the global batch). True = feed the target token."""
+        cfg = self.config
+        p_forced = teacher_forcing_probability(step, cfg.sampling_k)
+        seed = step_seed(cfg.seed, step, salt=23)
+        if cfg.sampling_coin == "step":
+            return tf.random.stateless_uniform([MEASURE_TICKS], seed=seed, alg=RNG_ALG) < p_forced
+        coins = tf.random.stateless_uniform([global_batch_size, MEASURE_TICKS], seed=seed, alg=RNG_ALG)
+        return coins[row_offset:row_offset + n] < p_forced
+
     def train_step_replica(self, optimizers, tokens, attributes, step, global_batch_size, row_offset=0) -> dict:
         cfg = self.config
         tokens = tf.convert_to_tensor(tokens, tf.int32)
         attributes = tf.convert_to_tensor(attributes, tf.float32)
         n = tf.shape(tokens)[0]
         p_forced = teacher_forcing_probability(step, cfg.sampling_k)
-        coins = tf.random.stateless_uniform([global_batch_size, MEASURE_TICKS],
-                                            seed=step_seed(cfg.seed, step, salt=23),
-                                            alg=RNG_ALG)[row_offset:row_offset + n]
+        forced = self.teacher_force_mask(step, n, global_batch_size, row_offset)
         targets = losses.ordinal_targets(attributes, self.bin_edges)
         d_vars, vae_vars = self.discriminator.trainable_variables, self.vae_variables
         with tf.GradientTape() as tape:
             enc, out, share = self._forward(tokens, attributes, step_seed(cfg.seed, step, salt=21),
-                                            coins < p_forced, global_batch_size, row_offset, True)
+                                            forced, global_batch_size, row_offset, True)
             with tape.stop_recording():  # (1) discriminator update on z, encoder gradients stopped
                 with tf.GradientTape() as d_tape:
                     d_logits = self.discriminator(tf.stop_gradient(enc["z"]))
@@ -318,7 +375,7 @@ class AdversarialVAE(MusicVAE):
                 d_norm = optim.apply_gradients(optimizers["discriminator"], d_grads, d_vars, self.clip_norm)
             # (2) VAE update against the updated discriminator, with flipped ordinal targets.
             adversarial = losses.ordinal_bce(self.discriminator(enc["z"]), 1.0 - targets, global_batch_size)
-            total = out["reconstruction_loss"] + cfg.lambda_d * adversarial + cfg.lambda_kl * out["kl"]
+            total = out["reconstruction_loss"] + cfg.lambda_d * adversarial + cfg.lambda_kl * self.kl_term(out, enc)
         grads = tape.gradient(total, vae_vars)
         vae_norm = optim.apply_gradients(optimizers["vae"], grads, vae_vars, self.clip_norm)
         out.update(loss=total, adversarial_loss=adversarial, discriminator_loss=d_loss,
@@ -336,5 +393,5 @@ class AdversarialVAE(MusicVAE):
         enc, out, share = self._forward(tokens, attributes, step_seed(cfg.seed, 0, salt=21), None, n, 0, False)
         out.update(self._adversarial_terms(enc["z"], losses.ordinal_targets(attributes, self.bin_edges), n, share))
         out["loss"] = (out["reconstruction_loss"] + cfg.lambda_d * out["adversarial_loss"]
-                       + cfg.lambda_kl * out["kl"])
+                       + cfg.lambda_kl * self.kl_term(out, enc))
         return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 #: Stateless RNG algorithm for every random draw. Philox is fast with and without XLA and gives the
@@ -107,30 +108,44 @@ def run_gru(cell: FusedGRUCell, x: tf.Tensor, h0: tf.Tensor, reverse: bool = Fal
     return tf.stack(outputs, axis=1), h
 
 
-def step_stacked_cells(cells, first_input_proj: tf.Tensor, states: list) -> tf.Tensor:
+def step_stacked_cells(cells, first_input_proj: tf.Tensor, states: list, dropout: float = 0.0,
+                       seed: Optional[tf.Tensor] = None, row_offset=0, global_rows=None) -> tf.Tensor:
     """One time step through stacked ``cells``; ``states`` (one [B, H] per cell) is updated in place.
 
     first_input_proj float32 [B, 3H] is the first cell's projected input (``project_inputs``); each higher
-    cell is fed the new state of the one below. Returns the top cell's new state float32 [B, H].
+    cell is fed the new state of the one below, through dropout (``dropout``, when ``seed`` int32 [2] is
+    given: PyTorch's GRU ``dropout`` semantics, between layers, never on the top output). Returns the top
+    cell's new state float32 [B, H].
     """
     inp = first_input_proj
     for i, cell in enumerate(cells):
         if i > 0:
-            inp = cell.project_inputs(states[i - 1])
+            below = states[i - 1]
+            if seed is not None and dropout > 0.0:
+                below = stateless_dropout(below, dropout, tf.random.experimental.stateless_fold_in(seed, i),
+                                          row_offset, global_rows)
+            inp = cell.project_inputs(below)
         states[i] = cell.step(inp, states[i])
     return states[-1]
 
 
 def autoregressive_tick(cells, output_layer, token_table: tf.Tensor, prev: tf.Tensor,
-                        condition_proj: tf.Tensor, states: list) -> tuple:
+                        condition_proj: tf.Tensor, states: list, logits_relu: bool = False,
+                        dropout: float = 0.0, seed: Optional[tf.Tensor] = None, row_offset=0,
+                        global_rows=None) -> tuple:
     """One decoder tick fed back its previous token.
 
     token_table float32 [V, 3H]: the token half of the first cell's input projection; prev int32 [B]: the
     previous token; condition_proj float32 [B, 3H]: the rest of the first cell's projected input (bias
-    included). ``states`` is updated in place. Returns (logits float32 [B, V], greedy token int32 [B]).
+    included). ``states`` is updated in place. ``logits_relu``: ReLU on the logits (ar-vae's decoder).
+    Dropout between the cells as in ``step_stacked_cells``. Returns (logits float32 [B, V], greedy token
+    int32 [B]).
     """
-    top = step_stacked_cells(cells, tf.gather(token_table, prev) + condition_proj, states)
+    top = step_stacked_cells(cells, tf.gather(token_table, prev) + condition_proj, states, dropout, seed,
+                             row_offset, global_rows)
     logits = output_layer(top)
+    if logits_relu:
+        logits = tf.nn.relu(logits)
     return logits, tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
@@ -180,41 +195,99 @@ class BidirectionalGRUEncoder(keras.layers.Layer):
 class GaussianPosteriorHead(keras.layers.Layer):
     """Encoder summary float32 [B, S] -> (mean [B, Z], scale [B, Z]) of a diagonal Gaussian.
 
-    Two heads, each Dense(hidden, SELU) -> Dense(Z); the second gives log sigma, clipped to
-    [-10, 5] before exponentiation so that the scale is never 0 or inf.
+    ``hidden`` > 0 (ar-vae's MeasureVAE): two heads, each Dense(hidden, SELU) -> Dense(Z); ``hidden`` = 0
+    (Kawai's FaderVAE): one Dense(Z) each. The second head gives log sigma; ``clip_log_scale`` clips it
+    to [-10, 5] before exponentiation (not in either reference).
     """
 
-    def __init__(self, latent_dim: int, hidden: int, **kwargs):
+    def __init__(self, latent_dim: int, hidden: int, clip_log_scale: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim, self.hidden = latent_dim, hidden
-        self.mean_hidden = keras.layers.Dense(hidden, activation="selu", name="mean_hidden")
+        self.latent_dim, self.hidden, self.clip_log_scale = latent_dim, hidden, clip_log_scale
+        if hidden > 0:
+            self.mean_hidden = keras.layers.Dense(hidden, activation="selu", name="mean_hidden")
+            self.scale_hidden = keras.layers.Dense(hidden, activation="selu", name="scale_hidden")
         self.mean_out = keras.layers.Dense(latent_dim, name="mean_out")
-        self.scale_hidden = keras.layers.Dense(hidden, activation="selu", name="scale_hidden")
         self.scale_out = keras.layers.Dense(latent_dim, name="log_scale_out")
 
     def call(self, summary):
-        mean = self.mean_out(self.mean_hidden(summary))
-        log_scale = tf.clip_by_value(self.scale_out(self.scale_hidden(summary)), -10.0, 5.0)
+        if self.hidden > 0:
+            mean = self.mean_out(self.mean_hidden(summary))
+            log_scale = self.scale_out(self.scale_hidden(summary))
+        else:
+            mean, log_scale = self.mean_out(summary), self.scale_out(summary)
+        if self.clip_log_scale:
+            log_scale = tf.clip_by_value(log_scale, -10.0, 5.0)
         return mean, tf.exp(log_scale)
 
     def get_config(self):
-        return {**super().get_config(), "latent_dim": self.latent_dim, "hidden": self.hidden}
+        return {**super().get_config(), "latent_dim": self.latent_dim, "hidden": self.hidden,
+                "clip_log_scale": self.clip_log_scale}
+
+
+def token_embedding(vocab_size: int, embedding_dim: int, one_hot: bool, name: str) -> keras.layers.Embedding:
+    """A learned Embedding(V, E), or with ``one_hot`` a fixed identity table [V, V]: one-hot inputs as in
+    Kawai's FaderVAE (a GRU's input projection of a one-hot token is a row lookup of its kernel)."""
+    if one_hot:
+        return keras.layers.Embedding(vocab_size, vocab_size, embeddings_initializer="identity",
+                                      trainable=False, name=name)
+    return keras.layers.Embedding(vocab_size, embedding_dim, name=name)
 
 
 class TokenEncoder(keras.layers.Layer):
     """int32 tokens [B, T] -> (mean [B, Z], scale [B, Z]) of a diagonal Gaussian posterior.
 
-    Token embedding (E) -> ``num_layers`` bidirectional GRU layers (H, dropout between layers) ->
-    final states of every layer and direction [B, 2 * num_layers * H] -> ``GaussianPosteriorHead``
-    with hidden width 2H.
+    Token embedding (E, or one-hot V) -> ``num_layers`` bidirectional GRU layers (H, dropout between
+    layers) -> final states of every layer and direction [B, 2 * num_layers * H] ->
+    ``GaussianPosteriorHead`` with hidden width ``posterior_hidden`` (MeasureVAE: 2H; FaderVAE: 0).
     """
 
-    def __init__(self, vocab_size, embedding_dim, hidden, latent_dim, num_layers, dropout, **kwargs):
+    def __init__(self, vocab_size, embedding_dim, hidden, latent_dim, num_layers, dropout,
+                 posterior_hidden=None, one_hot=False, clip_log_scale=False, **kwargs):
         super().__init__(**kwargs)
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        posterior_hidden = 2 * hidden if posterior_hidden is None else posterior_hidden
+        self.embedding = token_embedding(vocab_size, embedding_dim, one_hot, "embedding")
         self.rnn = BidirectionalGRUEncoder(hidden, num_layers, dropout, name="bigru")
-        self.posterior = GaussianPosteriorHead(latent_dim, 2 * hidden, name="posterior")
+        self.posterior = GaussianPosteriorHead(latent_dim, posterior_hidden, clip_log_scale, name="posterior")
 
     def call(self, tokens, seed=None, row_offset=0, global_rows=None):
         return self.posterior(self.rnn(self.embedding(tokens), seed=seed, row_offset=row_offset,
                                        global_rows=global_rows))
+
+
+def reference_initialise(model: keras.layers.Layer, xavier: bool, seed: int) -> None:
+    """Re-initialises every trainable weight of ``model`` (built) as the PyTorch references do.
+
+    ``xavier`` (ar-vae's MeasureVAE, ``init_params``): weights (embeddings, GRU and Dense kernels) ~
+    Xavier/Glorot normal N(0, 2 / (fan_in + fan_out)), untruncated. Otherwise (Kawai's FaderVAE, PyTorch
+    defaults): Dense kernels ~ U(+-1/sqrt(fan_in)), GRU kernels ~ U(+-1/sqrt(H)), embeddings ~ N(0, 1).
+    Biases always keep PyTorch's defaults: Dense U(+-1/sqrt(fan_in)), GRU U(+-1/sqrt(H)). Fixed
+    (non-trainable) tables and other weights (learned start inputs: zeros as in ar-vae) are left alone.
+    PyTorch stores a GRU's weight as [3H, I] and ours as [I, 3H]; Xavier's fans are the same.
+    """
+    rng = np.random.default_rng(seed)
+
+    def assign(var, limit_or_std, normal):
+        shape = tuple(var.shape)
+        value = rng.normal(0.0, limit_or_std, shape) if normal else rng.uniform(-limit_or_std, limit_or_std, shape)
+        var.assign(value.astype(np.float32))
+
+    def xavier_std(var):
+        fan_in, fan_out = int(var.shape[0]), int(var.shape[1])
+        return float(np.sqrt(2.0 / (fan_in + fan_out)))
+
+    for layer in model._flatten_layers(include_self=True):  # noqa: SLF001
+        if isinstance(layer, FusedGRUCell):
+            bound = 1.0 / np.sqrt(layer.units)
+            for var in (layer.input_kernel, layer.recurrent_kernel):
+                assign(var, xavier_std(var), True) if xavier else assign(var, bound, False)
+            assign(layer.input_bias, bound, False)
+            assign(layer.recurrent_bias, bound, False)
+        elif isinstance(layer, keras.layers.Dense):
+            fan_in = int(layer.kernel.shape[0])
+            k = layer.kernel
+            assign(k, xavier_std(k), True) if xavier else assign(k, 1.0 / np.sqrt(fan_in), False)
+            if layer.use_bias:
+                assign(layer.bias, 1.0 / np.sqrt(fan_in), False)
+        elif isinstance(layer, keras.layers.Embedding) and layer.trainable:
+            e = layer.embeddings
+            assign(e, xavier_std(e), True) if xavier else assign(e, 1.0, True)

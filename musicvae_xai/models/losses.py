@@ -28,9 +28,23 @@ def reconstruction_loss(logits: tf.Tensor, targets: tf.Tensor, global_batch_size
 
 
 def kl_loss(mean: tf.Tensor, scale: tf.Tensor, global_batch_size) -> tf.Tensor:
-    """Batch mean of sum_dims KL(N(mean, scale) || N(0, 1)): mean, scale float32 [B, Z] -> scalar share."""
+    """Batch mean of sum_dims KL(N(mean, scale) || N(0, 1)): mean, scale float32 [B, Z] -> scalar share.
+
+    This is MeasureVAE's KL loss term (ar-vae ``compute_kld_loss``: ``kld.sum(1).mean()``, times beta) and
+    the ``kl`` metric both models report (nats per measure, summed over latent dims).
+    """
     kl = kl_per_example(mean, scale)
     return tf.reduce_sum(kl) / tf.cast(global_batch_size, tf.float32)
+
+
+def kl_loss_mean_over_dims(mean: tf.Tensor, scale: tf.Tensor, global_batch_size) -> tf.Tensor:
+    """Mean over latent dims and batch of KL(N(mean, scale) || N(0, 1)): float32 [B, Z] -> scalar share.
+
+    AdversarialVAE's KL loss term, as Kawai et al.'s FaderVAE takes it (a mean over batch *and* dims), so
+    ``lambda_kl`` weighs the same per dim at every latent size. Equals ``kl_loss / Z``.
+    """
+    z = tf.cast(tf.shape(mean)[-1], tf.float32)
+    return kl_loss(mean, scale, global_batch_size) / z
 
 
 def kl_per_example(mean: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:

@@ -66,6 +66,9 @@ class LocalModel(ModelClient):
                 if name.endswith(".json"):
                     with open(os.path.join(extra, name), encoding="utf-8") as f:
                         self.assets[name[:-5]] = json.load(f)
+        if "config" in self.assets:  # an export made with older model definitions: one-line ConfigError
+            from musicvae_xai.config import check_saved_version
+            check_saved_version(self.assets["config"], os.path.join(extra, "config.json"))
         self.model_name = self.assets.get("export", {}).get("model_name") or os.path.basename(
             os.path.dirname(os.path.normpath(self.export_dir)))
         self.loaded = tf.saved_model.load(self.export_dir)
