@@ -6,8 +6,9 @@ Three sources print on every command, none of which a user can act on:
   ``TF_CPP_MIN_LOG_LEVEL=1`` (a value the user set wins); WARNING and ERROR lines still print.
 - Lines TensorFlow's native libraries write to stderr *before* that logger starts, which no
   setting reaches (TF 2.19+): the oneDNN notice and "Could not find cuda drivers" (each twice,
-  behind "All log messages before absl::InitializeLog() ..."). ``import tensorflow`` runs with
-  stderr captured at the file-descriptor level; the known lines in ``KNOWN_NOISE`` are dropped and
+  behind "All log messages before absl::InitializeLog() ..."), and the ERROR "failed call to cuInit"
+  of the CUDA probe on a machine without a GPU driver. ``import tensorflow`` and the first device
+  query (made right after it) run with stderr captured at the file-descriptor level; the known lines in ``KNOWN_NOISE`` are dropped and
   every other line is written back, so a real warning or error still shows.
 - pydub (imported by note-seq) warns that ffmpeg is missing; nothing here decodes audio through
   pydub, so that one warning is ignored. Every other Python warning still shows.
@@ -31,6 +32,7 @@ KNOWN_NOISE = (
     "Could not find cuda drivers on your machine",
     "cpu_feature_guard.cc",
     "To enable the following instructions:",
+    "failed call to cuInit",  # the CUDA probe on a machine without a GPU driver
 )
 
 
@@ -73,6 +75,8 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module) -> None:
         with _FilteredStderr():
             self._loader.exec_module(module)
+            # The CUDA probe runs once, at the first device query; run it here, inside the filter.
+            module.config.list_physical_devices("GPU")
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):

@@ -1,4 +1,4 @@
-"""Train a model: ``python -m musicvae_xai.train --flagfile=configs/NAME.flags [--flag=value ...]``.
+"""Train a model: ``musicvae-train --config=NAME [--flag=value ...]`` (``python -m musicvae_xai.train`` alike).
 
 Every field of ``musicvae_xai.config.RunConfig`` is a flag of the same name; flags given on the command
 line override the flagfile. Re-running the same command on an existing ``--run_dir`` resumes from its

@@ -1,6 +1,6 @@
 """The study: the paper's grid of configurations, run, resumed, aggregated and tested against its findings.
 
-    python -m musicvae_xai.study --study=configs/study/cpu_v2.flags --study_dir=studies/cpu_v2 --parallel=2
+    musicvae-study --study=cpu_v2 --study_dir=studies/cpu_v2 --parallel=2
     python -m musicvae_xai.study report --study_dir=studies/cpu_v2 --output=docs/RESULTS.md
 
 Modules: ``grid`` (study files, grid expansion and validation), ``runner`` (dataset caches, parallel

@@ -1,8 +1,8 @@
 """The study runner and its report.
 
-    python -m musicvae_xai.study --study=configs/study/NAME.flags --study_dir=DIR [--parallel=N]
+    python -m musicvae_xai.study --study=NAME --study_dir=DIR [--parallel=N]
         [--only=PATTERN] [--threads_per_config=T] [--emit_commands=PATH]
-    python -m musicvae_xai.study prepare --study=configs/study/NAME.flags --study_dir=DIR
+    python -m musicvae_xai.study prepare --study=NAME --study_dir=DIR
     python -m musicvae_xai.study report --study_dir=DIR --output=docs/RESULTS.md
 
 The first form expands the study's grid, validates every configuration (a bad model, dataset or
@@ -31,7 +31,7 @@ def _define(define, name: str, default, helptext: str) -> None:
         define(name, default, helptext)
 
 
-_define(flags.DEFINE_string, "study", None, "Study file (configs/study/NAME.flags): grid and shared settings.")
+_define(flags.DEFINE_string, "study", None, "Study file: a shipped name (cpu_v2, cpu_small, paper) or a path: grid and shared settings.")
 _define(flags.DEFINE_string, "study_dir", None, "Folder of the study: one run directory per configuration.")
 _define(flags.DEFINE_integer, "parallel", 1, "Configurations trained at the same time.")
 _define(flags.DEFINE_string, "only", None, "Only configurations whose name matches one of these comma-separated "

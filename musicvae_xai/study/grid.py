@@ -5,7 +5,8 @@ of keys:
 
 * grid and study keys (``STUDY_KEYS``)::
 
-      --base_flagfile=configs/study/paper.flags         # optional: a study file or training flagfile
+      --base_flagfile=study/paper                       # optional: a study file or training flagfile
+                                                        # (a path, or a shipped configuration's name)
                                                         # whose settings this file extends
       --models=measure_vae,adversarial_vae
       --latent_sizes=4,8,16,32,64,128,256
@@ -26,7 +27,8 @@ of keys:
 * any field of ``musicvae_xai.config.RunConfig`` (``--hidden_size=128``): a training setting shared by
   every configuration, applied after those of ``--base_flagfile``.
 
-Relative paths (``--base_flagfile``, ``--data_root``) are relative to the working directory, like
+Relative paths (``--base_flagfile`` when it is not a shipped name, ``--data_root``) are relative to the
+working directory, like
 absl's. A later line wins over an earlier one and over the base; ``--attribute_set`` lines of a file replace
 the base's sets, ``--override`` lines add to the base's.
 
@@ -228,6 +230,17 @@ def _str_list(value: Optional[str]) -> tuple:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
+def _resolve_base(base: str, where: str) -> str:
+    """A ``--base_flagfile`` value as a path: an existing path, else a shipped configuration name
+    (``study/paper``, ``configs/study/paper.flags``; see ``musicvae_xai.cli.resolve_config``)."""
+    from musicvae_xai.cli import ConfigNameError, resolve_config
+
+    try:
+        return resolve_config(base)
+    except ConfigNameError as e:
+        raise StudyError(f"{where}: --base_flagfile {e}") from None
+
+
 def load_study(path: str, _depth: int = 0) -> StudySpec:
     """Parses a study file (see module doc). Raises StudyError (one line, with file:line) on bad input.
 
@@ -244,7 +257,7 @@ def load_study(path: str, _depth: int = 0) -> StudySpec:
         base, number = bases[0]
         if not base:
             raise StudyError(f"{path}:{number}: --base_flagfile needs a path")
-        spec = load_study(base, _depth + 1)
+        spec = load_study(_resolve_base(base, where=f"{path}:{number}"), _depth + 1)
         spec.path, spec.base_flagfile = path, base
         attribute_sets, overrides = None, list(spec.overrides)
     else:

@@ -1,6 +1,6 @@
 """Running a study: dataset caches and baselines first, then every configuration in its own process.
 
-    spec = grid.load_study("configs/study/cpu_small.flags")
+    spec = grid.load_study(resolve_config("cpu_v2", "study"))
     entries = grid.expand(spec, "studies/cpu_small")
     summary = StudyRunner(spec, entries, "studies/cpu_small", parallel=2).run()
 
