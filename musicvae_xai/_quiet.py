@@ -8,7 +8,8 @@ Three sources print on every command, none of which a user can act on:
   setting reaches (TF 2.19+): the oneDNN notice and "Could not find cuda drivers" (each twice,
   behind "All log messages before absl::InitializeLog() ..."), and the ERROR "failed call to cuInit"
   of the CUDA probe on a machine without a GPU driver. ``import tensorflow`` and the first device
-  query (made right after it) run with stderr captured at the file-descriptor level; the known lines in ``KNOWN_NOISE`` are dropped and
+  query (made right after it) run with stderr captured at the file-descriptor level; the known lines
+  in ``KNOWN_NOISE`` are dropped and
   every other line is written back, so a real warning or error still shows.
 - pydub (imported by note-seq) warns that ffmpeg is missing; nothing here decodes audio through
   pydub, so that one warning is ignored. Every other Python warning still shows.

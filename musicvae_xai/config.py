@@ -38,9 +38,11 @@ HELP = {
     "embedding_dim": "Token embedding size.",
     "num_layers": "GRU layers in encoder and decoder stacks.",
     "dropout": "Dropout between stacked GRU layers: MeasureVAE's encoder and decoder (beat and tick GRUs, as "
-               "PyTorch's GRU dropout in ar-vae), the adversarial model's encoder when --adversarial_encoder_layers > 1.",
+               "PyTorch's GRU dropout in ar-vae), the adversarial model's encoder when "
+               "--adversarial_encoder_layers > 1.",
     "attributes": "Regularised (MeasureVAE) or controlled (AdversarialVAE) attributes, in order on dims 0..K-1: "
-                  "rhythmic_complexity, note_range, note_density, average_interval_jump, contour. The paper uses 2 or 4, "
+                  "rhythmic_complexity, note_range, note_density, average_interval_jump, contour. "
+                  "The paper uses 2 or 4, "
                   "any 1 to 5 are accepted.",
     "beta": "MeasureVAE: weight of the KL term.",
     "gamma": "MeasureVAE: weight of the attribute-regularisation loss.",
@@ -52,7 +54,8 @@ HELP = {
     "num_bins": "AdversarialVAE: ordinal bins per attribute for the discriminator (octiles = 8).",
     "sampling_k": "AdversarialVAE: scheduled sampling constant k, teacher forcing p = k / (k + exp(step / k)).",
     "discriminator_hidden": "AdversarialVAE: 0 = the reference discriminator (Kawai's Classifier: each hidden "
-                            "layer halves the width, z -> z/2 -> ...); > 0 = every hidden layer this wide (ours before v2).",
+                            "layer halves the width, z -> z/2 -> ...); > 0 = every hidden layer this wide "
+                            "(ours before v2).",
     "discriminator_layers": "AdversarialVAE: Linear layers of the discriminator, hidden layers + output "
                             "(reference num_layers = 2: one hidden layer).",
     "adversarial_encoder_layers": "AdversarialVAE: bidirectional GRU layers of the encoder (reference 1).",
@@ -69,7 +72,8 @@ HELP = {
                          "False = the raw beat output.",
     "logits_relu": "MeasureVAE: True (reference) = ReLU on the decoder logits as ar-vae does; False = plain logits "
                    "(ours before v2; no measured difference, docs/FIDELITY.md).",
-    "clip_log_scale": "Both models: clip log sigma of the posterior to [-10, 5] (not in the references; off by default).",
+    "clip_log_scale": "Both models: clip log sigma of the posterior to [-10, 5] (not in the references; "
+                      "off by default).",
     "init": "Weight initialisation: 'reference' = ar-vae's Xavier-normal weights (MeasureVAE) or PyTorch's "
             "defaults (AdversarialVAE), biases PyTorch's default U(+-1/sqrt(fan_in)); 'keras' = Glorot-uniform, "
             "orthogonal recurrent kernels, zero biases (ours before v2).",
@@ -176,7 +180,8 @@ class RunConfig:
         if not self.attributes:
             raise ConfigError("--attributes must name at least one attribute")
         if self.sampling_coin not in SAMPLING_COINS:
-            raise ConfigError(f"unknown sampling_coin {self.sampling_coin!r}; choose one of {', '.join(SAMPLING_COINS)}")
+            raise ConfigError(f"unknown sampling_coin {self.sampling_coin!r}; "
+                              f"choose one of {', '.join(SAMPLING_COINS)}")
         if self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
         if self.model_version != MODEL_VERSION:

@@ -202,7 +202,7 @@ def density_measures(vocab, counts, pitches=None):
     """Toy measures: n onsets on the first n ticks of ORDER, every onset the same pitch id."""
     tokens = np.full((len(counts), 24), vocab.hold_id, np.int32)
     pitches = np.full(len(counts), 5) if pitches is None else pitches
-    for i, (n, p) in enumerate(zip(counts, pitches)):
+    for i, (n, p) in enumerate(zip(counts, pitches, strict=True)):
         tokens[i, ORDER[:n]] = p
     return tokens
 
@@ -302,10 +302,10 @@ def test_checkpoint_holds_both_optimisers_and_resume_is_exact(trained_inputs, tm
     assert int(resumed_step.numpy()) == 2
     assert [int(o.iterations.numpy()) for o in resumed_opts.values()] == [2, 2]
     train(resumed, resumed_opts, range(2, 4))
-    for a, b in zip(straight.weights, resumed.weights):
+    for a, b in zip(straight.weights, resumed.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     for name in ("discriminator", "vae"):
-        for a, b in zip(straight_opts[name].variables, resumed_opts[name].variables):
+        for a, b in zip(straight_opts[name].variables, resumed_opts[name].variables, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
 
 

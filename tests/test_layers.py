@@ -25,7 +25,8 @@ def test_a_model_only_checkpoint_restores_every_weight(model_name, tmp_path):
     assert [v.path for v in saved.weights] == [v.path for v in other.weights]
 
     def differing():
-        return [v.path for v, w in zip(saved.weights, other.weights) if not np.array_equal(v.numpy(), w.numpy())]
+        return [v.path for v, w in zip(saved.weights, other.weights, strict=True)
+                if not np.array_equal(v.numpy(), w.numpy())]
 
     assert any("recurrent_kernel" in p for p in differing())  # another seed: the GRU cells differ
     tf.train.Checkpoint(model=other).restore(path).assert_consumed()
@@ -50,7 +51,7 @@ def test_step_stacked_cells_feeds_each_cell_the_new_state_below():
     for i, cell in enumerate(cells):
         expected[i] = cell.step(inp if i == 0 else cells[i].project_inputs(expected[i - 1]), expected[i])
     top = step_stacked_cells(cells, cells[0].project_inputs(x), states)
-    for got, want in zip(states, expected):  # updated in place
+    for got, want in zip(states, expected, strict=True):  # updated in place
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     np.testing.assert_array_equal(top.numpy(), expected[-1].numpy())
 

@@ -97,6 +97,6 @@ def test_training_step_is_deterministic_and_learns():
     l1, w1 = run()
     l2, w2 = run()
     assert l1 == l2
-    for a, b in zip(w1, w2):
+    for a, b in zip(w1, w2, strict=True):
         np.testing.assert_array_equal(a, b)
     assert l1[-1] < 0.5 * l1[0]

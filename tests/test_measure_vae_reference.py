@@ -89,7 +89,8 @@ def test_clip_log_scale_flag():
 
 
 def test_init_flag_reference_is_xavier_normal_with_pytorch_biases():
-    ref, keras_init = build_model(small(hidden_size=64, init="reference")), build_model(small(hidden_size=64, init="keras"))
+    ref = build_model(small(hidden_size=64, init="reference"))
+    keras_init = build_model(small(hidden_size=64, init="keras"))
     cell = ref.decoder.tick_cells[1]  # input [64, 192]: Xavier std sqrt(2 / (64 + 192))
     assert np.std(cell.input_kernel.numpy()) == pytest.approx(np.sqrt(2 / 256), rel=0.05)
     bias = cell.input_bias.numpy()

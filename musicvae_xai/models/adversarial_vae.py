@@ -204,7 +204,8 @@ class AdversarialVAE(MusicVAE):
         v, k = self.vocabulary, len(self.attribute_names)
         self.encoder = TokenEncoder(v.size, config.embedding_dim, config.hidden_size, config.latent_dim,
                                     config.adversarial_encoder_layers, config.dropout,
-                                    posterior_hidden=2 * config.hidden_size if config.adversarial_posterior_hidden else 0,
+                                    posterior_hidden=(2 * config.hidden_size
+                                                      if config.adversarial_posterior_hidden else 0),
                                     one_hot=config.one_hot_inputs, clip_log_scale=config.clip_log_scale,
                                     name="encoder")
         self.decoder = ConditionedDecoder(v.size, config.embedding_dim, config.hidden_size, config.num_layers,
@@ -270,7 +271,7 @@ class AdversarialVAE(MusicVAE):
             bad = np.any(outside.numpy(), axis=0)
             if bad.any():
                 detail = ", ".join(f"{n} to [{a:.4g}, {b:.4g}]" for n, a, b, o in
-                                   zip(self.attribute_names, lo.numpy(), hi.numpy(), bad) if o)
+                                   zip(self.attribute_names, lo.numpy(), hi.numpy(), bad, strict=True) if o)
                 logging.warning("AdversarialVAE: %d control value(s) outside the training range clipped: %s",
                                 int(outside.numpy().sum()), detail)
         else:

@@ -20,7 +20,7 @@ and applies the model's own optimiser(s), created by ``make_optimizers``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Optional
 
 import keras
 import numpy as np

@@ -36,7 +36,8 @@ def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_
     shape = tf.shape(x)
     rows = shape[0] if global_rows is None else global_rows
     mask_shape = tf.concat([[rows], shape[1:]], axis=0)
-    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=x.dtype, alg=RNG_ALG)[row_offset:row_offset + shape[0]]
+    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=x.dtype, alg=RNG_ALG)
+    noise = noise[row_offset:row_offset + shape[0]]
     keep = noise >= rate
     return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
 

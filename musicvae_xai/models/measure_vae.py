@@ -23,7 +23,6 @@ beat half is one matmul for all 4 beats; the encoder's input projections cover a
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from musicvae_xai.config import RunConfig
@@ -198,7 +197,7 @@ class MeasureVAE(MusicVAE):
         acc = losses.token_accuracy(logits, tokens) * share
         out = {"loss": total, "reconstruction_loss": recon, "kl": kl, "token_accuracy": acc,
                "teacher_forced": tf.cast(coin, tf.float32) * share}
-        for name, value in zip(self.attribute_names, tf.unstack(ar)):
+        for name, value in zip(self.attribute_names, tf.unstack(ar), strict=True):
             out[f"ar_{name}"] = value
         return out
 

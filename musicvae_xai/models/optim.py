@@ -50,5 +50,5 @@ def apply_gradients(optimizer, grads: Sequence, variables: Sequence, clip_norm: 
     grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
     if clip_norm > 0:
         grads, norm = clip_by_global_norm_across_replicas(grads, clip_norm)
-    optimizer.apply_gradients(zip(grads, variables))
+    optimizer.apply_gradients(zip(grads, variables, strict=True))
     return norm

@@ -31,7 +31,8 @@ def _define(define, name: str, default, helptext: str) -> None:
         define(name, default, helptext)
 
 
-_define(flags.DEFINE_string, "study", None, "Study file: a shipped name (cpu_v2, cpu_small, paper) or a path: grid and shared settings.")
+_define(flags.DEFINE_string, "study", None, "Study file: a shipped name (cpu_v2, cpu_small, paper) or a path: "
+        "grid and shared settings.")
 _define(flags.DEFINE_string, "study_dir", None, "Folder of the study: one run directory per configuration.")
 _define(flags.DEFINE_integer, "parallel", 1, "Configurations trained at the same time.")
 _define(flags.DEFINE_string, "only", None, "Only configurations whose name matches one of these comma-separated "
