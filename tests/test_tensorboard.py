@@ -119,6 +119,21 @@ def test_optimizer_scalars_are_adams_bias_corrected_step_size():
     assert summaries.optimizer_scalars({"d": sgd})["step_size/d"] == pytest.approx(0.5)
 
 
+def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog):
+    class Broken:
+        controls = []
+
+        def encode(self, tokens):
+            raise ValueError("decoder exploded")
+
+    music = summaries.MusicSummaries(Broken(), VOCAB.encode([60] * 24)[None], VOCAB)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default(), caplog.at_level("WARNING"):
+        assert music.write(1) >= 0.0 and music.failed
+        assert music.write(2) == 0.0  # off for the rest of the run
+    assert "music summaries failed at step 1" in caplog.text and "decoder exploded" in caplog.text
+
+
 # -- a training run's event files -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("model", MODELS)

@@ -20,7 +20,7 @@ size.
 from __future__ import annotations
 
 import time
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -177,6 +177,7 @@ class MusicSummaries:
         self.controls = list(model.controls)
         self.values = [np.linspace(c.low, c.high, num_values).astype(np.float32) for c in self.controls]
         self.audio_examples = audio_examples
+        self.failed = False
         self._make = tf.function(self._decode_all)
 
     def _decode_all(self, tokens):
@@ -196,12 +197,26 @@ class MusicSummaries:
         return out[:n], out[n:]
 
     def write(self, step: int) -> float:
-        """Writes the summaries at ``step`` into the default summary writer; returns the seconds taken."""
-        import tensorflow as tf
+        """Writes the summaries at ``step`` into the default summary writer; returns the seconds taken.
+
+        A failure is logged as a warning and turns the summaries off for the rest of the run: pictures
+        must never stop a training run."""
+        from absl import logging
 
         t0 = time.perf_counter()
-        if not len(self.tokens):
+        if self.failed or not len(self.tokens):
             return 0.0
+        try:
+            self._write(step)
+        except Exception as e:  # noqa: BLE001 - any failure of a picture is reported, never fatal
+            self.failed = True
+            logging.warning("music summaries failed at step %d and are off for the rest of this run: %s: %s",
+                            step, type(e).__name__, e)
+        return time.perf_counter() - t0
+
+    def _write(self, step: int) -> None:
+        import tensorflow as tf
+
         recon, sweeps = (x.numpy() for x in self._make(tf.constant(self.tokens)))
         tf.summary.image("reconstructions", reconstruction_image(self.tokens, recon, self.vocab)[None], step=step,
                          description="Validation measures (blue, top) and their greedy reconstructions from the "
@@ -222,4 +237,3 @@ class MusicSummaries:
                              max_outputs=len(clips),
                              description="Each clip: a validation measure, a pause, then its reconstruction "
                                          f"({AUDIO_QPM:g} qpm, sine tones).")
-        return time.perf_counter() - t0
