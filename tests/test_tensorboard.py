@@ -181,6 +181,7 @@ def test_training_run_shows_the_music_lr_and_hparams(model, tiny_trained_run):
     assert {m.name.tag for m in experiment.metric_infos} == set(finals)
 
 
+@pytest.mark.slow
 def test_images_at_each_evaluation_and_the_flag_turns_them_off(tmp_path, embedded_cache_dir):
     from musicvae_xai.training.loop import Trainer
 
@@ -216,3 +217,13 @@ def test_study_rewrite_replaces_the_trainers_session(tiny_trained_run, tmp_path)
     session, experiment, finals = hparams_session(run_dir)
     assert session.group_name == run_dir.name and session.hparams["attributes"].string_value == "a2"
     assert finals == {"final/token_accuracy": (pytest.approx(0.5), 4)}
+
+
+def test_the_images_flag_is_bookkeeping_for_resume_and_the_study():
+    from musicvae_xai.config import RESUMABLE_FIELDS
+    from musicvae_xai.study.worker import same_settings
+
+    on, off = RunConfig().to_dict(), RunConfig(eval_summaries=False).to_dict()
+    before = {k: v for k, v in on.items() if k != "eval_summaries"}  # a run from before the flag existed
+    assert "eval_summaries" in RESUMABLE_FIELDS
+    assert same_settings(on, off) and same_settings(before, on)  # a finished study configuration is not retrained
