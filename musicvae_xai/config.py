@@ -26,7 +26,7 @@ MODEL_VERSION = 2
 #: Fields that may change between a run and its resumption (how long or how, not what is trained).
 RESUMABLE_FIELDS = frozenset({
     "epochs", "train_steps", "checkpoint_every", "eval_every", "log_every", "strategy", "run_dir",
-    "cache_dir", "data_root", "xla", "max_to_keep",
+    "cache_dir", "data_root", "xla", "max_to_keep", "eval_summaries",
 })
 
 
@@ -96,6 +96,7 @@ HELP = {
     "strategy": "tf.distribute strategy: default, mirrored or multi_worker (reads TF_CONFIG).",
     "checkpoint_every": "Save a checkpoint every N steps (a crash loses at most N steps).",
     "eval_every": "Validate every N steps (0 = once per epoch).",
+    "eval_summaries": "At each validation, write piano-roll images and audio of reconstructions and traversals.",
     "log_every": "Write training summaries every N steps.",
     "max_to_keep": "Checkpoints kept.",
     "xla": "Compile the training step with XLA (single-device runs).",
@@ -160,6 +161,7 @@ class RunConfig:
     strategy: str = "default"
     checkpoint_every: int = 500
     eval_every: int = 0  # 0: once per epoch
+    eval_summaries: bool = True
     log_every: int = 50
     max_to_keep: int = 3
     xla: bool = True

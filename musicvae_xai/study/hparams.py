@@ -12,19 +12,18 @@ and its final metrics as scalars ``final/<metric key>`` at the last training ste
 
 shows the whole grid in the HParams dashboard (table, parallel coordinates, scatter plots). Every
 run writes the same experiment definition; TensorBoard uses one of them. Rewriting a configuration
-(a resumed or retrained run) replaces its earlier HParams event files.
+(a resumed or retrained run) replaces its earlier HParams event files, including the session the
+trainer itself wrote there (``musicvae_xai.training.hparams``, which does the writing for both).
 """
 
 from __future__ import annotations
 
-import glob
-import os
 from typing import Optional
 
 from musicvae_xai.study.results import METRICS
+from musicvae_xai.training.hparams import HPARAMS_DIRNAME, METRIC_PREFIX, write_hparams_dir
 
-HPARAMS_DIRNAME = "hparams"
-METRIC_PREFIX = "final/"
+__all__ = ["HPARAMS_DIRNAME", "METRIC_PREFIX", "experiment", "hparam_values", "metric_values", "write_hparams"]
 #: Grid axes (from the result's ``grid``) then training settings (from its ``flags``), in dashboard order.
 GRID_HPARAMS = ("model", "latent_dim", "dataset", "attributes", "attribute_count", "seed")
 SETTING_HPARAMS = ("hidden_size", "batch_size", "learning_rate", "train_steps", "epochs", "dropout", "beta",
@@ -65,8 +64,8 @@ def metric_values(result: dict) -> dict:
     return out
 
 
-def _domain(hp, name: str, study_info: Optional[dict]):
-    """A Discrete domain of the study's grid values for a grid axis, else None."""
+def _domain(name: str, study_info: Optional[dict]) -> Optional[list]:
+    """The study's grid values of a grid axis (a Discrete domain), else None."""
     from musicvae_xai.study.grid import attribute_label
 
     if not study_info:
@@ -75,37 +74,23 @@ def _domain(hp, name: str, study_info: Optional[dict]):
               "dataset": study_info.get("datasets"), "seed": study_info.get("seeds"),
               "attributes": [attribute_label(s) for s in study_info.get("attribute_sets") or []] or None,
               "attribute_count": sorted({len(s) for s in study_info.get("attribute_sets") or []}) or None}.get(name)
-    return hp.Discrete(list(values)) if values else None
+    return list(values) if values else None
 
 
-def experiment(hp, study_info: Optional[dict] = None) -> tuple:
-    """(hparams, metrics) of the study's ``hp.hparams_config``."""
-    hparams = [hp.HParam(n, _domain(hp, n, study_info)) for n in GRID_HPARAMS + SETTING_HPARAMS]
-    metrics = [hp.Metric(METRIC_PREFIX + m.key, display_name=m.label) for m in METRICS]
-    metrics += [hp.Metric(METRIC_PREFIX + k, display_name=label) for k, label in EXTRA_METRICS]
-    metrics.append(hp.Metric(METRIC_PREFIX + "val_token_accuracy", display_name="Val. acc."))
+def experiment(study_info: Optional[dict] = None) -> tuple:
+    """(hparams [(name, domain values or None)], metrics [(tag, display name)]) of the study's
+    experiment definition."""
+    hparams = [(n, _domain(n, study_info)) for n in GRID_HPARAMS + SETTING_HPARAMS]
+    metrics = [(METRIC_PREFIX + m.key, m.label) for m in METRICS]
+    metrics += [(METRIC_PREFIX + k, label) for k, label in EXTRA_METRICS]
+    metrics.append((METRIC_PREFIX + "val_token_accuracy", "Val. acc."))
     return hparams, metrics
 
 
 def write_hparams(logdir: str, result: dict, study_info: Optional[dict] = None) -> str:
     """Writes the HParams event file of one finished configuration (``result``: a result.json record
-    with status ok) into ``logdir``; returns ``logdir``."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
-    os.makedirs(logdir, exist_ok=True)
-    for old in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
-        os.remove(old)
+    with status ok) into ``logdir``, replacing earlier ones; returns ``logdir``."""
     step = int((result.get("training") or {}).get("steps") or 0)
-    hparams, metrics = experiment(hp, study_info)
-    writer = tf.summary.create_file_writer(logdir)
-    try:
-        with writer.as_default():
-            hp.hparams_config(hparams=hparams, metrics=metrics)
-            hp.hparams(hparam_values(result), trial_id=result["name"])
-            for tag, value in metric_values(result).items():
-                tf.summary.scalar(tag, value, step=step)
-        writer.flush()
-    finally:
-        writer.close()
-    return logdir
+    hparams, metrics = experiment(study_info)
+    return write_hparams_dir(logdir, hparam_values(result), result["name"], hparams=hparams, metrics=metrics,
+                             final=metric_values(result), step=step)

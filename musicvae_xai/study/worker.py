@@ -39,7 +39,7 @@ RESULT_FORMAT = 1
 #: RunConfig fields that say where or how often things are written, not what is trained: a finished
 #: stage stays valid when only these change.
 LOCATION_FIELDS = frozenset({"run_dir", "cache_dir", "data_root", "strategy", "checkpoint_every", "log_every",
-                             "max_to_keep", "eval_every"})
+                             "max_to_keep", "eval_every", "eval_summaries"})
 
 
 def same_settings(a: Optional[dict], b: Optional[dict]) -> bool:

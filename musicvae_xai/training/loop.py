@@ -21,6 +21,8 @@ from musicvae_xai import datasets
 from musicvae_xai.config import RunConfig
 from musicvae_xai.models.base import build_model
 from musicvae_xai.training import checkpoints as ckpts
+from musicvae_xai.training import summaries
+from musicvae_xai.training.hparams import write_run_hparams
 from musicvae_xai.training import runlock
 from musicvae_xai.training.strategy import distribute_batches, is_chief, make_strategy, task_info
 
@@ -150,6 +152,11 @@ class Trainer:
         writer = tf.summary.create_file_writer(os.path.join(cfg.run_dir, "train")) if chief else None
         val_writer = tf.summary.create_file_writer(os.path.join(cfg.run_dir, "validation")) if chief else None
         eval_every = cfg.eval_every or steps_per_epoch
+        music = (summaries.MusicSummaries(model, val_tokens, vocab)
+                 if chief and cfg.eval_summaries and len(val_tokens) else None)
+        final_val = None
+        if chief and start < total_steps:
+            write_run_hparams(cfg.run_dir, cfg)  # the session now; its final metrics at the end
         bar = None
         if self.progress and chief and start < total_steps:
             from tqdm import tqdm
@@ -177,6 +184,8 @@ class Trainer:
                                 tf.summary.scalar(k, v)
                             tf.summary.scalar("measures_per_second",
                                               measured * global_batch / max(time.time() - t0, 1e-9))
+                            for k, v in summaries.optimizer_scalars(optimizers).items():
+                                tf.summary.scalar(k, v)
                 if bar:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}")
@@ -187,6 +196,9 @@ class Trainer:
                     with val_writer.as_default(step=step):
                         for k, v in val.items():
                             tf.summary.scalar(k, v)
+                        if music:
+                            tf.summary.scalar("summary_seconds", music.write(step))
+                    final_val = val
                     last.update({f"val_{k}": v for k, v in val.items()})
                     if not bar:
                         logging.info("step %d/%d (epoch %d) train: %s | validation: %s", step, total_steps,
@@ -203,6 +215,8 @@ class Trainer:
             if writer:
                 writer.flush()
                 val_writer.flush()
+            if final_val is not None:
+                write_run_hparams(cfg.run_dir, cfg, final_validation=final_val, step=step)
         elapsed = time.time() - t0
         last["measures_per_second"] = measured * global_batch / elapsed if measured else 0.0
         last["steps"] = step
