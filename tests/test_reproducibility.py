@@ -106,3 +106,29 @@ def test_deterministic_runs_are_bit_identical_across_thread_counts(tmp_path, emb
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"threads {threads}" in proc.stdout
     assert_bit_identical(checkpoint_arrays(tmp_path / "t1"), checkpoint_arrays(tmp_path / "t2"))
+
+
+def test_regenerate_figures_dry_run_prints_runnable_steps(tmp_path):
+    """tools/regenerate_figures.sh --dry-run: the steps it would run name existing modules, a shipped
+    configuration and the README's figure folder; an unknown argument is refused."""
+    import importlib.util
+    import shlex
+
+    from musicvae_xai.cli import resolve_argv
+
+    script = REPO_ROOT / "tools" / "regenerate_figures.sh"
+    env = {**os.environ, "RUN_DIR": str(tmp_path / "figures_run")}
+    proc = subprocess.run(["bash", str(script), "--dry-run", "--deterministic"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    steps = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    modules = [s[2] for s in steps if s[1:2] == ["-m"]]
+    assert modules == ["musicvae_xai.train", "musicvae_xai.evaluate", "musicvae_xai.analysis"]
+    assert all(importlib.util.find_spec(m) is not None for m in modules)
+    train = steps[0]
+    assert "--deterministic" in train and f"--run_dir={tmp_path / 'figures_run'}" in train
+    assert any(a.startswith("--flagfile=") and os.path.isfile(a.split("=", 1)[1]) for a in resolve_argv(train))
+    assert steps[-1][0] == "cp" and steps[-1][-1] == "docs/figures/"
+    assert not (tmp_path / "figures_run").exists()  # a dry run runs nothing
+    bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown argument --bogus" in bad.stderr
