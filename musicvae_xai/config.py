@@ -26,7 +26,7 @@ MODEL_VERSION = 2
 #: Fields that may change between a run and its resumption (how long or how, not what is trained).
 RESUMABLE_FIELDS = frozenset({
     "epochs", "train_steps", "checkpoint_every", "eval_every", "log_every", "strategy", "run_dir",
-    "cache_dir", "data_root", "xla", "max_to_keep", "eval_summaries",
+    "cache_dir", "data_root", "xla", "max_to_keep", "eval_summaries", "deterministic",
 })
 
 
@@ -100,6 +100,9 @@ HELP = {
     "log_every": "Write training summaries every N steps.",
     "max_to_keep": "Checkpoints kept.",
     "xla": "Compile the training step with XLA (single-device runs).",
+    "deterministic": "TF op determinism (tf.config.experimental.enable_op_determinism) in training and in the "
+                     "evaluation of this run: same seed and flags give bit-identical weights whatever the thread "
+                     "counts on one machine; not across CPU types (README, Reproducibility).",
 }
 
 
@@ -165,6 +168,7 @@ class RunConfig:
     log_every: int = 50
     max_to_keep: int = 3
     xla: bool = True
+    deterministic: bool = False
 
     def __post_init__(self):
         self.attributes = tuple(self.attributes)

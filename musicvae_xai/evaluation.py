@@ -84,6 +84,8 @@ def evaluate_run(run_dir: str, options: Optional[EvaluationOptions] = None) -> d
     """
     options = (options or EvaluationOptions()).validate()
     config, model = inference.load_run(run_dir, expect_finished=options.expect_finished)
+    from musicvae_xai.training import determinism
+    determinism.apply(config.deterministic)  # a run trained with --deterministic is evaluated so too
     tokens = inference.split_tokens(config, options.split, options.cache_dir, options.data_root)
     train = tokens if options.split == "train" else inference.split_tokens(
         config, "train", options.cache_dir, options.data_root)

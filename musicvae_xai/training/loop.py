@@ -71,6 +71,8 @@ class Trainer:
         (``runlock``) throughout, so a second trainer on the same run_dir fails at once naming its pid."""
         cfg = self.config
         saved = ckpts.check_run_dir(cfg)  # refuses a foreign run_dir before anything is written
+        from musicvae_xai.training import determinism
+        determinism.apply(cfg.deterministic)  # before the first op of the run
         strategy = make_strategy(cfg.strategy)
         self.strategy = strategy
         chief = is_chief(strategy)
