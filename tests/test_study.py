@@ -472,8 +472,7 @@ def test_partial_grid_report_states_coverage_and_seeds_per_cell(tmp_path):
 
 
 def test_hparams_are_logged_and_read_back(tmp_path):
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+    from tensorboard_events import hparams_session
 
     from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
 
@@ -490,20 +489,9 @@ def test_hparams_are_logged_and_read_back(tmp_path):
         write_hparams(str(tmp_path / name / HPARAMS_DIRNAME), result, info)
         write_hparams(str(tmp_path / name / HPARAMS_DIRNAME), result, info)  # a rewrite replaces, not adds
     for name, (model, z, seed, acc) in fakes.items():
-        files = glob.glob(str(tmp_path / name / HPARAMS_DIRNAME / "events.out.tfevents.*"))
-        assert len(files) == 1
-        sessions, experiments, scalars = [], [], {}
-        for event in tf.compat.v1.train.summary_iterator(files[0]):
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME:
-                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
-                    if data.HasField("session_start_info"):
-                        sessions.append(data.session_start_info)
-                    if data.HasField("experiment"):
-                        experiments.append(data.experiment)
-                else:
-                    scalars[value.tag] = (float(tf.make_ndarray(value.tensor)), event.step)
-        assert len(sessions) == 1 and len(experiments) == 1
+        session, experiment, scalars = hparams_session(tmp_path / name)
+        assert experiment is not None
+        sessions, experiments = [session], [experiment]
         hp = sessions[0].hparams
         assert sessions[0].group_name == name
         assert hp["model"].string_value == model and hp["latent_dim"].number_value == z

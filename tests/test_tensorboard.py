@@ -3,19 +3,19 @@ piano-roll images of reconstructions and traversals, audio, learning rates and A
 HParams session with the run's configuration and final validation metrics. Also the numpy renderers.
 """
 
-import glob
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
 from musicvae_xai.config import RunConfig
 from musicvae_xai.representation import Vocabulary
 from musicvae_xai.training import summaries
 from musicvae_xai.training.hparams import HPARAMS_DIRNAME, config_values
+
+from tensorboard_events import hparams_session
 
 MODELS = ["measure_vae", "adversarial_vae"]
 VOCAB = Vocabulary(55, 84)  # the default (and the fixtures') vocabulary: 30 pitches
@@ -43,25 +43,6 @@ def images(ea: EventAccumulator, tag: str) -> list:
         assert img.shape[:2] == (int(h), int(w))
         out.append((e.step, img))
     return out
-
-
-def hparams_session(run_dir) -> tuple:
-    """(session_start_info, experiment or None, {tag: (value, step)}) of run_dir/hparams (one file)."""
-    files = glob.glob(os.path.join(str(run_dir), HPARAMS_DIRNAME, "events.out.tfevents.*"))
-    assert len(files) == 1, files
-    sessions, experiments, finals = [], [], {}
-    for event in tf.compat.v1.train.summary_iterator(files[0]):
-        for value in event.summary.value:
-            if value.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME:
-                data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
-                if data.HasField("session_start_info"):
-                    sessions.append(data.session_start_info)
-                if data.HasField("experiment"):
-                    experiments.append(data.experiment)
-            else:
-                finals[value.tag] = (float(tf.make_ndarray(value.tensor)), event.step)
-    assert len(sessions) == 1 and len(experiments) <= 1
-    return sessions[0], (experiments[0] if experiments else None), finals
 
 
 # -- the numpy renderers -------------------------------------------------------------------------------
