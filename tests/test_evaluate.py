@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from musicvae_xai.config import MODEL_VERSION
+
 from musicvae_xai import evaluation, inference, metrics
 from musicvae_xai.config import ConfigError
 from musicvae_xai.evaluation import EvaluationOptions, evaluate_run, format_report
@@ -205,7 +207,8 @@ def test_cli_writes_json_and_prints_the_table(tiny_trained_run, tmp_path):
 
 
 def test_cli_without_a_checkpoint_exits_with_one_line(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model": "measure_vae", "hidden_size": 16}))
+    (tmp_path / "config.json").write_text(json.dumps({"model": "measure_vae", "hidden_size": 16,
+                                                        "model_version": MODEL_VERSION}))
     proc = run_cli(f"--run_dir={tmp_path}")
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr

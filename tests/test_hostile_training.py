@@ -286,7 +286,7 @@ def test_resume_skips_a_damaged_latest_checkpoint(how, tmp_path, embedded_cache_
     latest = checkpoints.latest_checkpoint(str(run_dir))
     assert latest.endswith("ckpt-4")
     damage(glob.glob(latest + ".data-*")[0], how)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         result = Trainer(tiny(run_dir, embedded_cache_dir, train_steps=6), progress=False).run()
     text = caplog.text
     reason = "IndexError" if how == "truncate" else "DataLossError"
@@ -385,7 +385,7 @@ def test_leftover_temporary_checkpoint_folders_are_removed_on_the_next_run(tmp_p
     for folder in left:
         folder.mkdir()
         (folder / "part-00000-of-00001.data-00000-of-00001.tempstate123").write_bytes(b"\0" * 10)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         Trainer(tiny(run_dir, embedded_cache_dir, train_steps=4), progress=False).run()
     for folder in left:
         assert not folder.exists()

@@ -82,9 +82,9 @@ def test_unknown_configuration_name_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_wheel_installs_and_runs_the_quickstart_outside_the_checkout(tmp_path):
-    """Builds the wheel, installs it (without dependencies: they come from this environment through
-    --system-site-packages, as a user's would from the registry) into a fresh venv, and runs the
-    quickstart for a few steps through the console scripts from a folder outside the checkout."""
+    """Builds the wheel, installs it (without dependencies: they come from this environment's
+    site-packages, as a user's would from the registry) into a fresh venv, and runs the quickstart for
+    a few steps through the console scripts from a folder outside the checkout."""
     dist = tmp_path / "dist"
     res = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist),
                 str(REPO_ROOT)], tmp_path, timeout=600)
@@ -97,8 +97,14 @@ def test_wheel_installs_and_runs_the_quickstart_outside_the_checkout(tmp_path):
         assert needed in names, needed
     assert any(n.startswith("musicvae_xai/embedded_data/") and n.endswith(".abc") for n in names)
     venv = tmp_path / "venv"
-    assert _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path).returncode == 0
+    assert _run([sys.executable, "-m", "venv", str(venv)], tmp_path).returncode == 0
     py, bin_dir = venv / "bin" / "python", venv / "bin"
+    # The dependencies come from this environment's site-packages, named in a plain path line of a .pth
+    # file (so the venv's own site-packages stays first and this environment's .pth files, among them
+    # the editable install of the checkout, are not run).
+    site = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path).stdout.strip()
+    deps = [p for p in sys.path if p.endswith("site-packages") and "venv" not in p]
+    pathlib.Path(site, "zz_dependencies.pth").write_text("\n".join(deps) + "\n")
     res = _run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     work = tmp_path / "elsewhere"
