@@ -34,6 +34,7 @@ KNOWN_NOISE = (
     "cpu_feature_guard.cc",
     "To enable the following instructions:",
     "failed call to cuInit",  # the CUDA probe on a machine without a GPU driver
+    "oneDNN supports DT_STRING only on platforms with AVX-512",  # the first image/audio summary encode
 )
 
 
@@ -42,7 +43,10 @@ def _is_noise(line: str) -> bool:
 
 
 class _FilteredStderr:
-    """Context manager: fd 2 goes to a temporary file; on exit the lines not in KNOWN_NOISE go back."""
+    """Context manager: fd 2 goes to a temporary file; on exit the lines not in KNOWN_NOISE go back.
+
+    Also used around the training summaries' first PNG/WAV encodes (``filtered_stderr``), where oneDNN
+    prints a DT_STRING notice once per process."""
 
     def __enter__(self):
         sys.stderr.flush()
@@ -91,6 +95,11 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         if spec is not None and spec.loader is not None:
             spec.loader = _QuietLoader(spec.loader)
         return spec
+
+
+def filtered_stderr() -> _FilteredStderr:
+    """A context manager that drops the known lines (``KNOWN_NOISE``) written to stderr inside it."""
+    return _FilteredStderr()
 
 
 def quiet_startup() -> None:

@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from musicvae_xai._quiet import filtered_stderr
 from musicvae_xai.representation import (BEATS_PER_MEASURE, MEASURE_TICKS, TICK_POSITIONS, Vocabulary,
                                          measures_to_sequence)
 
@@ -207,7 +208,8 @@ class MusicSummaries:
         if self.failed or not len(self.tokens):
             return 0.0
         try:
-            self._write(step)
+            with filtered_stderr():  # oneDNN's one-off DT_STRING notice at the first PNG/WAV encode
+                self._write(step)
         except Exception as e:  # noqa: BLE001 - any failure of a picture is reported, never fatal
             self.failed = True
             logging.warning("music summaries failed at step %d and are off for the rest of this run: %s: %s",
