@@ -82,21 +82,42 @@ def test_latent_sizes_build(latent_dim):
     assert m.encode(np.zeros((1, 24), np.int32))["z_mean"].shape == (1, latent_dim)
 
 
-def test_training_step_is_deterministic_and_learns():
-    def run():
-        cfg = RunConfig(hidden_size=16, latent_dim=4, embedding_dim=4, seed=7, learning_rate=3e-3)
-        m = build_model(cfg)
-        opts = m.make_optimizers()
-        v = m.vocabulary
-        tokens = np.tile(v.encode([60, "hold", "hold", 62, "hold", "hold"] * 4), (8, 1))
-        attrs = attributes.compute(tokens, v, cfg.attributes)
-        step = tf.function(lambda t, a, s: m.train_step_replica(opts, t, a, s, 8, 0))
-        losses = [float(step(tokens, attrs, tf.constant(i, tf.int64))["reconstruction_loss"]) for i in range(40)]
-        return losses, [w.numpy() for w in m.trainable_variables]
+_TWO_TRAININGS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from musicvae_xai import attributes
+from musicvae_xai.config import RunConfig
+from musicvae_xai.models.base import build_model
 
-    l1, w1 = run()
-    l2, w2 = run()
-    assert l1 == l2
-    for a, b in zip(w1, w2, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert l1[-1] < 0.5 * l1[0]
+def run():
+    cfg = RunConfig(hidden_size=16, latent_dim=4, embedding_dim=4, seed=7, learning_rate=3e-3)
+    m = build_model(cfg)
+    opts = m.make_optimizers()
+    v = m.vocabulary
+    tokens = np.tile(v.encode([60, "hold", "hold", 62, "hold", "hold"] * 4), (8, 1))
+    attrs = attributes.compute(tokens, v, cfg.attributes)
+    step = tf.function(lambda t, a, s: m.train_step_replica(opts, t, a, s, 8, 0))
+    losses = [float(step(tokens, attrs, tf.constant(i, tf.int64))["reconstruction_loss"]) for i in range(40)]
+    return losses, [w.numpy() for w in m.trainable_variables]
+
+(l1, w1), (l2, w2) = run(), run()
+same = all(np.array_equal(a, b) for a, b in zip(w1, w2, strict=True))
+json.dump({"l1": l1, "l2": l2, "weights_equal": same}, sys.stdout)
+"""
+
+
+def test_training_step_is_deterministic_and_learns():
+    """Two trainings from one seed in one fresh process (other tests' process-wide TensorFlow state,
+    e.g. logical CPU devices, stays out of it) give the same losses and weights, and the loss falls."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", _TWO_TRAININGS], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["l1"] == out["l2"] and out["weights_equal"]
+    assert out["l1"][-1] < 0.5 * out["l1"][0]
