@@ -293,8 +293,12 @@ def test_resume_skips_a_damaged_latest_checkpoint(how, tmp_path, embedded_cache_
     assert f"skipping checkpoint {latest}: it does not restore ({reason}" in text, text[-3000:]
     assert f"resuming from {run_dir / 'ckpt-2'} at step 2" in text
     assert result["steps"] == 6
-    for a, b in zip(weights(run_dir), straight_six, strict=False):  # exactly as if ckpt-4 had never existed
-        np.testing.assert_array_equal(a, b)
+    # As if ckpt-4 had never existed. Not compared bit for bit: both trainings run in this pytest process,
+    # where process-wide TensorFlow state left by other tests of the same xdist worker (e.g. logical CPU
+    # devices) moved one weight by one float32 ulp in a full-suite run. Bit-exact resumption is tested
+    # in fresh processes (test_training.py's SIGKILL resume, test_reproducibility.py).
+    for a, b in zip(weights(run_dir), straight_six, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow

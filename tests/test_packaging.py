@@ -105,7 +105,7 @@ def test_wheel_installs_and_runs_the_quickstart_outside_the_checkout(tmp_path):
     site = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path).stdout.strip()
     deps = [p for p in sys.path if p.endswith("site-packages") and "venv" not in p]
     pathlib.Path(site, "zz_dependencies.pth").write_text("\n".join(deps) + "\n")
-    res = _run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], tmp_path)
+    res = _run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", str(wheel)], tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     work = tmp_path / "elsewhere"
     work.mkdir()
