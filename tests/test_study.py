@@ -437,6 +437,8 @@ def test_cpu_v2_preset_gives_every_genre_the_same_epochs():
     epochs = {e.config.dataset: e.config.train_steps * e.config.batch_size / train[e.config.dataset] for e in entries}
     assert all(abs(v - 0.6) < 0.001 for v in epochs.values()), epochs
     assert {e.config.lambda_kl for e in entries} == {0.1}  # no AdversarialVAE override any more
+    # the reference discriminator for the AdversarialVAE (MeasureVAE has none; its 256 is inert)
+    assert {e.config.discriminator_hidden for e in entries if e.config.model == "adversarial_vae"} == {0}
     assert not any(f == "lambda_kl" for _, f, _ in spec.overrides)
 
 

@@ -208,3 +208,5 @@ def test_the_images_flag_is_bookkeeping_for_resume_and_the_study():
     before = {k: v for k, v in on.items() if k != "eval_summaries"}  # a run from before the flag existed
     assert "eval_summaries" in RESUMABLE_FIELDS
     assert same_settings(on, off) and same_settings(before, on)  # a finished study configuration is not retrained
+    older = {k: v for k, v in on.items() if k != "deterministic"}  # any field added later with its default
+    assert same_settings(older, on) and not same_settings(older, dict(on, deterministic=True))

@@ -43,11 +43,17 @@ LOCATION_FIELDS = frozenset({"run_dir", "cache_dir", "data_root", "strategy", "c
 
 
 def same_settings(a: Optional[dict], b: Optional[dict]) -> bool:
-    """True when two RunConfig dicts differ at most in ``LOCATION_FIELDS``."""
+    """True when two RunConfig dicts differ at most in ``LOCATION_FIELDS``.
+
+    A field one side lacks (a configuration saved before the field existed) counts as its default, so
+    adding a RunConfig field with a default that keeps the old behaviour does not retrain a study."""
     if not isinstance(a, dict) or not isinstance(b, dict):
         return False
+    from musicvae_xai.config import RunConfig
+
+    defaults = RunConfig().to_dict()
     keys = (set(a) | set(b)) - LOCATION_FIELDS
-    return all(a.get(k) == b.get(k) for k in keys)
+    return all(a.get(k, defaults.get(k)) == b.get(k, defaults.get(k)) for k in keys)
 
 
 def write_json(path: str, payload) -> None:
