@@ -29,7 +29,6 @@ report.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Optional
 
@@ -38,7 +37,7 @@ import tensorflow as tf
 
 from musicvae_xai import attributes as attrs
 from musicvae_xai import inference, metrics
-from musicvae_xai.config import RunConfig
+from musicvae_xai.config import EvaluationOptions, RunConfig
 from musicvae_xai.models.losses import kl_per_example
 from musicvae_xai.training.checkpoints import latest_checkpoint
 
@@ -50,30 +49,6 @@ NO_LATENT_CONTROL_NOTE = (
     "leakage of the control inputs are in attribute_independence.")
 NO_BASELINE_NOTE = ("No training split was given, so the majority-token baselines are not reported "
                     "(baselines is null).")
-
-
-@dataclasses.dataclass
-class EvaluationOptions:
-    """What to evaluate and how. ``max_measures`` <= 0 means the whole split."""
-
-    split: str = "test"
-    max_measures: int = 0
-    seed: int = 0
-    sweep_measures: int = 64
-    sweep_steps: int = 9
-    batch_size: int = inference.DEFAULT_BATCH_SIZE
-    cache_dir: Optional[str] = None
-    data_root: Optional[str] = None
-    expect_finished: bool = True
-
-    def validate(self) -> "EvaluationOptions":
-        if self.sweep_steps < 2:
-            raise ValueError(f"sweep_steps must be at least 2, got {self.sweep_steps}")
-        if self.sweep_measures < 1:
-            raise ValueError(f"sweep_measures must be at least 1, got {self.sweep_measures}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        return self
 
 
 def evaluate_run(run_dir: str, options: Optional[EvaluationOptions] = None) -> dict:
