@@ -39,6 +39,7 @@ from musicvae_xai import attributes as attrs
 from musicvae_xai import inference, metrics
 from musicvae_xai.config import EvaluationOptions, RunConfig
 from musicvae_xai.models.losses import kl_per_example
+from musicvae_xai.training import determinism
 from musicvae_xai.training.checkpoints import latest_checkpoint
 
 NO_LATENT_CONTROL_NOTE = (
@@ -59,7 +60,6 @@ def evaluate_run(run_dir: str, options: Optional[EvaluationOptions] = None) -> d
     """
     options = (options or EvaluationOptions()).validate()
     config, model = inference.load_run(run_dir, expect_finished=options.expect_finished)
-    from musicvae_xai.training import determinism
     determinism.apply(config.deterministic)  # a run trained with --deterministic is evaluated so too
     tokens = inference.split_tokens(config, options.split, options.cache_dir, options.data_root)
     train = tokens if options.split == "train" else inference.split_tokens(

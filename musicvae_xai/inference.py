@@ -28,6 +28,7 @@ from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
 from musicvae_xai.config import DEFAULT_BATCH_SIZE, ConfigError, RunConfig
 from musicvae_xai.models.base import Control, MusicVAE
 from musicvae_xai.representation import MEASURE_TICKS
+from musicvae_xai.training.checkpoints import restore_model
 
 
 
@@ -37,8 +38,6 @@ def load_run(run_dir: str, expect_finished: bool = True) -> tuple[RunConfig, Mus
     Raises ConfigError with one line naming ``run_dir`` and the reason when it is not a folder, has no
     readable ``config.json``, no checkpoint, or (with ``expect_finished``) no ``FINISHED`` marker.
     """
-    from musicvae_xai.training.checkpoints import restore_model
-
     run_dir = os.fspath(run_dir)
     if not os.path.exists(run_dir):
         raise ConfigError(f"run_dir {run_dir} does not exist")

@@ -1,6 +1,7 @@
-"""Analyse a trained run: ``python -m musicvae_xai.analysis --run_dir=DIR --output_dir=DIR``.
+"""Analyse a trained run: ``musicvae-analysis --run_dir=DIR --output_dir=DIR`` (``python -m
+musicvae_xai.cli.analysis``, or the older ``python -m musicvae_xai.analysis``, alike).
 
-Writes the figures of SPEC section 7, the traversals as MIDI and ``index.html`` into --output_dir
+Writes the figures of docs/METHOD.md (section 7), the traversals as MIDI and ``index.html`` into --output_dir
 (see ``musicvae_xai.analysis.report``).
 """
 
@@ -11,6 +12,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging
+
+from musicvae_xai.cli import resolve_sys_argv
 
 flags.DEFINE_string("run_dir", None, "Run directory (config.json + checkpoints) to analyse.")
 flags.DEFINE_string("output_dir", None, "Folder for the figures, MIDI files and index.html.")
@@ -59,11 +62,9 @@ def main(argv) -> None:
 
 
 def run() -> None:
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     app.run(main)
 
 
 if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     run()

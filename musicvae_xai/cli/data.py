@@ -1,7 +1,9 @@
 """Build (or reuse) a dataset cache and print its summary.
 
-    python -m musicvae_xai.data --dataset=irish --data_root=../shared/datasets --cache_dir=cache \
+    musicvae-data --dataset=irish --data_root=../shared/datasets --cache_dir=cache \
         [--stats_json=stats.json] [--allow_cut_time] [--min_pitch=55] [--max_pitch=84]
+
+(``python -m musicvae_xai.cli.data``, or the older ``python -m musicvae_xai.data``, alike.)
 
 A bad data root, an unknown dataset name, a data root without one readable input file or a
 ``--cache_dir`` that is a file (checked before reading anything) stops with one ``error:`` line and
@@ -21,6 +23,7 @@ warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=Runti
 from absl import app, flags, logging  # noqa: E402
 
 from musicvae_xai import datasets  # noqa: E402
+from musicvae_xai.cli import resolve_sys_argv  # noqa: E402
 from musicvae_xai.datasets.summary import summary_table  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -65,11 +68,9 @@ def main(argv):
 
 
 def run() -> None:
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     app.run(main)
 
 
 if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     run()

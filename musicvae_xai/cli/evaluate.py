@@ -1,8 +1,11 @@
-"""Evaluate a trained run: ``python -m musicvae_xai.evaluate --run_dir=DIR [--split=test] [--output=PATH.json]``.
+"""Evaluate a trained run: ``musicvae-evaluate --run_dir=DIR [--split=test] [--output=PATH.json]``
+(``python -m musicvae_xai.cli.evaluate``, or the older ``python -m musicvae_xai.evaluate``, alike).
 
 Loads the run from its saved configuration alone, evaluates it on the split (see
 ``musicvae_xai.evaluation``), prints a table and writes the report as JSON (default
-``RUN_DIR/evaluation_SPLIT.json``). Same run, flags and seed: same report.
+``RUN_DIR/evaluation_SPLIT.json``). Same run, flags and seed: same report. The options' flags are
+generated from ``musicvae_xai.config.EvaluationOptions`` (``--allow_unfinished`` is its
+``expect_finished`` negated).
 """
 
 from __future__ import annotations
@@ -14,33 +17,26 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging
 
+from musicvae_xai.cli import resolve_sys_argv
+from musicvae_xai.config import EvaluationOptions
+from musicvae_xai.settings import define_flags, from_flags
+
 flags.DEFINE_string("run_dir", None, "Run directory (config.json + checkpoints) to evaluate.")
-flags.DEFINE_string("split", "test", "Dataset split: train, validation or test.")
 flags.DEFINE_string("output", None, "JSON report path (default RUN_DIR/evaluation_SPLIT.json).")
-flags.DEFINE_integer("max_measures", 0, "Evaluate at most this many measures of the split, drawn with "
-                     "--seed (0 = all).")
-flags.DEFINE_integer("seed", 0, "Seed of the sampled codes, the measure subsets and the MI estimator.")
-flags.DEFINE_integer("sweep_measures", 64, "Measures each control is swept from (attribute independence).")
-flags.DEFINE_integer("sweep_steps", 9, "Values of each control sweep, evenly spaced over its range.")
-flags.DEFINE_integer("batch_size", 256, "Measures per model call.")
-flags.DEFINE_string("cache_dir", None, "Dataset cache folder (default: the run's).")
-flags.DEFINE_string("data_root", None, "Raw dataset folder (default: the run's).")
-flags.DEFINE_bool("allow_unfinished", False, "Evaluate the latest checkpoint of a run that has not finished.")
+define_flags(EvaluationOptions)
 flags.mark_flag_as_required("run_dir")
 FLAGS = flags.FLAGS
 
 
 def main(argv) -> None:
     del argv
-    from musicvae_xai.evaluation import EvaluationOptions, evaluate_run, format_report
+    # TensorFlow is imported here, after the flags are parsed, so --help and flag errors are instant.
+    from musicvae_xai.evaluation import evaluate_run, format_report
 
     output = FLAGS.output or os.path.join(FLAGS.run_dir, f"evaluation_{FLAGS.split}.json")
     if os.path.isdir(output):
         sys.exit(f"error: --output {output} is a folder; give a file path")
-    options = EvaluationOptions(split=FLAGS.split, max_measures=FLAGS.max_measures, seed=FLAGS.seed,
-                                sweep_measures=FLAGS.sweep_measures, sweep_steps=FLAGS.sweep_steps,
-                                batch_size=FLAGS.batch_size, cache_dir=FLAGS.cache_dir,
-                                data_root=FLAGS.data_root, expect_finished=not FLAGS.allow_unfinished)
+    options = from_flags(EvaluationOptions)
     try:
         report = evaluate_run(FLAGS.run_dir, options)
     except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
@@ -59,11 +55,9 @@ def main(argv) -> None:
 
 
 def run() -> None:
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     app.run(main)
 
 
 if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     run()

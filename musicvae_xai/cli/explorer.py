@@ -1,5 +1,7 @@
-"""``python -m musicvae_xai.explorer --export=DIR`` (in-process) or ``--serving_url=http://HOST:8501
---model=NAME [--assets=DIR]`` (TF-Serving REST): serves the explorer page on http://127.0.0.1:PORT/."""
+"""``musicvae-explorer --export=DIR`` (in-process) or ``--serving_url=http://HOST:8501 --model=NAME
+[--assets=DIR]`` (TF-Serving REST): serves the explorer page on http://127.0.0.1:PORT/.
+
+``python -m musicvae_xai.cli.explorer``, or the older ``python -m musicvae_xai.explorer``, alike."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
+
+from musicvae_xai.cli import resolve_sys_argv  # noqa: E402
 
 flags.DEFINE_string("export", None, "Export folder (a version folder, or an export base whose newest "
                     "version is used), run in-process.")
@@ -52,8 +56,10 @@ def main(argv) -> None:
     serve(create_app(explorer, backend, max_upload_bytes=FLAGS.max_upload_kb * 1024), FLAGS.host, FLAGS.port)
 
 
-if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
+def run() -> None:
     resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

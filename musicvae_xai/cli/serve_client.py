@@ -1,4 +1,5 @@
-"""Serving client CLI: ``python -m musicvae_xai.serving.client --target=T --model=NAME VERB [flags]``.
+"""Serving client CLI: ``musicvae-serve-client --target=T --model=NAME VERB [flags]`` (``python -m
+musicvae_xai.cli.serve_client``, or the older ``python -m musicvae_xai.serving.client``, alike).
 
 T is ``host:port`` (gRPC, e.g. ``localhost:8500``), ``http://host:port`` (REST, e.g.
 ``http://localhost:8501``) or an export folder (run in-process). Verbs:
@@ -23,7 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
+from musicvae_xai.cli import resolve_sys_argv
 from musicvae_xai.serving import commands
+from musicvae_xai.serving.base import ServingError
+from musicvae_xai.serving.midi_io import MidiError
+from musicvae_xai.serving.targets import connect
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("target", None, "host:port (gRPC), http://host:port (REST) or an export folder.")
@@ -49,10 +54,6 @@ flags.DEFINE_float("qpm", None, "Tempo of the MIDI written (default: the input f
 
 
 def main(argv) -> None:
-    from musicvae_xai.serving.base import ServingError
-    from musicvae_xai.serving.targets import connect
-    from musicvae_xai.serving.midi_io import MidiError
-
     if len(argv) != 2 or argv[1] not in commands.VERBS:
         sys.exit(f"usage: python -m musicvae_xai.serving.client --target=T --model=NAME "
                  f"{{{'|'.join(commands.VERBS)}}} [flags]; got {' '.join(argv[1:]) or 'no verb'}")
@@ -72,9 +73,11 @@ def main(argv) -> None:
     print(json.dumps(summary, indent=1))
 
 
-if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
+def run() -> None:
     resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     flags.mark_flag_as_required("target")
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

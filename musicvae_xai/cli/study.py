@@ -1,4 +1,5 @@
-"""The study runner and its report.
+"""The study runner and its report: ``musicvae-study`` (``python -m musicvae_xai.cli.study``, or the
+older ``python -m musicvae_xai.study``, alike).
 
     python -m musicvae_xai.study --study=NAME --study_dir=DIR [--parallel=N]
         [--only=PATTERN] [--threads_per_config=T] [--emit_commands=PATH]
@@ -21,6 +22,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
+
+from musicvae_xai.cli import resolve_sys_argv
 
 FLAGS = flags.FLAGS
 
@@ -109,11 +112,9 @@ def main(argv) -> None:
 
 
 def run() -> None:
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     app.run(main)
 
 
 if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     run()

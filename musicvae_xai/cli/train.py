@@ -1,14 +1,15 @@
-"""Train a model: ``musicvae-train --config=NAME [--flag=value ...]`` (``python -m musicvae_xai.train`` alike).
+"""Train a model: ``musicvae-train --config=NAME [--flag=value ...]`` (``python -m musicvae_xai.cli.train``,
+or the older ``python -m musicvae_xai.train``, alike).
 
-Every field of ``musicvae_xai.config.RunConfig`` is a flag of the same name; flags given on the command
-line override the flagfile. Re-running the same command on an existing ``--run_dir`` resumes from its
-newest checkpoint that restores. A second trainer on a run_dir in use, a checkpoint that cannot be written
-or a run_dir that cannot be created end with one ``error:`` line (exit status 1).
+Every field of ``musicvae_xai.config.RunConfig`` is a flag of the same name, generated from the field's
+declaration (default, help); flags given on the command line override the flagfile. Re-running the same
+command on an existing ``--run_dir`` resumes from its newest checkpoint that restores. A second trainer on
+a run_dir in use, a checkpoint that cannot be written or a run_dir that cannot be created end with one
+``error:`` line (exit status 1).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 
@@ -16,31 +17,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging
 
-from musicvae_xai.config import HELP, RunConfig
+from musicvae_xai.cli import resolve_sys_argv
+from musicvae_xai.config import ConfigError, RunConfig
+from musicvae_xai.settings import define_flags, from_flags
 
 FLAGS = flags.FLAGS
 
 
 def define_config_flags() -> None:
     """One absl flag per RunConfig field, with its default and help text."""
-    for field in dataclasses.fields(RunConfig):
-        default = field.default
-        helptext = HELP[field.name]
-        if isinstance(default, bool):
-            flags.DEFINE_bool(field.name, default, helptext)
-        elif isinstance(default, int):
-            flags.DEFINE_integer(field.name, default, helptext)
-        elif isinstance(default, float):
-            flags.DEFINE_float(field.name, default, helptext)
-        elif isinstance(default, tuple):
-            flags.DEFINE_list(field.name, list(default), helptext)
-        else:
-            flags.DEFINE_string(field.name, default, helptext)
+    define_flags(RunConfig)
 
 
 def config_from_flags() -> RunConfig:
-    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(RunConfig)}
-    return RunConfig(**values)
+    """The RunConfig of the parsed flags (not yet validated)."""
+    return from_flags(RunConfig)
 
 
 def check_flagfiles(argv) -> None:
@@ -57,7 +48,7 @@ def check_flagfiles(argv) -> None:
 
 def main(argv) -> None:
     del argv
-    from musicvae_xai.config import ConfigError
+    # TensorFlow is imported here, after the flags are parsed, so --help and flag errors are instant.
     from musicvae_xai.training.checkpoints import CheckpointWriteError
     from musicvae_xai.training.loop import NonFiniteLossError, Trainer
     try:
@@ -73,13 +64,11 @@ def main(argv) -> None:
 
 
 def run() -> None:
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     define_config_flags()
     check_flagfiles(sys.argv)
     app.run(main)
 
 
 if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
     run()

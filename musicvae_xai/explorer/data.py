@@ -19,6 +19,7 @@ from absl import logging
 from musicvae_xai import datasets
 from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, DatasetConfig, dataset_config
 from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary, sequence_to_measures
+from musicvae_xai.serving.midi_io import MidiError, fit_shift, no_measure_message
 
 #: Upload file types: extension -> what the page calls them.
 UPLOAD_TYPES = {".mid": "MIDI", ".midi": "MIDI", ".xml": "MusicXML", ".musicxml": "MusicXML",
@@ -115,8 +116,7 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
     The readers' per-file limits (``readers.limits``: beats, decompressed bytes) apply, so a hostile
     file (notes 2**27 beats apart, a zip bomb) is refused in milliseconds, before any per-beat work.
     """
-    from musicvae_xai.explain import ExplainError, read_source
-    from musicvae_xai.serving.midi_io import MidiError, fit_shift, no_measure_message
+    from musicvae_xai.explain import ExplainError, read_source  # here: explain loads TensorFlow
 
     name = os.path.basename(str(filename or "").replace("\\", "/"))[:120] or "upload"
     ext = os.path.splitext(name)[1].lower()

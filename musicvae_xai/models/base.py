@@ -26,10 +26,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from musicvae_xai.tf_attributes import tf_compute
 from musicvae_xai.config import RunConfig
 from musicvae_xai.models.layers import RNG_ALG
 from musicvae_xai.representation import MEASURE_TICKS
+from musicvae_xai.tf_attributes import tf_compute
 
 
 @dataclasses.dataclass(frozen=True)
