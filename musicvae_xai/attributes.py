@@ -1,4 +1,4 @@
-"""Musical attributes of a 24-token measure (docs/METHOD.md, section 2), in numpy.
+"""Musical attributes of a 24-token measure (docs/METHOD.md section 3), in numpy.
 
 Onsets are the ticks whose token is a pitch; p_1..p_n are the onset pitches in order.
 

@@ -299,3 +299,40 @@ class EvaluationOptions:
         """Raises ValueError (one line) for an option out of its range; returns self."""
         check_fields(self, ValueError)
         return self
+
+
+class AnalysisError(ValueError):
+    """Bad analysis input; the message is one line."""
+
+
+@dataclasses.dataclass
+class AnalysisOptions:
+    """What the analysis of a run draws (``musicvae_xai.analysis.report``; the ``musicvae-analysis``
+    flags are generated from these fields): split: where the traversed measures come from; data_split:
+    the measures of the distribution figures (at most ``max_measures``); steps: values per traversal;
+    curve_measures: measures the mean traversal curve averages over; grid, surface_measures: the surface
+    maps' grid size and the measures averaged; input_file/input_bar: traverse a bar of this
+    MIDI/MusicXML/ABC file instead of a measure of the split."""
+
+    split: str = setting("test", "Split the traversed measures come from.")
+    data_split: str = setting("train", "Split of the encoded-data figures.")
+    seed: int = setting(0, "Seed of every measure choice.")
+    steps: int = setting(9, "Values per traversal, evenly spaced over the control's range.", minimum=2)
+    curve_measures: int = setting(32, "Measures the mean traversal curve averages over (0 = none).", minimum=0)
+    grid: int = setting(11, "Grid size of the attribute surface maps.", minimum=2)
+    surface_measures: int = setting(8, "Measures each surface map averages over.", minimum=1)
+    max_measures: int = setting(5000, "Encoded measures in the data-distribution figures.", minimum=4)
+    input_file: Optional[str] = setting(None, "Traverse a bar of this MIDI/MusicXML/ABC file instead of a split "
+                                              "measure.")
+    input_bar: Optional[int] = setting(None, "0-based bar of --input_file (default: its first usable 4/4 bar).")
+    qpm: float = setting(120.0, "Tempo of the MIDI files written.", above=0.0)
+    batch_size: int = setting(DEFAULT_BATCH_SIZE, "Measures per model call.", minimum=1)
+    cache_dir: Optional[str] = setting(None, "Dataset cache folder (default: the run's).")
+    data_root: Optional[str] = setting(None, "Raw dataset folder (default: the run's).")
+    expect_finished: bool = setting(True, "Analyse the latest checkpoint of a run that has not finished.",
+                                    flag="allow_unfinished", negate=True)
+
+    def validate(self) -> "AnalysisOptions":
+        """Raises AnalysisError (one line) for an option out of its range; returns self."""
+        check_fields(self, AnalysisError)
+        return self

@@ -1,11 +1,11 @@
-"""Evaluation of a trained run on a held-out split (SPEC section 6): the report and its printed table.
+"""Evaluation of a trained run on a held-out split (docs/METHOD.md section 6): the report and its printed table.
 
     report = evaluate_run("runs/quickstart", EvaluationOptions(split="test", seed=0))
     print(format_report(report))
 
 What is measured, on the measures of the split (all of them, or ``max_measures`` drawn with ``seed``):
 
-* reconstruction: greedy decoding without teacher forcing, from the sampled code z (SPEC) and from
+* reconstruction: greedy decoding without teacher forcing, from the sampled code z (docs/METHOD.md section 6) and from
   the posterior mean; ``token_accuracy`` over all 24 ticks and ``note_accuracy`` over the ticks whose
   target is a pitch or ``rest`` (not ``hold``, which is the majority and easy, nor the ``start``/``end``
   padding around a piece);

@@ -11,7 +11,8 @@ the command-line flags, their help and the checks are all generated from it.
     check_fields(options, ValueError)       # "steps must be at least 2, got 1"
 
 A field's flag type follows its default: bool -> DEFINE_bool, int -> DEFINE_integer, float ->
-DEFINE_float, tuple -> DEFINE_list (comma-separated), anything else (str, None) -> DEFINE_string.
+DEFINE_float, tuple -> DEFINE_list (comma-separated), str -> DEFINE_string; a field whose default is None
+takes the type its annotation names (``Optional[int]`` -> DEFINE_integer, ``Optional[str]`` -> DEFINE_string).
 Checks that involve two fields stay in the class's own ``validate``.
 """
 
@@ -90,6 +91,17 @@ def _flag_name(field: dataclasses.Field) -> Optional[str]:
     return field.name if name == "" else name
 
 
+def _kind(field: dataclasses.Field, default: Any) -> type:
+    """The Python type a field's flag parses to: its default's, or for a None default its annotation's."""
+    if default is not None:
+        return tuple if isinstance(default, tuple) else type(default)
+    annotation = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+        if f"[{name}]" in annotation or annotation == name:
+            return kind
+    return str
+
+
 def define_flags(cls: type, flag_values: flags.FlagValues = flags.FLAGS, skip: Sequence[str] = ()) -> None:
     """One absl flag per field of the settings dataclass ``cls`` (but ``skip`` and fields declared with
     ``flag=None``), with the field's default and help text."""
@@ -100,13 +112,14 @@ def define_flags(cls: type, flag_values: flags.FlagValues = flags.FLAGS, skip: S
         default, helptext = field.default, field.metadata.get("help", "")
         if field.metadata.get("negate"):
             default = not default
-        if isinstance(default, bool):
+        kind = _kind(field, default)
+        if kind is bool:
             flags.DEFINE_bool(name, default, helptext, flag_values=flag_values)
-        elif isinstance(default, int):
+        elif kind is int:
             flags.DEFINE_integer(name, default, helptext, flag_values=flag_values)
-        elif isinstance(default, float):
+        elif kind is float:
             flags.DEFINE_float(name, default, helptext, flag_values=flag_values)
-        elif isinstance(default, tuple):
+        elif kind is tuple:
             flags.DEFINE_list(name, list(default), helptext, flag_values=flag_values)
         else:
             flags.DEFINE_string(name, default, helptext, flag_values=flag_values)

@@ -1,4 +1,4 @@
-"""The TensorFlow twins of ``musicvae_xai.attributes`` (docs/METHOD.md, section 2).
+"""The TensorFlow twins of ``musicvae_xai.attributes`` (docs/METHOD.md section 3).
 
 Every ``tf_`` function takes an int tensor of token ids [..., 24] and a ``Vocabulary`` and returns
 float32 [...] with the same values as its numpy twin (tests/test_attributes.py checks they agree), so a

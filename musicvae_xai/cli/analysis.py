@@ -14,38 +14,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging
 
 from musicvae_xai.cli import resolve_sys_argv
+from musicvae_xai.config import AnalysisOptions
+from musicvae_xai.settings import define_flags, from_flags
 
 flags.DEFINE_string("run_dir", None, "Run directory (config.json + checkpoints) to analyse.")
 flags.DEFINE_string("output_dir", None, "Folder for the figures, MIDI files and index.html.")
-flags.DEFINE_string("split", "test", "Split the traversed measures come from.")
-flags.DEFINE_string("data_split", "train", "Split of the encoded-data figures.")
-flags.DEFINE_integer("seed", 0, "Seed of every measure choice.")
-flags.DEFINE_integer("steps", 9, "Values per traversal, evenly spaced over the control's range.")
-flags.DEFINE_integer("curve_measures", 32, "Measures the mean traversal curve averages over (0 = none).")
-flags.DEFINE_integer("grid", 11, "Grid size of the attribute surface maps.")
-flags.DEFINE_integer("surface_measures", 8, "Measures each surface map averages over.")
-flags.DEFINE_integer("max_measures", 5000, "Encoded measures in the data-distribution figures.")
-flags.DEFINE_string("input_file", None, "Traverse a bar of this MIDI/MusicXML/ABC file instead of a split measure.")
-flags.DEFINE_integer("input_bar", None, "0-based bar of --input_file (default: its first usable 4/4 bar).")
-flags.DEFINE_float("qpm", 120.0, "Tempo of the MIDI files written.")
-flags.DEFINE_integer("batch_size", 256, "Measures per model call.")
-flags.DEFINE_string("cache_dir", None, "Dataset cache folder (default: the run's).")
-flags.DEFINE_string("data_root", None, "Raw dataset folder (default: the run's).")
-flags.DEFINE_bool("allow_unfinished", False, "Analyse the latest checkpoint of a run that has not finished.")
+define_flags(AnalysisOptions)
 flags.mark_flags_as_required(["run_dir", "output_dir"])
 FLAGS = flags.FLAGS
 
 
 def main(argv) -> None:
     del argv
-    from musicvae_xai.analysis.report import AnalysisOptions, prepare_output_dir, run_analysis
+    # TensorFlow is imported here, after the flags are parsed, so --help and flag errors are instant.
+    from musicvae_xai.analysis.report import prepare_output_dir, run_analysis
 
-    options = AnalysisOptions(split=FLAGS.split, data_split=FLAGS.data_split, seed=FLAGS.seed, steps=FLAGS.steps,
-                              curve_measures=FLAGS.curve_measures, grid=FLAGS.grid,
-                              surface_measures=FLAGS.surface_measures, max_measures=FLAGS.max_measures,
-                              input_file=FLAGS.input_file, input_bar=FLAGS.input_bar, qpm=FLAGS.qpm,
-                              batch_size=FLAGS.batch_size, cache_dir=FLAGS.cache_dir, data_root=FLAGS.data_root,
-                              expect_finished=not FLAGS.allow_unfinished)
+    options = from_flags(AnalysisOptions)
     try:
         options.validate()
         prepare_output_dir(FLAGS.output_dir)  # fail on a bad output_dir before loading anything

@@ -9,7 +9,7 @@ The server keeps no per-user state; every request carries the state it needs.
 
 "Requested" attribute values: for an attribute input the value asked for is the input itself; for a
 regularised latent dim it is the value a linear fit of the attribute on that dim predicts, fitted on
-encoded training measures (SPEC 6's interpretability fit), with its R^2 so the page can say how
+encoded training measures (the interpretability fit of docs/METHOD.md section 6), with its R^2 so the page can say how
 much to trust it.
 """
 
