@@ -25,7 +25,7 @@ TF_FREE = ("musicvae_xai.config", "musicvae_xai.settings", "musicvae_xai.attribu
            "musicvae_xai.readers", "musicvae_xai.readers.midi", "musicvae_xai.readers.abc",
            "musicvae_xai.readers.musicxml", "musicvae_xai.readers.pop909", "musicvae_xai.readers.symbtr",
            "musicvae_xai.datasets", "musicvae_xai.datasets.builder", "musicvae_xai.cli",
-           "musicvae_xai.cli.train", "musicvae_xai.cli.evaluate", "musicvae_xai.study.worker",
+           "musicvae_xai.cli.train", "musicvae_xai.cli.evaluate", "musicvae_xai.cli.study", "musicvae_xai.study.worker",
            "musicvae_xai.study.runner")
 
 

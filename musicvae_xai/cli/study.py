@@ -24,6 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 from musicvae_xai.cli import resolve_sys_argv
+from musicvae_xai.study import grid
+from musicvae_xai.study.commands import emit_commands
+from musicvae_xai.study.runner import StudyRunner
 
 FLAGS = flags.FLAGS
 
@@ -56,8 +59,6 @@ def _log(line: str) -> None:
 
 
 def _load(require_study: bool = True):
-    from musicvae_xai.study import grid
-
     if not FLAGS.study or not FLAGS.study_dir:
         raise grid.StudyError("--study and --study_dir are required")
     spec = grid.load_study(FLAGS.study)
@@ -69,11 +70,9 @@ def main(argv) -> None:
     command = argv[1] if len(argv) > 1 else "run"
     if command not in COMMANDS or len(argv) > 2:
         sys.exit(f"error: unknown command {' '.join(argv[1:])!r}; expected one of {', '.join(COMMANDS)}")
-    from musicvae_xai.study import grid
-
     try:
         if command == "report":
-            from musicvae_xai.study.report import write_report
+            from musicvae_xai.study.report import write_report  # here: matplotlib, scipy (seconds)
             if not FLAGS.study_dir:
                 raise grid.StudyError("--study_dir is required")
             path, figures = write_report(FLAGS.study_dir, FLAGS.output or "docs/RESULTS.md")
@@ -81,13 +80,11 @@ def main(argv) -> None:
             return
         spec, entries, chosen = _load()
         if FLAGS.emit_commands:
-            from musicvae_xai.study.commands import emit_commands
             cpus = FLAGS.threads_per_config or spec.threads_per_config or 2
             commands, slurm = emit_commands(chosen, FLAGS.emit_commands, FLAGS.study, FLAGS.study_dir,
                                             cpus_per_task=cpus)
             print(f"wrote {len(chosen)} command(s) to {commands} and the Slurm array script {slurm}")
             return
-        from musicvae_xai.study.runner import StudyRunner
         runner = StudyRunner(spec, chosen, FLAGS.study_dir, parallel=FLAGS.parallel,
                              threads_per_config=FLAGS.threads_per_config, retry_failed=FLAGS.retry_failed,
                              log=_log, status_every=FLAGS.status_every, grid_entries=entries)
