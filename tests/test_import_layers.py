@@ -126,3 +126,12 @@ def test_every_command_is_a_thin_module_in_cli_and_old_paths_still_run_it():
                        "musicvae_xai.study.worker": "study_worker"}.items():  # library modules: no main of their own
         text = pathlib.Path(importlib.util.find_spec(path).origin).read_text()
         assert f"from musicvae_xai.cli.{name} import run" in text and "\ndef main(" not in text, path
+
+
+@pytest.mark.parametrize("module", ["musicvae_xai.cli.train", "musicvae_xai.cli.study_worker"])
+def test_cli_modules_run_as_python_m(module, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-m", module, "--config=nonesuch"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert res.stderr.strip().splitlines()[-1].startswith("error: 'nonesuch' is neither a file nor a shipped")
