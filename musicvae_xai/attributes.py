@@ -1,10 +1,10 @@
-"""Musical attributes of a 24-token measure (SPEC section 3), in numpy and in TensorFlow.
+"""Musical attributes of a 24-token measure (docs/METHOD.md section 3), in numpy.
 
 Onsets are the ticks whose token is a pitch; p_1..p_n are the onset pitches in order.
 
-Every numpy function takes int token ids [N, 24] and a ``Vocabulary`` and returns float32 [N]; the
-``tf_`` twins take an int tensor [..., 24] and return float32 [...] with the same values, so a model
-can compute them inside its graph.
+Every function takes int token ids [N, 24] and a ``Vocabulary`` and returns float32 [N]. This module
+imports no TensorFlow (the configuration, readers and dataset build use it); the TensorFlow twins,
+which a model computes inside its graph, are in ``musicvae_xai.tf_attributes``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from musicvae_xai.representation import MEASURE_TICKS, Vocabulary
 
@@ -42,7 +41,8 @@ _BEAT_WEIGHTS = {0: 0.20, 1: 0.67, 2: 0.25, 3: 0.67}
 #: Metrical weight of each of the 24 ticks (float32 [24]).
 METRICAL_WEIGHTS = np.array(
     [w for b in range(4) for w in (_BEAT_WEIGHTS[b], 1.0, 2.0, 0.5, 2.0, 1.0)], dtype=np.float32)
-_RANGE_NORM = np.float32(26.0)
+#: Normaliser of note range and contour: two octaves and a whole tone, in semitones.
+RANGE_NORM = np.float32(26.0)
 _CHUNK = 32768
 
 
@@ -72,7 +72,7 @@ PRESENTATION = {
         "the bar's 24 sixteenth-triplet ticks. Each note counts by where it starts: notes on the beat count "
         "least (the downbeat least of all), off-beat and triplet notes most."),
     NOTE_RANGE: Presentation(
-        "semitones", float(_RANGE_NORM), 1, (0.0, 26.0),
+        "semitones", float(RANGE_NORM), 1, (0.0, 26.0),
         "The distance from the lowest to the highest note of the bar, in semitones (12 = an octave); 0 for "
         "a bar with fewer than two notes."),
     NOTE_DENSITY: Presentation(
@@ -84,7 +84,7 @@ PRESENTATION = {
         "The average leap from one note to the next, in semitones (1 = chromatic steps, 2 = whole steps, "
         "12 = octave leaps); 0 for a bar with fewer than two notes."),
     CONTOUR: Presentation(
-        "semitones", float(_RANGE_NORM), 1, (-26.0, 26.0),
+        "semitones", float(RANGE_NORM), 1, (-26.0, 26.0),
         "Where the melody ends relative to where it starts, in semitones: positive = rising, negative = "
         "falling."),
 }
@@ -110,11 +110,14 @@ def _prepare(ids, vocab: Vocabulary):
     return onset, pitch
 
 
+#: bool [24, 24]: tick s is before tick t (strict upper triangle).
+S_BEFORE_T = np.triu(np.ones((MEASURE_TICKS, MEASURE_TICKS), bool), k=1)
+
+
 def _consecutive(onset: np.ndarray) -> np.ndarray:
     """bool [..., 24, 24]: (s, t) are consecutive onsets, s before t."""
     cum = np.cumsum(onset, axis=-1)
-    s_before_t = np.triu(np.ones((MEASURE_TICKS, MEASURE_TICKS), bool), k=1)
-    return (onset[..., :, None] & onset[..., None, :] & s_before_t
+    return (onset[..., :, None] & onset[..., None, :] & S_BEFORE_T
             & ((cum[..., None, :] - cum[..., :, None]) == 1))
 
 
@@ -128,7 +131,7 @@ def note_range(ids, vocab: Vocabulary) -> np.ndarray:
     hi = np.where(onset, pitch, -np.inf).max(axis=-1)
     lo = np.where(onset, pitch, np.inf).min(axis=-1)
     n = onset.sum(axis=-1)
-    return np.where(n >= 2, (hi - lo) / _RANGE_NORM, 0.0).astype(np.float32)
+    return np.where(n >= 2, (hi - lo) / RANGE_NORM, 0.0).astype(np.float32)
 
 
 def note_density(ids, vocab: Vocabulary) -> np.ndarray:
@@ -150,7 +153,7 @@ def contour(ids, vocab: Vocabulary) -> np.ndarray:
     pairs = _consecutive(onset)
     steps = pitch[..., None, :] - pitch[..., :, None]
     return (np.where(pairs, steps, np.float32(0)).sum(axis=(-2, -1), dtype=np.float32)
-            / _RANGE_NORM).astype(np.float32)
+            / RANGE_NORM).astype(np.float32)
 
 
 NUMPY_FUNCTIONS: dict[str, Callable] = {
@@ -173,71 +176,3 @@ def compute(ids, vocab: Vocabulary, names: Sequence[str] = DEFAULT_FOUR) -> np.n
         for k, name in enumerate(names):
             out[start:start + len(chunk), k] = NUMPY_FUNCTIONS[name](chunk, vocab)
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# TensorFlow twins: int tensor [..., 24] -> float32 [...]
-
-
-def _tf_prepare(ids, vocab: Vocabulary):
-    ids = tf.convert_to_tensor(ids)
-    onset = ids < vocab.num_pitches
-    pitch = tf.cast(ids + vocab.min_pitch, tf.float32)
-    return onset, pitch
-
-
-def _tf_consecutive(onset):
-    cum = tf.cumsum(tf.cast(onset, tf.int32), axis=-1)
-    s_before_t = tf.constant(np.triu(np.ones((MEASURE_TICKS, MEASURE_TICKS), bool), k=1))
-    return (onset[..., :, None] & onset[..., None, :] & s_before_t
-            & tf.equal(cum[..., None, :] - cum[..., :, None], 1))
-
-
-def tf_rhythmic_complexity(ids, vocab: Vocabulary):
-    onset, _ = _tf_prepare(ids, vocab)
-    w = tf.constant(METRICAL_WEIGHTS)
-    return tf.reduce_sum(tf.cast(onset, tf.float32) * w, axis=-1) / tf.constant(METRICAL_WEIGHTS.sum())
-
-
-def tf_note_range(ids, vocab: Vocabulary):
-    onset, pitch = _tf_prepare(ids, vocab)
-    hi = tf.reduce_max(tf.where(onset, pitch, -np.inf), axis=-1)
-    lo = tf.reduce_min(tf.where(onset, pitch, np.inf), axis=-1)
-    n = tf.reduce_sum(tf.cast(onset, tf.int32), axis=-1)
-    return tf.where(n >= 2, (hi - lo) / _RANGE_NORM, 0.0)
-
-
-def tf_note_density(ids, vocab: Vocabulary):
-    onset, _ = _tf_prepare(ids, vocab)
-    return tf.reduce_sum(tf.cast(onset, tf.float32), axis=-1) / float(MEASURE_TICKS)
-
-
-def tf_average_interval_jump(ids, vocab: Vocabulary):
-    onset, pitch = _tf_prepare(ids, vocab)
-    pairs = _tf_consecutive(onset)
-    jumps = tf.abs(pitch[..., None, :] - pitch[..., :, None])
-    total = tf.reduce_sum(tf.where(pairs, jumps, 0.0), axis=[-2, -1])
-    count = tf.reduce_sum(tf.cast(pairs, tf.float32), axis=[-2, -1])
-    return tf.where(count > 0, total / tf.maximum(count, 1.0), 0.0)
-
-
-def tf_contour(ids, vocab: Vocabulary):
-    onset, pitch = _tf_prepare(ids, vocab)
-    pairs = _tf_consecutive(onset)
-    steps = pitch[..., None, :] - pitch[..., :, None]
-    return tf.reduce_sum(tf.where(pairs, steps, 0.0), axis=[-2, -1]) / _RANGE_NORM
-
-
-TF_FUNCTIONS: dict[str, Callable] = {
-    RHYTHMIC_COMPLEXITY: tf_rhythmic_complexity,
-    NOTE_RANGE: tf_note_range,
-    NOTE_DENSITY: tf_note_density,
-    AVERAGE_INTERVAL_JUMP: tf_average_interval_jump,
-    CONTOUR: tf_contour,
-}
-
-
-def tf_compute(ids, vocab: Vocabulary, names: Sequence[str] = DEFAULT_FOUR):
-    """float32 [..., K]: the named attributes of an int tensor of token ids [..., 24]."""
-    names = validate_names(names)
-    return tf.stack([TF_FUNCTIONS[n](ids, vocab) for n in names], axis=-1)

@@ -1,7 +1,10 @@
-"""The run configuration: every setting of a training run, its validation, and save/load with a run.
+"""The run configuration: every setting of a training run, its validation, and save/load with a run;
+and the options of an evaluation.
 
 A ``RunConfig`` is written as ``config.json`` next to the checkpoints of a run and under
-``assets.extra/`` of every export, so any artefact reloads without remembering flags.
+``assets.extra/`` of every export, so any artefact reloads without remembering flags. Each setting is
+declared once, as a field with its default, help and checks (``musicvae_xai.settings``); the command
+lines generate their flags from the fields. This module imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import os
 from typing import Optional, Sequence
 
 from musicvae_xai import attributes as attrs
+from musicvae_xai.representation import Vocabulary
+from musicvae_xai.settings import check_fields, help_texts, setting
 
 MODELS = ("measure_vae", "adversarial_vae")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 CONFIG_FILENAME = "config.json"
+#: Measures per model call unless told otherwise (evaluation, analysis, ``Explainer``).
+DEFAULT_BATCH_SIZE = 256
 SAMPLING_COINS = ("step", "token")
 INITS = ("reference", "keras")
 #: Version of the model and loss definitions. 2: reference architectures by default and the
@@ -30,80 +37,16 @@ RESUMABLE_FIELDS = frozenset({
 })
 
 
-#: Help text of every field; ``musicvae_xai.train`` turns each field into a flag of the same name.
-HELP = {
-    "model": "Model: measure_vae or adversarial_vae.",
-    "latent_dim": "Size of the latent code z (4..256 in the study).",
-    "hidden_size": "GRU hidden size H of encoder and decoder.",
-    "embedding_dim": "Token embedding size.",
-    "num_layers": "GRU layers in encoder and decoder stacks.",
-    "dropout": "Dropout between stacked GRU layers: MeasureVAE's encoder and decoder (beat and tick GRUs, as "
-               "PyTorch's GRU dropout in ar-vae), the adversarial model's encoder when "
-               "--adversarial_encoder_layers > 1.",
-    "attributes": "Regularised (MeasureVAE) or controlled (AdversarialVAE) attributes, in order on dims 0..K-1: "
-                  "rhythmic_complexity, note_range, note_density, average_interval_jump, contour. "
-                  "The paper uses 2 or 4, "
-                  "any 1 to 5 are accepted.",
-    "beta": "MeasureVAE: weight of the KL term.",
-    "gamma": "MeasureVAE: weight of the attribute-regularisation loss.",
-    "delta": "MeasureVAE: tanh sharpness in the attribute-regularisation loss.",
-    "teacher_forcing": "MeasureVAE: probability that a training batch is teacher-forced.",
-    "lambda_d": "AdversarialVAE: weight of the adversarial (flipped-target) term.",
-    "lambda_kl": "AdversarialVAE: weight of the KL term, which is KL(q||p) averaged over latent dims and batch "
-                 "as in Kawai et al. (FaderVAE), so the paper's 0.1 means the same at every latent size.",
-    "num_bins": "AdversarialVAE: ordinal bins per attribute for the discriminator (octiles = 8).",
-    "sampling_k": "AdversarialVAE: scheduled sampling constant k, teacher forcing p = k / (k + exp(step / k)).",
-    "discriminator_hidden": "AdversarialVAE: 0 = the reference discriminator (Kawai's Classifier: each hidden "
-                            "layer halves the width, z -> z/2 -> ...); > 0 = every hidden layer this wide "
-                            "(ours before v2).",
-    "discriminator_layers": "AdversarialVAE: Linear layers of the discriminator, hidden layers + output "
-                            "(reference num_layers = 2: one hidden layer).",
-    "adversarial_encoder_layers": "AdversarialVAE: bidirectional GRU layers of the encoder (reference 1).",
-    "adversarial_posterior_hidden": "AdversarialVAE: False (reference) = Linear from the GRU states to mean and "
-                                    "log-scale; True = MeasureVAE's Linear+SELU hidden layer of 2H before each.",
-    "adversarial_state_per_layer": "AdversarialVAE: False (reference) = h1 = tanh(Linear(z)), each higher GRU layer "
-                                   "starts from the new state of the layer below at t=0; True = tanh(Linear([z, a])) "
-                                   "gives every layer its own initial state.",
-    "sampling_coin": "AdversarialVAE scheduled sampling: 'step' (reference) = one coin per tick for the whole "
-                     "batch; 'token' = one coin per (example, tick).",
-    "one_hot_inputs": "AdversarialVAE: True (reference) = tokens enter the encoder and decoder GRUs one-hot; "
-                      "False = through a learned --embedding_dim embedding.",
-    "beat_conditioning": "MeasureVAE: True (reference) = the tick GRU gets c_i = SELU(Linear(H->H))(beat output i); "
-                         "False = the raw beat output.",
-    "logits_relu": "MeasureVAE: True (reference) = ReLU on the decoder logits as ar-vae does; False = plain logits "
-                   "(ours before v2; no measured difference, docs/FIDELITY.md).",
-    "clip_log_scale": "Both models: clip log sigma of the posterior to [-10, 5] (not in the references; "
-                      "off by default).",
-    "init": "Weight initialisation: 'reference' = ar-vae's Xavier-normal weights (MeasureVAE) or PyTorch's "
-            "defaults (AdversarialVAE), biases PyTorch's default U(+-1/sqrt(fan_in)); 'keras' = Glorot-uniform, "
-            "orthogonal recurrent kernels, zero biases (ours before v2).",
-    "model_version": "Version of the model and loss definitions (2: reference architectures, AdversarialVAE KL "
-                     "mean over dims). Saved configurations without it were made before and are refused.",
-    "dataset": "Registered dataset: embedded, irish, turkish, classical, pop.",
-    "data_root": "Folder holding the raw datasets (e.g. ../shared/datasets); not needed for embedded.",
-    "cache_dir": "Folder for the dataset cache (default ~/.cache/musicvae_xai).",
-    "min_pitch": "Lowest MIDI pitch in the vocabulary.",
-    "max_pitch": "Highest MIDI pitch in the vocabulary.",
-    "allow_cut_time": "Admit 2/2 bars as four quarter beats.",
-    "transpose": "Transposition augmentation of the training split.",
-    "batch_size": "Global batch size (split over replicas).",
-    "learning_rate": "Adam learning rate.",
-    "clip_norm": "Global gradient-norm clipping (0 = off; the adversarial model always clips at 1.0).",
-    "epochs": "Training epochs (ignored when --train_steps > 0).",
-    "train_steps": "Total training steps; overrides --epochs when > 0.",
-    "seed": "Random seed: weights, data order, sampling, dropout.",
-    "run_dir": "Folder for checkpoints, config.json and TensorBoard summaries; re-running resumes.",
-    "strategy": "tf.distribute strategy: default, mirrored or multi_worker (reads TF_CONFIG).",
-    "checkpoint_every": "Save a checkpoint every N steps (a crash loses at most N steps).",
-    "eval_every": "Validate every N steps (0 = once per epoch).",
-    "eval_summaries": "At each validation, write piano-roll images and audio of reconstructions and traversals.",
-    "log_every": "Write training summaries every N steps.",
-    "max_to_keep": "Checkpoints kept.",
-    "xla": "Compile the training step with XLA (single-device runs).",
-    "deterministic": "TF op determinism (tf.config.experimental.enable_op_determinism) in training and in the "
-                     "evaluation of this run: same seed and flags give bit-identical weights whatever the thread "
-                     "counts on one machine; not across CPU types (README, Reproducibility).",
-}
+def _check_attributes(names: tuple) -> Optional[str]:
+    try:
+        attrs.validate_names(names)
+    except ValueError as e:
+        return str(e)
+    return None if names else "--attributes must name at least one attribute"
+
+
+def _check_model_version(version: int) -> Optional[str]:
+    return None if version == MODEL_VERSION else f"model_version {version} is not this code's {MODEL_VERSION}"
 
 
 class ConfigError(ValueError):
@@ -112,63 +55,144 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class RunConfig:
+    """Every setting of a training run, each declared once: its default, type, help text (the
+    ``musicvae-train`` flag of the same name is generated from it, ``musicvae_xai.settings``) and
+    single-value checks; ``validate`` adds the checks that involve several fields."""
+
     # What is trained.
-    model: str = "measure_vae"
-    latent_dim: int = 32
-    hidden_size: int = 512
-    embedding_dim: int = 10
-    num_layers: int = 2
-    dropout: float = 0.5
-    attributes: tuple = attrs.DEFAULT_FOUR
+    model: str = setting("measure_vae", "Model: measure_vae or adversarial_vae.")
+    latent_dim: int = setting(32, "Size of the latent code z (4..256 in the study).", minimum=1, maximum=4096)
+    hidden_size: int = setting(512, "GRU hidden size H of encoder and decoder.", minimum=1)
+    embedding_dim: int = setting(10, "Token embedding size.", minimum=1)
+    num_layers: int = setting(2, "GRU layers in encoder and decoder stacks.", minimum=1)
+    dropout: float = setting(
+        0.5,
+        "Dropout between stacked GRU layers: MeasureVAE's encoder and decoder (beat and tick GRUs, as "
+        "PyTorch's GRU dropout in ar-vae), the adversarial model's encoder when --adversarial_encoder_layers "
+        "> 1.",
+        minimum=0.0, below=1.0)
+    attributes: tuple = setting(
+        attrs.DEFAULT_FOUR,
+        "Regularised (MeasureVAE) or controlled (AdversarialVAE) attributes, in order on dims 0..K-1: "
+        "rhythmic_complexity, note_range, note_density, average_interval_jump, contour. The paper uses 2 or "
+        "4, any 1 to 5 are accepted.",
+        check=_check_attributes)
     # MeasureVAE loss weights.
-    beta: float = 1e-3
-    gamma: float = 1.0
-    delta: float = 10.0
-    teacher_forcing: float = 0.5
+    beta: float = setting(1e-3, "MeasureVAE: weight of the KL term.")
+    gamma: float = setting(1.0, "MeasureVAE: weight of the attribute-regularisation loss.")
+    delta: float = setting(10.0, "MeasureVAE: tanh sharpness in the attribute-regularisation loss.")
+    teacher_forcing: float = setting(0.5, "MeasureVAE: probability that a training batch is teacher-forced.")
     # AdversarialVAE.
-    lambda_d: float = 0.1
-    lambda_kl: float = 0.1
-    num_bins: int = 8
-    sampling_k: float = 1000.0
-    discriminator_hidden: int = 0
-    discriminator_layers: int = 2
-    adversarial_encoder_layers: int = 1
-    adversarial_posterior_hidden: bool = False
-    adversarial_state_per_layer: bool = False
-    sampling_coin: str = "step"
-    one_hot_inputs: bool = True
+    lambda_d: float = setting(0.1, "AdversarialVAE: weight of the adversarial (flipped-target) term.")
+    lambda_kl: float = setting(
+        0.1,
+        "AdversarialVAE: weight of the KL term, which is KL(q||p) averaged over latent dims and batch as in "
+        "Kawai et al. (FaderVAE), so the paper's 0.1 means the same at every latent size.")
+    num_bins: int = setting(
+        8,
+        "AdversarialVAE: ordinal bins per attribute for the discriminator (octiles = 8).",
+        minimum=1)
+    sampling_k: float = setting(
+        1000.0,
+        "AdversarialVAE: scheduled sampling constant k, teacher forcing p = k / (k + exp(step / k)).")
+    discriminator_hidden: int = setting(
+        0,
+        "AdversarialVAE: 0 = the reference discriminator (Kawai's Classifier: each hidden layer halves the "
+        "width, z -> z/2 -> ...); > 0 = every hidden layer this wide (ours before v2).")
+    discriminator_layers: int = setting(
+        2,
+        "AdversarialVAE: Linear layers of the discriminator, hidden layers + output (reference num_layers = "
+        "2: one hidden layer).",
+        minimum=1)
+    adversarial_encoder_layers: int = setting(
+        1,
+        "AdversarialVAE: bidirectional GRU layers of the encoder (reference 1).",
+        minimum=1)
+    adversarial_posterior_hidden: bool = setting(
+        False,
+        "AdversarialVAE: False (reference) = Linear from the GRU states to mean and log-scale; True = "
+        "MeasureVAE's Linear+SELU hidden layer of 2H before each.")
+    adversarial_state_per_layer: bool = setting(
+        False,
+        "AdversarialVAE: False (reference) = h1 = tanh(Linear(z)), each higher GRU layer starts from the new "
+        "state of the layer below at t=0; True = tanh(Linear([z, a])) gives every layer its own initial "
+        "state.")
+    sampling_coin: str = setting(
+        "step",
+        "AdversarialVAE scheduled sampling: 'step' (reference) = one coin per tick for the whole batch; "
+        "'token' = one coin per (example, tick).",
+        choices=SAMPLING_COINS)
+    one_hot_inputs: bool = setting(
+        True,
+        "AdversarialVAE: True (reference) = tokens enter the encoder and decoder GRUs one-hot; False = "
+        "through a learned --embedding_dim embedding.")
     # MeasureVAE architecture switches (reference behaviour by default, see docs/FIDELITY.md).
-    beat_conditioning: bool = True
-    logits_relu: bool = True
+    beat_conditioning: bool = setting(
+        True,
+        "MeasureVAE: True (reference) = the tick GRU gets c_i = SELU(Linear(H->H))(beat output i); False = "
+        "the raw beat output.")
+    logits_relu: bool = setting(
+        True,
+        "MeasureVAE: True (reference) = ReLU on the decoder logits as ar-vae does; False = plain logits "
+        "(ours before v2; no measured difference, docs/FIDELITY.md).")
     # Both models.
-    clip_log_scale: bool = False
-    init: str = "reference"
-    model_version: int = MODEL_VERSION
+    clip_log_scale: bool = setting(
+        False,
+        "Both models: clip log sigma of the posterior to [-10, 5] (not in the references; off by default).")
+    init: str = setting(
+        "reference",
+        "Weight initialisation: 'reference' = ar-vae's Xavier-normal weights (MeasureVAE) or PyTorch's "
+        "defaults (AdversarialVAE), biases PyTorch's default U(+-1/sqrt(fan_in)); 'keras' = Glorot-uniform, "
+        "orthogonal recurrent kernels, zero biases (ours before v2).",
+        choices=INITS)
+    model_version: int = setting(
+        MODEL_VERSION,
+        "Version of the model and loss definitions (2: reference architectures, AdversarialVAE KL mean over "
+        "dims). Saved configurations without it were made before and are refused.",
+        check=_check_model_version)
     # Data.
-    dataset: str = "embedded"
-    data_root: Optional[str] = None
-    cache_dir: Optional[str] = None
-    min_pitch: int = 55
-    max_pitch: int = 84
-    allow_cut_time: bool = False
-    transpose: bool = True
+    dataset: str = setting("embedded", "Registered dataset: embedded, irish, turkish, classical, pop.")
+    data_root: Optional[str] = setting(
+        None,
+        "Folder holding the raw datasets (e.g. ../shared/datasets); not needed for embedded.")
+    cache_dir: Optional[str] = setting(None, "Folder for the dataset cache (default ~/.cache/musicvae_xai).")
+    min_pitch: int = setting(55, "Lowest MIDI pitch in the vocabulary.")
+    max_pitch: int = setting(84, "Highest MIDI pitch in the vocabulary.")
+    allow_cut_time: bool = setting(False, "Admit 2/2 bars as four quarter beats.")
+    transpose: bool = setting(True, "Transposition augmentation of the training split.")
     # Optimisation.
-    batch_size: int = 256
-    learning_rate: float = 1e-4
-    clip_norm: float = 0.0
-    epochs: int = 30
-    train_steps: int = 0  # > 0 overrides epochs
-    seed: int = 0
+    batch_size: int = setting(256, "Global batch size (split over replicas).", minimum=1)
+    learning_rate: float = setting(1e-4, "Adam learning rate.", above=0.0)
+    clip_norm: float = setting(
+        0.0,
+        "Global gradient-norm clipping (0 = off; the adversarial model always clips at 1.0).")
+    epochs: int = setting(30, "Training epochs (ignored when --train_steps > 0).")
+    train_steps: int = setting(0, "Total training steps; overrides --epochs when > 0.")
+    seed: int = setting(0, "Random seed: weights, data order, sampling, dropout.")
     # Bookkeeping.
-    run_dir: str = "runs/default"
-    strategy: str = "default"
-    checkpoint_every: int = 500
-    eval_every: int = 0  # 0: once per epoch
-    eval_summaries: bool = True
-    log_every: int = 50
-    max_to_keep: int = 3
-    xla: bool = True
-    deterministic: bool = False
+    run_dir: str = setting(
+        "runs/default",
+        "Folder for checkpoints, config.json and TensorBoard summaries; re-running resumes.")
+    strategy: str = setting(
+        "default",
+        "tf.distribute strategy: default, mirrored or multi_worker (reads TF_CONFIG).",
+        choices=STRATEGIES)
+    checkpoint_every: int = setting(
+        500,
+        "Save a checkpoint every N steps (a crash loses at most N steps).",
+        minimum=1)
+    eval_every: int = setting(0, "Validate every N steps (0 = once per epoch).")
+    eval_summaries: bool = setting(
+        True,
+        "At each validation, write piano-roll images and audio of reconstructions and traversals.")
+    log_every: int = setting(50, "Write training summaries every N steps.")
+    max_to_keep: int = setting(3, "Checkpoints kept.")
+    xla: bool = setting(True, "Compile the training step with XLA (single-device runs).")
+    deterministic: bool = setting(
+        False,
+        "TF op determinism (tf.config.experimental.enable_op_determinism) in training and in the evaluation "
+        "of this run: same seed and flags give bit-identical weights whatever the thread counts on one "
+        "machine; not across CPU types (README, Reproducibility).")
 
     def __post_init__(self):
         self.attributes = tuple(self.attributes)
@@ -177,40 +201,13 @@ class RunConfig:
         """Raises ConfigError (one line) for any setting that cannot work; returns self."""
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        try:
-            attrs.validate_names(self.attributes)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        if not self.attributes:
-            raise ConfigError("--attributes must name at least one attribute")
-        if self.sampling_coin not in SAMPLING_COINS:
-            raise ConfigError(f"unknown sampling_coin {self.sampling_coin!r}; "
-                              f"choose one of {', '.join(SAMPLING_COINS)}")
-        if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
-        if self.model_version != MODEL_VERSION:
-            raise ConfigError(f"model_version {self.model_version} is not this code's {MODEL_VERSION}")
-        if self.discriminator_layers < 1 or self.adversarial_encoder_layers < 1:
-            raise ConfigError("discriminator_layers and adversarial_encoder_layers must be at least 1")
-        if not 1 <= self.latent_dim <= 4096:
-            raise ConfigError(f"latent_dim must be positive, got {self.latent_dim}")
+        check_fields(self, ConfigError)  # each field's declared choices, bounds and checks
         if self.model == "measure_vae" and self.latent_dim < len(self.attributes):
             raise ConfigError(
                 f"latent_dim={self.latent_dim} is smaller than the {len(self.attributes)} regularised "
                 f"attributes ({', '.join(self.attributes)}): each needs its own latent dim")
-        for name in ("hidden_size", "embedding_dim", "num_layers", "batch_size", "num_bins"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.train_steps <= 0 and self.epochs <= 0:
             raise ConfigError("set --epochs or --train_steps to a positive number")
-        if self.checkpoint_every < 1:
-            raise ConfigError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
         if not 0 <= self.min_pitch <= self.max_pitch <= 127:
             raise ConfigError(f"need 0 <= min_pitch <= max_pitch <= 127, got {self.min_pitch}..{self.max_pitch}")
         return self
@@ -261,8 +258,7 @@ class RunConfig:
         return sorted(k for k in a if k not in ignore and a[k] != b[k])
 
     @property
-    def vocabulary(self):
-        from musicvae_xai.representation import Vocabulary
+    def vocabulary(self) -> Vocabulary:
         return Vocabulary(self.min_pitch, self.max_pitch)
 
 
@@ -277,3 +273,66 @@ def check_saved_version(saved: dict, where: str) -> None:
         raise ConfigError(f"{where} {found}: it was made with other model definitions than this code's "
                           f"model_version {MODEL_VERSION} (AdversarialVAE KL now a mean over latent dims, reference "
                           "architectures; see docs/FIDELITY.md); retrain or use the older code")
+
+
+#: Help text of every RunConfig field (the flags' help), read from the field declarations.
+HELP = help_texts(RunConfig)
+
+
+@dataclasses.dataclass
+class EvaluationOptions:
+    """What to evaluate and how (``musicvae_xai.evaluation``; the ``musicvae-evaluate`` flags are
+    generated from these fields). ``max_measures`` <= 0 means the whole split."""
+
+    split: str = setting("test", "Dataset split: train, validation or test.")
+    max_measures: int = setting(0, "Evaluate at most this many measures of the split, drawn with --seed (0 = all).")
+    seed: int = setting(0, "Seed of the sampled codes, the measure subsets and the MI estimator.")
+    sweep_measures: int = setting(64, "Measures each control is swept from (attribute independence).", minimum=1)
+    sweep_steps: int = setting(9, "Values of each control sweep, evenly spaced over its range.", minimum=2)
+    batch_size: int = setting(DEFAULT_BATCH_SIZE, "Measures per model call.", minimum=1)
+    cache_dir: Optional[str] = setting(None, "Dataset cache folder (default: the run's).")
+    data_root: Optional[str] = setting(None, "Raw dataset folder (default: the run's).")
+    expect_finished: bool = setting(True, "Evaluate the latest checkpoint of a run that has not finished.",
+                                    flag="allow_unfinished", negate=True)
+
+    def validate(self) -> "EvaluationOptions":
+        """Raises ValueError (one line) for an option out of its range; returns self."""
+        check_fields(self, ValueError)
+        return self
+
+
+class AnalysisError(ValueError):
+    """Bad analysis input; the message is one line."""
+
+
+@dataclasses.dataclass
+class AnalysisOptions:
+    """What the analysis of a run draws (``musicvae_xai.analysis.report``; the ``musicvae-analysis``
+    flags are generated from these fields): split: where the traversed measures come from; data_split:
+    the measures of the distribution figures (at most ``max_measures``); steps: values per traversal;
+    curve_measures: measures the mean traversal curve averages over; grid, surface_measures: the surface
+    maps' grid size and the measures averaged; input_file/input_bar: traverse a bar of this
+    MIDI/MusicXML/ABC file instead of a measure of the split."""
+
+    split: str = setting("test", "Split the traversed measures come from.")
+    data_split: str = setting("train", "Split of the encoded-data figures.")
+    seed: int = setting(0, "Seed of every measure choice.")
+    steps: int = setting(9, "Values per traversal, evenly spaced over the control's range.", minimum=2)
+    curve_measures: int = setting(32, "Measures the mean traversal curve averages over (0 = none).", minimum=0)
+    grid: int = setting(11, "Grid size of the attribute surface maps.", minimum=2)
+    surface_measures: int = setting(8, "Measures each surface map averages over.", minimum=1)
+    max_measures: int = setting(5000, "Encoded measures in the data-distribution figures.", minimum=4)
+    input_file: Optional[str] = setting(None, "Traverse a bar of this MIDI/MusicXML/ABC file instead of a split "
+                                              "measure.")
+    input_bar: Optional[int] = setting(None, "0-based bar of --input_file (default: its first usable 4/4 bar).")
+    qpm: float = setting(120.0, "Tempo of the MIDI files written.", above=0.0)
+    batch_size: int = setting(DEFAULT_BATCH_SIZE, "Measures per model call.", minimum=1)
+    cache_dir: Optional[str] = setting(None, "Dataset cache folder (default: the run's).")
+    data_root: Optional[str] = setting(None, "Raw dataset folder (default: the run's).")
+    expect_finished: bool = setting(True, "Analyse the latest checkpoint of a run that has not finished.",
+                                    flag="allow_unfinished", negate=True)
+
+    def validate(self) -> "AnalysisOptions":
+        """Raises AnalysisError (one line) for an option out of its range; returns self."""
+        check_fields(self, AnalysisError)
+        return self

@@ -1,11 +1,11 @@
-"""Evaluation of a trained run on a held-out split (SPEC section 6): the report and its printed table.
+"""Evaluation of a trained run on a held-out split (docs/METHOD.md section 6): the report and its printed table.
 
     report = evaluate_run("runs/quickstart", EvaluationOptions(split="test", seed=0))
     print(format_report(report))
 
 What is measured, on the measures of the split (all of them, or ``max_measures`` drawn with ``seed``):
 
-* reconstruction: greedy decoding without teacher forcing, from the sampled code z (SPEC) and from
+* reconstruction: greedy decoding without teacher forcing, from the sampled code z (docs/METHOD.md section 6) and from
   the posterior mean; ``token_accuracy`` over all 24 ticks and ``note_accuracy`` over the ticks whose
   target is a pitch or ``rest`` (not ``hold``, which is the majority and easy, nor the ``start``/``end``
   padding around a piece);
@@ -29,7 +29,6 @@ report.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Optional
 
@@ -38,8 +37,9 @@ import tensorflow as tf
 
 from musicvae_xai import attributes as attrs
 from musicvae_xai import inference, metrics
-from musicvae_xai.config import RunConfig
+from musicvae_xai.config import EvaluationOptions, RunConfig
 from musicvae_xai.models.losses import kl_per_example
+from musicvae_xai.training import determinism
 from musicvae_xai.training.checkpoints import latest_checkpoint
 
 NO_LATENT_CONTROL_NOTE = (
@@ -52,30 +52,6 @@ NO_BASELINE_NOTE = ("No training split was given, so the majority-token baseline
                     "(baselines is null).")
 
 
-@dataclasses.dataclass
-class EvaluationOptions:
-    """What to evaluate and how. ``max_measures`` <= 0 means the whole split."""
-
-    split: str = "test"
-    max_measures: int = 0
-    seed: int = 0
-    sweep_measures: int = 64
-    sweep_steps: int = 9
-    batch_size: int = inference.DEFAULT_BATCH_SIZE
-    cache_dir: Optional[str] = None
-    data_root: Optional[str] = None
-    expect_finished: bool = True
-
-    def validate(self) -> "EvaluationOptions":
-        if self.sweep_steps < 2:
-            raise ValueError(f"sweep_steps must be at least 2, got {self.sweep_steps}")
-        if self.sweep_measures < 1:
-            raise ValueError(f"sweep_measures must be at least 1, got {self.sweep_measures}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        return self
-
-
 def evaluate_run(run_dir: str, options: Optional[EvaluationOptions] = None) -> dict:
     """Loads the run in ``run_dir`` from its saved configuration and evaluates it on ``options.split``.
 
@@ -84,7 +60,6 @@ def evaluate_run(run_dir: str, options: Optional[EvaluationOptions] = None) -> d
     """
     options = (options or EvaluationOptions()).validate()
     config, model = inference.load_run(run_dir, expect_finished=options.expect_finished)
-    from musicvae_xai.training import determinism
     determinism.apply(config.deterministic)  # a run trained with --deterministic is evaluated so too
     tokens = inference.split_tokens(config, options.split, options.cache_dir, options.data_root)
     train = tokens if options.split == "train" else inference.split_tokens(

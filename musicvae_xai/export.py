@@ -1,6 +1,7 @@
 """Export a trained run as a versioned, TF-Serving-ready SavedModel, published atomically.
 
-``python -m musicvae_xai.export --run_dir=DIR --export_base=DIR/NAME [--version=N]`` writes
+``musicvae-export --run_dir=DIR --export_base=DIR/NAME [--version=N]`` (the command line is
+``musicvae_xai.cli.export``; ``python -m musicvae_xai.export`` still runs it) writes
 ``NAME/<N>/`` (N = one more than the highest existing version when omitted; ``NAME`` is the model name
 TF-Serving serves it under):
 
@@ -48,7 +49,7 @@ import tensorflow as tf
 
 from musicvae_xai import __version__
 from musicvae_xai import attributes as attrs
-from musicvae_xai.config import ConfigError, RunConfig
+from musicvae_xai.config import RunConfig
 from musicvae_xai.representation import HOLD, Vocabulary
 from musicvae_xai.serving import signatures as sigs
 from musicvae_xai.serving.base import clean_message
@@ -402,38 +403,7 @@ def _make_readable(root: str) -> None:
             os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
 
 
-# ----------------------------------------------------------------------------------------------
-# Command line
+if __name__ == "__main__":  # the older path of ``musicvae-export`` (``musicvae_xai.cli.export``)
+    from musicvae_xai.cli.export import run
 
-
-def _define_flags() -> None:
-    from absl import flags
-    flags.DEFINE_string("run_dir", None, "Run directory of a trained model (config.json + checkpoints).")
-    flags.DEFINE_string("export_base", None, "Export folder DIR/NAME; NAME is the TF-Serving model name. "
-                        "Versions are written as NAME/<N>/.")
-    flags.DEFINE_integer("version", None, "Version number to write; default: one more than the newest.")
-    flags.DEFINE_bool("verify", True, "Load the export as TF-Serving does and replay its warmup requests "
-                      "before publishing.")
-    flags.mark_flags_as_required(["run_dir", "export_base"])
-
-
-def main(argv) -> None:
-    import sys
-    from absl import flags, logging
-    del argv
-    f = flags.FLAGS
-    try:
-        path = export_run(f.run_dir, f.export_base, f.version, verify=f.verify)
-    except (ExportError, ConfigError) as e:
-        sys.exit(f"error: {e}")
-    logging.info("exported %s", path)
-    print(path)
-
-
-if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    from absl import app
-    _define_flags()
-    app.run(main)
+    run()

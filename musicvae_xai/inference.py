@@ -23,12 +23,13 @@ import numpy as np
 import tensorflow as tf
 
 from musicvae_xai import attributes as attrs
-from musicvae_xai.config import ConfigError, RunConfig
+from musicvae_xai import datasets
+from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
+from musicvae_xai.config import DEFAULT_BATCH_SIZE, ConfigError, RunConfig
 from musicvae_xai.models.base import Control, MusicVAE
 from musicvae_xai.representation import MEASURE_TICKS
+from musicvae_xai.training.checkpoints import restore_model
 
-#: Rows per model call unless told otherwise.
-DEFAULT_BATCH_SIZE = 256
 
 
 def load_run(run_dir: str, expect_finished: bool = True) -> tuple[RunConfig, MusicVAE]:
@@ -37,8 +38,6 @@ def load_run(run_dir: str, expect_finished: bool = True) -> tuple[RunConfig, Mus
     Raises ConfigError with one line naming ``run_dir`` and the reason when it is not a folder, has no
     readable ``config.json``, no checkpoint, or (with ``expect_finished``) no ``FINISHED`` marker.
     """
-    from musicvae_xai.training.checkpoints import restore_model
-
     run_dir = os.fspath(run_dir)
     if not os.path.exists(run_dir):
         raise ConfigError(f"run_dir {run_dir} does not exist")
@@ -67,9 +66,6 @@ def split_tokens(config: RunConfig, split: str, cache_dir: Optional[str] = None,
     ``data_root`` override the saved ones (for a run moved to another machine). Raises ValueError or
     FileNotFoundError with one line for an unknown split or missing data.
     """
-    from musicvae_xai import datasets
-    from musicvae_xai.training.loop import DEFAULT_CACHE_DIR, dataset_config
-
     if split not in datasets.SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(datasets.SPLITS)}")
     ds_config = dataset_config(config)

@@ -1,4 +1,4 @@
-"""Disentanglement, interpretability and controllability metrics of SPEC section 6, on numpy arrays,
+"""Disentanglement, interpretability and controllability metrics of docs/METHOD.md section 6, on numpy arrays,
 and the token-level reconstruction accuracies with their majority-token baselines.
 
 Inputs are latent codes ``z`` float [N, D] (N measures, D latent dims) and attributes ``a`` float [N, K]
@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 from sklearn.feature_selection import mutual_info_regression
 
-#: Neighbours of the k-NN mutual information estimator (SPEC section 6).
+#: Neighbours of the k-NN mutual information estimator (docs/METHOD.md section 6).
 MI_NEIGHBORS = 3
 #: Fewest rows the metrics accept (the k-NN estimator needs more than k samples).
 MIN_SAMPLES = MI_NEIGHBORS + 1
@@ -151,7 +151,7 @@ def mutual_information_matrix(z, a, random_state: int = 0) -> np.ndarray:
 def attribute_entropy(a, random_state: int = 0) -> np.ndarray:
     """MIG's normaliser: the k-NN estimate of I(a_k; a_k) for each attribute column -> float64 [K].
 
-    For an attribute that takes values on a grid (all of SPEC's attributes do: note counts, pitch
+    For an attribute that takes values on a grid (all of docs/METHOD.md section 3's attributes do: note counts, pitch
     differences) this estimates its Shannon entropy H(a_k), the true upper bound of I(z_d; a_k).
     For a truly continuous attribute H is infinite, and this is the estimator's own ceiling
     (about psi(N) - psi(3)): what the same estimator reports for a dim that is an exact copy of a_k.
@@ -177,7 +177,7 @@ def attribute_entropy(a, random_state: int = 0) -> np.ndarray:
 
 def interpretability(z, a, random_state: int = 0, attribute_names: Optional[Sequence[str]] = None,
                      intended_dims: Optional[Sequence[Optional[int]]] = None, mi=None) -> dict:
-    """Interpretability per attribute (Adel et al. 2018, as SPEC section 6).
+    """Interpretability per attribute (Adel et al. 2018, as docs/METHOD.md section 6).
 
     For each attribute a_k the chosen dim r is the latent dim with the highest k-NN mutual information
     with a_k (the first on ties); the score is the R^2 of the least-squares line a_k ~ w z_r + b.
@@ -458,7 +458,7 @@ def majority_baselines(train_tokens, tokens, vocabulary) -> dict:
 
 
 def attribute_independence(control_values, output_attributes) -> dict:
-    """Controllability and leakage of C controls from sweeps of each (SPEC section 6).
+    """Controllability and leakage of C controls from sweeps of each (docs/METHOD.md section 6).
 
     Control c (a regularised latent dim of MeasureVAE, an attribute input of the adversarial VAE) is
     swept over ``control_values`` with everything else fixed, for each of N seed measures, and the K

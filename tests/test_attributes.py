@@ -75,16 +75,17 @@ def test_other_vocabulary_range():
 
 def test_numpy_and_tensorflow_agree_on_random_measures():
     tf = pytest.importorskip("tensorflow")
+    from musicvae_xai import tf_attributes as T
     rng = np.random.default_rng(0)
     # mostly hold/rest with some pitches, like real measures, plus fully random ones
     real = np.where(rng.random((200, 24)) < 0.3, rng.integers(0, V.num_pitches, (200, 24)),
                     rng.choice([V.hold_id, V.rest_id, V.start_id, V.end_id], (200, 24)))
     ids = np.concatenate([real, rng.integers(0, V.size, (200, 24))]).astype(np.int32)
     want = A.compute(ids, V, A.ATTRIBUTE_NAMES)
-    got = A.tf_compute(tf.constant(ids), V, A.ATTRIBUTE_NAMES).numpy()
+    got = T.tf_compute(tf.constant(ids), V, A.ATTRIBUTE_NAMES).numpy()
     assert got.dtype == np.float32 and got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     # inside a traced graph too, with a leading batch of batches
-    graph = tf.function(lambda x: A.tf_compute(x, V, A.ATTRIBUTE_NAMES))
+    graph = tf.function(lambda x: T.tf_compute(x, V, A.ATTRIBUTE_NAMES))
     got2 = graph(tf.constant(ids.reshape(4, 100, 24))).numpy().reshape(-1, len(A.ATTRIBUTE_NAMES))
     np.testing.assert_allclose(got2, want, rtol=1e-5, atol=1e-5)

@@ -33,7 +33,7 @@ def main(argv) -> None:
 
     from musicvae_xai import datasets
     from musicvae_xai.models.base import build_model
-    from musicvae_xai.train import config_from_flags
+    from musicvae_xai.cli.train import config_from_flags
     from musicvae_xai.training.loop import DEFAULT_CACHE_DIR, data_statistics, dataset_config
 
     cfg = config_from_flags().validate()
@@ -71,7 +71,7 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     from musicvae_xai.cli import resolve_sys_argv
-    from musicvae_xai.train import define_config_flags
+    from musicvae_xai.cli.train import define_config_flags
 
     define_config_flags()
     if not any(a.startswith(("--config", "--flagfile")) for a in sys.argv[1:]):

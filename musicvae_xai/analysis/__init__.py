@@ -1,4 +1,4 @@
-"""Analysis of a trained run (SPEC section 7): latent traversals, attribute surface maps, the encoded
+"""Analysis of a trained run (docs/METHOD.md section 7): latent traversals, attribute surface maps, the encoded
 data in the plane of two controls, regularised against free dims; MIDI of every traversal and an
 ``index.html`` with captions. ``python -m musicvae_xai.analysis --run_dir=DIR --output_dir=DIR``.
 

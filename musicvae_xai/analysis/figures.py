@@ -1,4 +1,4 @@
-"""The analysis figures of SPEC section 7, drawn with matplotlib (Agg) from plain numpy arrays.
+"""The analysis figures of docs/METHOD.md section 7, drawn with matplotlib (Agg) from plain numpy arrays.
 
 Each ``*_figure`` function takes what it draws (no model, no files besides the PNG it writes) and
 saves one PNG. Axis labels name the control and the attribute with its unit (``attributes.LABELS``).

@@ -1,4 +1,4 @@
-"""The analysis of a trained run: every figure of SPEC section 7, the traversals as MIDI, an index page.
+"""The analysis of a trained run: every figure of docs/METHOD.md section 7, the traversals as MIDI, an index page.
 
     manifest = run_analysis("runs/quickstart", "analysis_out", AnalysisOptions(seed=0))
 
@@ -17,7 +17,6 @@ writes into the output folder
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import itertools
 import json
@@ -30,45 +29,8 @@ from musicvae_xai import attributes as attrs
 from musicvae_xai import inference
 from musicvae_xai.analysis import figures
 from musicvae_xai.analysis.figures import AxisInfo, attribute_label
+from musicvae_xai.config import AnalysisError, AnalysisOptions
 from musicvae_xai.explain import Encoding, Explainer, traversal_markers
-
-
-class AnalysisError(ValueError):
-    """Bad analysis input; the message is one line."""
-
-
-@dataclasses.dataclass
-class AnalysisOptions:
-    """split: where the traversed measures come from; data_split: the measures of the distribution
-    figures (at most ``max_measures``); steps: values per traversal; curve_measures: measures the
-    mean traversal curve averages over; grid, surface_measures: the surface maps' grid size and the
-    measures averaged; input_file/input_bar: traverse a bar of this MIDI/MusicXML/ABC file instead of
-    a measure of the split."""
-
-    split: str = "test"
-    data_split: str = "train"
-    seed: int = 0
-    steps: int = 9
-    curve_measures: int = 32
-    grid: int = 11
-    surface_measures: int = 8
-    max_measures: int = 5000
-    input_file: Optional[str] = None
-    input_bar: Optional[int] = None
-    qpm: float = 120.0
-    batch_size: int = inference.DEFAULT_BATCH_SIZE
-    cache_dir: Optional[str] = None
-    data_root: Optional[str] = None
-    expect_finished: bool = True
-
-    def validate(self) -> "AnalysisOptions":
-        for name, least in (("steps", 2), ("grid", 2), ("curve_measures", 0), ("surface_measures", 1),
-                            ("max_measures", 4), ("batch_size", 1)):
-            if getattr(self, name) < least:
-                raise AnalysisError(f"{name} must be at least {least}, got {getattr(self, name)}")
-        if self.qpm <= 0:
-            raise AnalysisError(f"qpm must be positive, got {self.qpm}")
-        return self
 
 
 def prepare_output_dir(output_dir: str) -> str:

@@ -27,7 +27,7 @@ from absl import logging
 from musicvae_xai.datasets import builder as _build
 from musicvae_xai.datasets import cache as _cache
 from musicvae_xai.datasets.cache import CACHE_VERSION, BuiltDataset
-from musicvae_xai.datasets.config import SPLITS, DatasetConfig
+from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, SPLITS, DatasetConfig, dataset_config  # noqa: F401
 from musicvae_xai.datasets.pipeline import make_tf_dataset, measure_attributes
 from musicvae_xai.datasets.builder import FILE_TIMEOUT, split_of  # noqa: F401
 from musicvae_xai.datasets.sources import SKIP_UNITS, names

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from musicvae_xai.representation import Vocabulary
 
 SPLITS = ("train", "validation", "test")
+#: The datasets cache when neither a flag nor the run's configuration names one.
+DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "musicvae_xai")
 
 
 @dataclasses.dataclass
@@ -68,3 +70,17 @@ class DatasetConfig:
         if unknown:
             raise ValueError(f"unknown dataset config key(s): {', '.join(unknown)}")
         return cls(**d)
+
+
+def dataset_config(run: Any, data_root: Optional[str] = None) -> DatasetConfig:
+    """The DatasetConfig a run was trained on: ``run`` is its ``RunConfig`` or the saved ``config.json``
+    as a dict (a key it lacks takes ``DatasetConfig``'s default); ``data_root``, when given, overrides
+    the saved one (a run moved to another machine)."""
+    get = run.get if isinstance(run, Mapping) else (lambda key, default: getattr(run, key, default))
+    base = DatasetConfig()
+    return DatasetConfig(name=get("dataset", base.name),
+                         data_root=data_root if data_root is not None else get("data_root", None),
+                         min_pitch=int(get("min_pitch", base.min_pitch)),
+                         max_pitch=int(get("max_pitch", base.max_pitch)),
+                         allow_cut_time=bool(get("allow_cut_time", base.allow_cut_time)),
+                         transpose=bool(get("transpose", base.transpose)))

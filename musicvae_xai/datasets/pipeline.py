@@ -6,14 +6,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from musicvae_xai import attributes
 from musicvae_xai.representation import MEASURE_TICKS, Vocabulary
 
 
 
 def measure_attributes(tokens: np.ndarray, vocab: Vocabulary, names: Sequence[str]) -> np.ndarray:
     """float32 [N, K]: ``musicvae_xai.attributes.compute`` over int token ids [N, 24]."""
-    from musicvae_xai import attributes
-
     return attributes.compute(np.asarray(tokens).reshape(-1, MEASURE_TICKS), vocab, names)
 
 
@@ -27,7 +26,7 @@ def make_tf_dataset(tokens: np.ndarray, vocab: Vocabulary, attribute_names: Sequ
     ``seed`` (same seed -> same order); repeat: loop forever; drop_remainder: drop a last short
     batch; attributes: float32 [N, K] precomputed for ``tokens`` (skips recomputing them). Prefetches.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # here: the dataset build (this package) imports no TensorFlow
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

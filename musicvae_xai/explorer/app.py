@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from musicvae_xai.explorer.data import UPLOAD_TYPES, UploadError, read_upload
 from musicvae_xai.explorer.engine import Explorer, ExplorerError
+from musicvae_xai.readers.common import SourceStyle
 from musicvae_xai.serving.base import ServingError, ServingUnavailableError
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -171,7 +172,6 @@ def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DE
         if qpm is not None and (isinstance(qpm, bool) or not isinstance(qpm, (int, float))):
             raise ExplorerError("qpm must be a number")
         if style is not None:  # an upload's "style", sent back to keep its tempo, instrument and name
-            from musicvae_xai.readers.common import SourceStyle
             try:
                 style = SourceStyle.from_dict(style if isinstance(style, dict) else {"qpm": "bad"})
             except (TypeError, ValueError):

@@ -16,11 +16,11 @@ from typing import Optional
 import numpy as np
 from absl import logging
 
-from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary
+from musicvae_xai import datasets
+from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, DatasetConfig, dataset_config
+from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary, sequence_to_measures
+from musicvae_xai.serving.midi_io import MidiError, fit_shift, no_measure_message
 
-#: The datasets cache used when neither the flag nor the model's configuration names one (the
-#: training CLI's default).
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "musicvae_xai")
 #: Upload file types: extension -> what the page calls them.
 UPLOAD_TYPES = {".mid": "MIDI", ".midi": "MIDI", ".xml": "MusicXML", ".musicxml": "MusicXML",
                 ".mxl": "MusicXML", ".abc": "ABC"}
@@ -56,20 +56,13 @@ def piece_title(piece_id: str) -> str:
     return f"{name} #{rest.replace(':', ' ')}" if rest else name
 
 
-def dataset_config(config: Optional[dict], vocab: Vocabulary, data_root: Optional[str] = None):
+def _wanted_dataset(config: Optional[dict], vocab: Vocabulary, data_root: Optional[str] = None) -> DatasetConfig:
     """The DatasetConfig the model was trained on (from its saved configuration), or the embedded
     dataset in the model's pitch range when the configuration is unknown."""
-    from musicvae_xai.datasets import DatasetConfig
-
     if not config:
         return DatasetConfig(name="embedded", min_pitch=vocab.min_pitch, max_pitch=vocab.max_pitch,
                              transpose=False)
-    return DatasetConfig(name=config.get("dataset", "embedded"),
-                         data_root=data_root if data_root is not None else config.get("data_root"),
-                         min_pitch=int(config.get("min_pitch", vocab.min_pitch)),
-                         max_pitch=int(config.get("max_pitch", vocab.max_pitch)),
-                         allow_cut_time=bool(config.get("allow_cut_time", False)),
-                         transpose=bool(config.get("transpose", True)))
+    return dataset_config({"min_pitch": vocab.min_pitch, "max_pitch": vocab.max_pitch, **config}, data_root)
 
 
 def load_music_data(config: Optional[dict], vocab: Vocabulary, cache_dir: Optional[str] = None,
@@ -78,12 +71,10 @@ def load_music_data(config: Optional[dict], vocab: Vocabulary, cache_dir: Option
     """Builds (or reuses the cache of) the model's dataset, falling back to the embedded dataset when
     that one cannot be built here (no data_root on this machine), and returns its seeds and sample.
     model_dataset=False: the embedded dataset (in the model's pitch range) straight away."""
-    from musicvae_xai import datasets
-
     if cache_dir is None:
         saved = (config or {}).get("cache_dir")
         cache_dir = saved if saved and os.path.isdir(saved) else DEFAULT_CACHE_DIR
-    wanted = dataset_config(config if model_dataset else None, vocab, data_root)
+    wanted = _wanted_dataset(config if model_dataset else None, vocab, data_root)
     try:
         built = datasets.build(wanted, cache_dir, progress=False)
     except (FileNotFoundError, ValueError, OSError) as e:
@@ -91,7 +82,7 @@ def load_music_data(config: Optional[dict], vocab: Vocabulary, cache_dir: Option
             raise
         logging.warning("explorer: dataset %s is not available here (%s); seeds come from the embedded dataset",
                         wanted.name, e)
-        wanted = dataset_config(None, vocab)
+        wanted = _wanted_dataset(None, vocab)
         built = datasets.build(wanted, cache_dir, progress=False)
     if built.vocabulary != vocab:
         raise ValueError(f"dataset vocabulary {built.vocabulary} differs from the model's {vocab}")
@@ -125,9 +116,7 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
     The readers' per-file limits (``readers.limits``: beats, decompressed bytes) apply, so a hostile
     file (notes 2**27 beats apart, a zip bomb) is refused in milliseconds, before any per-beat work.
     """
-    from musicvae_xai.explain import ExplainError, read_source
-    from musicvae_xai.representation import sequence_to_measures
-    from musicvae_xai.serving.midi_io import MidiError, fit_shift, no_measure_message
+    from musicvae_xai.explain import ExplainError, read_source  # here: explain loads TensorFlow
 
     name = os.path.basename(str(filename or "").replace("\\", "/"))[:120] or "upload"
     ext = os.path.splitext(name)[1].lower()

@@ -9,7 +9,7 @@ The server keeps no per-user state; every request carries the state it needs.
 
 "Requested" attribute values: for an attribute input the value asked for is the input itself; for a
 regularised latent dim it is the value a linear fit of the attribute on that dim predicts, fitted on
-encoded training measures (SPEC 6's interpretability fit), with its R^2 so the page can say how
+encoded training measures (the interpretability fit of docs/METHOD.md section 6), with its R^2 so the page can say how
 much to trust it.
 """
 
@@ -26,6 +26,7 @@ from musicvae_xai import attributes as attrs
 from musicvae_xai.explorer.data import MusicData
 from musicvae_xai.explorer.model_info import ATTRIBUTE_INPUT, LATENT_DIM, ModelInfo
 from musicvae_xai.representation import MEASURE_TICKS, measures_to_sequence
+from musicvae_xai.serving.midi_io import write_midi
 
 #: Rows per encode request while calibrating.
 ENCODE_BATCH = 256
@@ -307,8 +308,6 @@ class Explorer:
         """Standard MIDI file bytes of measures int32 [M, 24] back to back (``serving.midi_io.write_midi``):
         at ``qpm`` (None: the style's tempo), in ``style`` (an uploaded file's ``SourceStyle``), with
         one marker text per measure."""
-        from musicvae_xai.serving.midi_io import write_midi
-
         if qpm is not None and not QPM_RANGE[0] <= qpm <= QPM_RANGE[1]:
             raise ExplorerError(f"qpm must be in [{QPM_RANGE[0]:g}, {QPM_RANGE[1]:g}]")
         if markers is None:

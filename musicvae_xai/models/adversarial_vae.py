@@ -1,4 +1,4 @@
-"""AdversarialVAE: a Fader-style VAE whose decoder takes the attributes as explicit controls (SPEC section 5).
+"""AdversarialVAE: a Fader-style VAE whose decoder takes the attributes as explicit controls (docs/METHOD.md section 5).
 
 The reference is Kawai et al.'s ``FaderVAE`` and ``Classifier`` (lisakawai/music_transformation_ismir,
 ``model.py``, ``train.py``); docs/FIDELITY.md lists every component and each flag that departs from it.
@@ -45,7 +45,7 @@ from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, aut
                                         reference_initialise, token_embedding, track_for_checkpoints)
 from musicvae_xai.representation import MEASURE_TICKS
 
-#: Gradient-norm clipping of both optimisers when ``clip_norm`` is 0 (SPEC section 5).
+#: Gradient-norm clipping of both optimisers when ``clip_norm`` is 0 (docs/METHOD.md section 5).
 DEFAULT_CLIP_NORM = 1.0
 #: Smallest standard deviation used to normalise an attribute (a constant attribute maps to 0).
 MIN_STD = 1e-6

@@ -26,10 +26,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from musicvae_xai import attributes as attrs
 from musicvae_xai.config import RunConfig
 from musicvae_xai.models.layers import RNG_ALG
 from musicvae_xai.representation import MEASURE_TICKS
+from musicvae_xai.tf_attributes import tf_compute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +111,7 @@ class MusicVAE(keras.Model):
     # -- helpers shared by both models ---------------------------------------------------------
     def measure_attributes(self, tokens) -> tf.Tensor:
         """float32 [..., K]: the model's attributes of int token ids [..., 24]."""
-        return attrs.tf_compute(tokens, self.vocabulary, self.attribute_names)
+        return tf_compute(tokens, self.vocabulary, self.attribute_names)
 
     def check_tokens(self, tokens) -> np.ndarray:
         tokens = np.asarray(tokens)

@@ -1,4 +1,4 @@
-"""MeasureVAE (Pati, Lerch, Hadjeres 2019) with an attribute-regularised latent space (SPEC section 4).
+"""MeasureVAE (Pati, Lerch, Hadjeres 2019) with an attribute-regularised latent space (docs/METHOD.md section 4).
 
 The reference is ar-vae's ``MeasureVAE`` (``measurevae/measure_vae.py``, ``encoder.py``, ``decoder.py``);
 docs/FIDELITY.md lists every component and each flag that departs from it.

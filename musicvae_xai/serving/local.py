@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from musicvae_xai.config import check_saved_version
 from musicvae_xai.serving import signatures as sigs
 from musicvae_xai.serving.base import ModelClient, clean_message
 
@@ -67,7 +68,6 @@ class LocalModel(ModelClient):
                     with open(os.path.join(extra, name), encoding="utf-8") as f:
                         self.assets[name[:-5]] = json.load(f)
         if "config" in self.assets:  # an export made with older model definitions: one-line ConfigError
-            from musicvae_xai.config import check_saved_version
             check_saved_version(self.assets["config"], os.path.join(extra, "config.json"))
         self.model_name = self.assets.get("export", {}).get("model_name") or os.path.basename(
             os.path.dirname(os.path.normpath(self.export_dir)))

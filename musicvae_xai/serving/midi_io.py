@@ -17,7 +17,9 @@ import os
 from typing import Optional, Sequence, Union
 
 import numpy as np
+from note_seq.protobuf import music_pb2
 
+from musicvae_xai.readers import ReaderError, midi
 from musicvae_xai.readers.common import Quantisation, SourceStyle
 from musicvae_xai.representation import (
     BEATS_PER_MEASURE,
@@ -25,6 +27,7 @@ from musicvae_xai.representation import (
     MEASURE_TICKS,
     Vocabulary,
     fit_transposition,
+    measures_to_sequence,
     sequence_to_measures,
 )
 
@@ -86,8 +89,6 @@ def read_file(path: str, vocab: Vocabulary, bars: Optional[Sequence[int]] = None
     """The usable 4/4 measures of a MIDI file's melody (highest note of chords, played notes
     quantised) in ``vocab``'s ids, optionally only bars ``bars`` (0-based bar indices of the piece),
     with the file's style and quantisation error. Raises MidiError (one line naming the path)."""
-    from musicvae_xai.readers import ReaderError, midi
-
     if not os.path.isfile(path):
         raise MidiError(f"{path}: no such file")
     try:
@@ -130,10 +131,6 @@ def format_value(value: float) -> str:
 def _note_rows(music, vocab: Optional[Vocabulary]) -> tuple:
     """(rows [(pitch, start_beat, end_beat, velocity)], measures M) of token ids [..., 24] or a
     NoteSequence (seconds read at its first tempo)."""
-    from note_seq.protobuf import music_pb2
-
-    from musicvae_xai.representation import measures_to_sequence
-
     if isinstance(music, music_pb2.NoteSequence):
         qpm = music.tempos[0].qpm if music.tempos else 120.0
         beats = qpm / 60.0

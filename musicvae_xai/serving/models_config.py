@@ -1,6 +1,7 @@
 """Generate TF-Serving's ``models.config`` (a ``ModelServerConfig`` text proto) from an export folder.
 
-``python -m musicvae_xai.serving.models_config --export_root=exports --out=serving/models.config``
+``musicvae-serving-config --export_root=exports --out=serving/models.config`` (the command line is
+``musicvae_xai.cli.serving_config``; ``python -m musicvae_xai.serving.models_config`` still runs it)
 
 Every subfolder ``exports/NAME`` holding at least one numeric version folder with a
 ``saved_model.pb`` becomes a model ``NAME`` with ``base_path`` ``<container_root>/NAME`` (the path
@@ -118,32 +119,7 @@ def write_models_config(export_root: str, out: str, container_root: str = DEFAUL
     return text
 
 
-def _define_flags() -> None:
-    from absl import flags
-    flags.DEFINE_string("export_root", "exports", "Folder holding one export base per model (NAME/<version>/).")
-    flags.DEFINE_string("out", "serving/models.config", "Where to write the config.")
-    flags.DEFINE_string("container_root", DEFAULT_CONTAINER_ROOT, "Where the server sees export_root.")
-    flags.DEFINE_string("policy", "latest:1", "Version policy: latest:N, all or specific:V1,V2.")
-    flags.DEFINE_list("models", [], "Only these models (default: every model found).")
+if __name__ == "__main__":  # the older path of ``musicvae-serving-config`` (``musicvae_xai.cli.serving_config``)
+    from musicvae_xai.cli.serving_config import run
 
-
-def main(argv) -> None:
-    import sys
-    from absl import flags
-    del argv
-    f = flags.FLAGS
-    try:
-        text = write_models_config(f.export_root, f.out, f.container_root, f.policy, f.models)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
-    print(text, end="")
-
-
-if __name__ == "__main__":
-    from musicvae_xai.cli import resolve_sys_argv
-
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app
-    _define_flags()
-    app.run(main)
+    run()

@@ -1,4 +1,4 @@
-"""The paper's four findings (SPEC section 1), each tested against a study's results with statistics.
+"""The paper's four findings (docs/METHOD.md section 1), each tested against a study's results with statistics.
 
 ``assess(records)`` returns one ``Finding`` per claim. Each has an *effect* oriented so that positive
 means "as the paper claims", a 95% bootstrap interval that resamples configurations and seeds, a

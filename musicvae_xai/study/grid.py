@@ -50,6 +50,7 @@ import os
 from typing import Optional, Sequence
 
 from musicvae_xai import attributes as attrs
+from musicvae_xai.cli import ConfigNameError, resolve_config
 from musicvae_xai.config import ConfigError, RunConfig
 
 #: Study-level keys of a study file (everything else must be a RunConfig field).
@@ -233,7 +234,6 @@ def _str_list(value: Optional[str]) -> tuple:
 def _resolve_base(base: str, where: str) -> str:
     """A ``--base_flagfile`` value as a path: an existing path, else a shipped configuration name
     (``study/paper``, ``configs/study/paper.flags``; see ``musicvae_xai.cli.resolve_config``)."""
-    from musicvae_xai.cli import ConfigNameError, resolve_config
 
     try:
         return resolve_config(base)
@@ -313,7 +313,7 @@ def load_study(path: str, _depth: int = 0) -> StudySpec:
 # Expansion
 
 
-def attribute_label(names: Sequence[str]) -> str:
+def attribute_set_label(names: Sequence[str]) -> str:
     """``a4`` / ``a2`` for the paper's sets, else ``a-`` + short codes (``a-rc-nd``)."""
     names = tuple(names)
     for short, named in (("a4", attrs.DEFAULT_FOUR), ("a2", attrs.DEFAULT_TWO)):
@@ -323,7 +323,7 @@ def attribute_label(names: Sequence[str]) -> str:
 
 
 def entry_name(model: str, latent_dim: int, dataset: str, attributes: Sequence[str], seed: int) -> str:
-    return f"{model}-z{latent_dim:03d}-{dataset}-{attribute_label(attributes)}-s{seed}"
+    return f"{model}-z{latent_dim:03d}-{dataset}-{attribute_set_label(attributes)}-s{seed}"
 
 
 def _matches(when: dict, grid: dict) -> bool:
@@ -335,7 +335,7 @@ def _matches(when: dict, grid: dict) -> bool:
             elif value.isdigit():
                 ok = len(have) == int(value)
             else:
-                ok = attribute_label(have) == value
+                ok = attribute_set_label(have) == value
         else:
             ok = str(have) == value
         if not ok:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from musicvae_xai.study.grid import attribute_set_label
 from musicvae_xai.study.results import METRICS
 from musicvae_xai.training.hparams import HPARAMS_DIRNAME, METRIC_PREFIX, write_hparams_dir
 
@@ -37,11 +38,10 @@ EXTRA_METRICS = (("note_accuracy_mean_z", "Note acc. (mean z)"), ("token_accurac
 def hparam_values(result: dict) -> dict:
     """{name: bool | int | float | str} of a result: its grid (attributes as the a2/a4 label) and
     settings."""
-    from musicvae_xai.study.grid import attribute_label
 
     g, flags = result["grid"], result.get("flags") or {}
     values = {"model": str(g["model"]), "latent_dim": int(g["latent_dim"]), "dataset": str(g["dataset"]),
-              "attributes": attribute_label(g["attributes"]), "attribute_count": len(g["attributes"]),
+              "attributes": attribute_set_label(g["attributes"]), "attribute_count": len(g["attributes"]),
               "seed": int(g.get("seed", 0))}
     for key in SETTING_HPARAMS:
         v = flags.get(key)
@@ -66,13 +66,12 @@ def metric_values(result: dict) -> dict:
 
 def _domain(name: str, study_info: Optional[dict]) -> Optional[list]:
     """The study's grid values of a grid axis (a Discrete domain), else None."""
-    from musicvae_xai.study.grid import attribute_label
 
     if not study_info:
         return None
     values = {"model": study_info.get("models"), "latent_dim": study_info.get("latent_sizes"),
               "dataset": study_info.get("datasets"), "seed": study_info.get("seeds"),
-              "attributes": [attribute_label(s) for s in study_info.get("attribute_sets") or []] or None,
+              "attributes": [attribute_set_label(s) for s in study_info.get("attribute_sets") or []] or None,
               "attribute_count": sorted({len(s) for s in study_info.get("attribute_sets") or []}) or None}.get(name)
     return list(values) if values else None
 

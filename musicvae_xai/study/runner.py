@@ -32,6 +32,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
 from musicvae_xai.study import grid as grid_mod
 from musicvae_xai.study.lifeline import PARENT_ENV
 from musicvae_xai.training import runlock
@@ -82,7 +83,7 @@ def majority_baselines(built) -> dict:
     (the study evaluates on ``test``). Values are floats in [0, 1]; ``note_fraction`` is the share of
     ticks whose target is a pitch or rest.
     """
-    from musicvae_xai.metrics import majority_baselines as fit_and_score
+    from musicvae_xai.metrics import majority_baselines as fit_and_score  # here: scipy and scikit-learn (seconds)
 
     vocab = built.vocabulary
     train = np.asarray(built.tokens("train"))
@@ -169,8 +170,7 @@ class StudyRunner:
     def prepare(self, entries: Optional[Sequence[grid_mod.Entry]] = None) -> None:
         """Builds (or reuses) the dataset cache of every distinct dataset configuration of ``entries``
         and computes its baselines; records a dataset that fails in ``self.data_errors``."""
-        from musicvae_xai import datasets
-        from musicvae_xai.training.loop import DEFAULT_CACHE_DIR, dataset_config
+        from musicvae_xai import datasets  # here: the readers it loads import music21 (seconds)
 
         entries = self.entries if entries is None else entries
         groups: dict = {}

@@ -26,10 +26,16 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
 import traceback
 from typing import Optional
+
+from musicvae_xai.config import EvaluationOptions, RunConfig
+from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
+from musicvae_xai.training import runlock
+
+# TensorFlow (training, checkpoints, evaluation, export) is imported inside the stages that use it: the
+# study runner imports this module (``same_settings``, the file names) and stays free of TensorFlow.
 
 ENTRY_FILENAME = "entry.json"
 RESULT_FILENAME = "result.json"
@@ -49,8 +55,6 @@ def same_settings(a: Optional[dict], b: Optional[dict]) -> bool:
     adding a RunConfig field with a default that keeps the old behaviour does not retrain a study."""
     if not isinstance(a, dict) or not isinstance(b, dict):
         return False
-    from musicvae_xai.config import RunConfig
-
     defaults = RunConfig().to_dict()
     keys = (set(a) | set(b)) - LOCATION_FIELDS
     return all(a.get(k, defaults.get(k)) == b.get(k, defaults.get(k)) for k in keys)
@@ -130,7 +134,6 @@ def _latest_step(run_dir: str) -> int:
 
 
 def train_stage(entry: dict, run_dir: str) -> dict:
-    from musicvae_xai.config import RunConfig
     from musicvae_xai.training import checkpoints as ckpts
     from musicvae_xai.training.loop import Trainer
 
@@ -162,7 +165,7 @@ def _mark_stage(run_dir: str, **values) -> None:
 def evaluate_stage(entry: dict, run_dir: str, force: bool = False) -> tuple:
     """(report, path, skipped): reuses the evaluation of an earlier attempt made with the same options
     on the same training, else evaluates (``force``: training has just changed)."""
-    from musicvae_xai.evaluation import EvaluationOptions, evaluate_run
+    from musicvae_xai.evaluation import evaluate_run
 
     options = EvaluationOptions(**entry["evaluation"])
     path = os.path.join(run_dir, f"evaluation_{options.split}.json")
@@ -242,8 +245,6 @@ def failure_record(entry: dict, stage: str, error: str, log: Optional[str] = Non
 def run_entry(run_dir: str) -> dict:
     """Runs (or resumes) the configuration whose ``entry.json`` is in ``run_dir``; returns its result
     record (also written to ``run_dir/result.json``), with status "ok" or "failed"."""
-    from musicvae_xai.training import runlock
-
     entry = read_json(os.path.join(run_dir, ENTRY_FILENAME))
     if entry is None:
         raise FileNotFoundError(f"{run_dir}: no readable {ENTRY_FILENAME} (written by the study runner)")
@@ -292,8 +293,6 @@ def log_hparams(run_dir: str, result: dict) -> None:
     """Logs the configuration's hyper-parameters and final metrics for TensorBoard's HParams dashboard
     in ``run_dir/hparams`` (``musicvae_xai.study.hparams``), with the study's grid (``study.json`` of the
     study folder) as domains. A failure is recorded in ``result["hparams_error"]``, never fatal."""
-    from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
-
     study = read_json(os.path.join(os.path.dirname(os.path.abspath(run_dir)), "study.json")) or {}
     try:
         write_hparams(os.path.join(run_dir, HPARAMS_DIRNAME), result, study.get("study"))
@@ -302,30 +301,7 @@ def log_hparams(run_dir: str, result: dict) -> None:
         result["hparams_error"] = one_line(e)
 
 
-def main(argv) -> None:
-    from absl import flags
+if __name__ == "__main__":  # the path the study runner and its Slurm commands run; see musicvae_xai.cli.study_worker
+    from musicvae_xai.cli.study_worker import run
 
-    from musicvae_xai.config import ConfigError
-
-    del argv
-    try:
-        result = run_entry(flags.FLAGS.run_dir)
-    except (ConfigError, FileNotFoundError) as e:  # run_dir in use or unwritable, no entry.json
-        sys.exit(f"error: {e}")
-    if result["status"] != "ok":
-        sys.exit(f"error: {result['name']} failed in {result['stage']}: {result['error']}")
-    m = result["metrics"]
-    print(f"{result['name']}: token_accuracy={m['token_accuracy']:.4f} note_accuracy={m['note_accuracy']:.4f} "
-          f"interpretability={m['interpretability_mean']:.4f} in {result['wall_seconds']['total']:.0f}s")
-
-
-if __name__ == "__main__":
-    from musicvae_xai.study.lifeline import die_with_parent
-
-    die_with_parent()  # first: a runner killed from here on takes this worker with it
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app, flags
-
-    flags.DEFINE_string("run_dir", None, "Run directory of one study configuration (holds entry.json).")
-    flags.mark_flag_as_required("run_dir")
-    app.run(main)
+    run()

@@ -19,25 +19,18 @@ from absl import logging
 
 from musicvae_xai import datasets
 from musicvae_xai.config import RunConfig
+from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
 from musicvae_xai.models.base import build_model
 from musicvae_xai.training import checkpoints as ckpts
+from musicvae_xai.training import determinism
 from musicvae_xai.training import summaries
 from musicvae_xai.training.hparams import write_run_hparams
 from musicvae_xai.training import runlock
 from musicvae_xai.training.strategy import distribute_batches, is_chief, make_strategy, task_info
 
 
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "musicvae_xai")
-
-
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message names the step."""
-
-
-def dataset_config(config: RunConfig) -> "datasets.DatasetConfig":
-    return datasets.DatasetConfig(name=config.dataset, data_root=config.data_root,
-                                  min_pitch=config.min_pitch, max_pitch=config.max_pitch,
-                                  allow_cut_time=config.allow_cut_time, transpose=config.transpose)
 
 
 def data_statistics(tokens: np.ndarray, vocab, names, num_bins: int,
@@ -71,7 +64,6 @@ class Trainer:
         (``runlock``) throughout, so a second trainer on the same run_dir fails at once naming its pid."""
         cfg = self.config
         saved = ckpts.check_run_dir(cfg)  # refuses a foreign run_dir before anything is written
-        from musicvae_xai.training import determinism
         determinism.apply(cfg.deterministic)  # before the first op of the run
         strategy = make_strategy(cfg.strategy)
         self.strategy = strategy

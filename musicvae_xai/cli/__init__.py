@@ -1,9 +1,14 @@
-"""Console scripts (``musicvae-train``, ...) and the one start-up path every command line shares.
+"""The command lines: one thin module per command in this package, the console scripts and the one
+start-up path every command line shares.
 
-Each entry point of ``pyproject.toml`` is a function here that runs the module ``python -m`` runs
-(``runpy``, so every module's own start-up is used as it is), after ``resolve_sys_argv``; the
-``python -m`` forms call ``resolve_sys_argv`` first in their ``__main__`` block, so both resolve
-named configurations the same way:
+Every command is ``musicvae_xai/cli/NAME.py`` (``python -m musicvae_xai.cli.NAME``), with ``main(argv)``
+(the absl main) and ``run()`` (resolve configuration names, define any flags defined late, ``app.run``);
+the library modules hold no ``main``. The console scripts of ``pyproject.toml`` (``musicvae-train``, ...)
+are the ``*_main`` functions here, which import the command's module and call its ``run()``. The older
+``python -m`` paths (``musicvae_xai.train``, ``.data``, ``.evaluate``, ``.export``, ``.analysis``,
+``.explorer``, ``.study``, ``.study.worker``, ``.serving.client``, ``.serving.models_config``) are kept
+as shims that call the same ``run()``. Every form resolves named configurations the same way
+(``resolve_sys_argv``):
 
 - ``--flagfile=NAME`` / ``--config=NAME`` (and ``--flagfile NAME``): when NAME is not an existing
   file, the flagfile shipped in the package, ``musicvae_xai/configs/NAME.flags`` (a ``.flags``
@@ -15,23 +20,23 @@ An unknown name stops with one line listing the names that exist.
 
 from __future__ import annotations
 
+import importlib
 import os
-import runpy
 import sys
 from typing import Callable, Sequence
 
-#: console-script name -> the module it runs (what ``python -m`` takes).
+#: console-script name -> the command's module (what ``python -m`` takes).
 ENTRY_POINTS = {
-    "musicvae-train": "musicvae_xai.train",
-    "musicvae-data": "musicvae_xai.data",
-    "musicvae-evaluate": "musicvae_xai.evaluate",
-    "musicvae-export": "musicvae_xai.export",
-    "musicvae-analysis": "musicvae_xai.analysis",
-    "musicvae-explorer": "musicvae_xai.explorer",
-    "musicvae-study": "musicvae_xai.study",
-    "musicvae-study-worker": "musicvae_xai.study.worker",
-    "musicvae-serve-client": "musicvae_xai.serving.client",
-    "musicvae-serving-config": "musicvae_xai.serving.models_config",
+    "musicvae-train": "musicvae_xai.cli.train",
+    "musicvae-data": "musicvae_xai.cli.data",
+    "musicvae-evaluate": "musicvae_xai.cli.evaluate",
+    "musicvae-export": "musicvae_xai.cli.export",
+    "musicvae-analysis": "musicvae_xai.cli.analysis",
+    "musicvae-explorer": "musicvae_xai.cli.explorer",
+    "musicvae-study": "musicvae_xai.cli.study",
+    "musicvae-study-worker": "musicvae_xai.cli.study_worker",
+    "musicvae-serve-client": "musicvae_xai.cli.serve_client",
+    "musicvae-serving-config": "musicvae_xai.cli.serving_config",
 }
 
 
@@ -41,7 +46,7 @@ class ConfigNameError(ValueError):
 
 def configs_dir() -> str:
     """The folder of the flagfiles shipped in the package (``musicvae_xai/configs``)."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
 def available_configs(sub: str = "") -> list:
@@ -106,21 +111,21 @@ def resolve_sys_argv() -> None:
 
 def _entry(script: str) -> Callable[[], None]:
     def entry() -> None:
-        resolve_sys_argv()
-        runpy.run_module(ENTRY_POINTS[script], run_name="__main__", alter_sys=True)
+        importlib.import_module(ENTRY_POINTS[script]).run()
 
-    entry.__name__ = script.replace("musicvae-", "").replace("-", "_")
+    entry.__name__ = script.replace("musicvae-", "").replace("-", "_") + "_main"
     entry.__doc__ = f"``{script}``: ``python -m {ENTRY_POINTS[script]}``."
     return entry
 
 
-train = _entry("musicvae-train")
-data = _entry("musicvae-data")
-evaluate = _entry("musicvae-evaluate")
-export = _entry("musicvae-export")
-analysis = _entry("musicvae-analysis")
-explorer = _entry("musicvae-explorer")
-study = _entry("musicvae-study")
-study_worker = _entry("musicvae-study-worker")
-serve_client = _entry("musicvae-serve-client")
-serving_config = _entry("musicvae-serving-config")
+# Console scripts. Named ``*_main`` so they do not shadow the command modules of this package.
+train_main = _entry("musicvae-train")
+data_main = _entry("musicvae-data")
+evaluate_main = _entry("musicvae-evaluate")
+export_main = _entry("musicvae-export")
+analysis_main = _entry("musicvae-analysis")
+explorer_main = _entry("musicvae-explorer")
+study_main = _entry("musicvae-study")
+study_worker_main = _entry("musicvae-study-worker")
+serve_client_main = _entry("musicvae-serve-client")
+serving_config_main = _entry("musicvae-serving-config")

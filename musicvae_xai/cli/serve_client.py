@@ -1,0 +1,83 @@
+"""Serving client CLI: ``musicvae-serve-client --target=T --model=NAME VERB [flags]`` (``python -m
+musicvae_xai.cli.serve_client``, or the older ``python -m musicvae_xai.serving.client``, alike).
+
+T is ``host:port`` (gRPC, e.g. ``localhost:8500``), ``http://host:port`` (REST, e.g.
+``http://localhost:8501``) or an export folder (run in-process). Verbs:
+
+  reconstruct --midi=in.mid --out=out.mid [--bars=0,1]
+  encode      --midi=in.mid [--out=z.json]
+  decode      --z=z.json --out=out.mid [--controls=c.json]   (controls: adversarial model)
+  traverse    --midi=in.mid --bars=0 --control=2 --values=-2,0,2 --out=sweep.mid
+  sample      --num=4 --seed=0 --out=samples.mid
+  metadata    [--out=meta.json]
+
+Prints a JSON summary. Exits with one line on a bad request or an unreachable server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
+
+from musicvae_xai.cli import resolve_sys_argv
+from musicvae_xai.serving import commands
+from musicvae_xai.serving.base import ServingError
+from musicvae_xai.serving.midi_io import MidiError
+from musicvae_xai.serving.targets import connect
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("target", None, "host:port (gRPC), http://host:port (REST) or an export folder.")
+flags.DEFINE_string("model", None, "Model name on the server (the export base's folder name).")
+flags.DEFINE_integer("version", None, "Model version (default: the server's newest).")
+flags.DEFINE_float("timeout", 30.0, "Deadline of the whole call in seconds (metadata fetch and retries included).")
+flags.DEFINE_integer("retries", 3, "Retries while the server is unavailable.")
+flags.DEFINE_enum("format", "row", ["row", "columnar"], "REST request format.")
+flags.DEFINE_string("midi", None, "Input MIDI file.")
+flags.DEFINE_string("out", None, "Output file (MIDI for music, JSON for encode/metadata).")
+flags.DEFINE_string("z", None, "decode: JSON file with z_mean (or z) [B, Z], e.g. written by encode.")
+flags.DEFINE_string("controls", None, "decode (adversarial model): JSON with controls or attributes [B, K]; "
+                    "default: the attributes in the --z file.")
+flags.DEFINE_list("bars", [], "0-based bar indices of the MIDI file to use (default: every usable bar).")
+flags.DEFINE_integer("control", 0, "traverse: latent dim (MeasureVAE) or control index (adversarial).")
+flags.DEFINE_list("values", ["-2", "-1", "0", "1", "2"], "traverse: values to set the control to.")
+flags.DEFINE_integer("num", 1, "sample: number of measures.")
+flags.DEFINE_integer("seed", 0, "sample: seed of the latent codes drawn here.")
+flags.DEFINE_integer("min_pitch", 55, "Vocabulary of a server's model: lowest MIDI pitch.")
+flags.DEFINE_integer("max_pitch", 84, "Vocabulary of a server's model: highest MIDI pitch.")
+flags.DEFINE_string("transpose", "auto", "Semitones to shift the MIDI by, or auto (fit the range).")
+flags.DEFINE_float("qpm", None, "Tempo of the MIDI written (default: the input file's tempo, else 120).")
+
+
+def main(argv) -> None:
+    if len(argv) != 2 or argv[1] not in commands.VERBS:
+        sys.exit(f"usage: python -m musicvae_xai.serving.client --target=T --model=NAME "
+                 f"{{{'|'.join(commands.VERBS)}}} [flags]; got {' '.join(argv[1:]) or 'no verb'}")
+    try:
+        options = commands.Options(
+            midi=FLAGS.midi, out=FLAGS.out, z=FLAGS.z, controls=FLAGS.controls,
+            bars=[int(b) for b in FLAGS.bars], control=FLAGS.control,
+            values=[float(v) for v in FLAGS.values], num=FLAGS.num, seed=FLAGS.seed,
+            min_pitch=FLAGS.min_pitch, max_pitch=FLAGS.max_pitch,
+            transpose=FLAGS.transpose if FLAGS.transpose == "auto" else int(FLAGS.transpose), qpm=FLAGS.qpm)
+        client = connect(FLAGS.target, FLAGS.model, FLAGS.version, timeout=FLAGS.timeout, retries=FLAGS.retries,
+                         request_format=FLAGS.format)
+        with client:
+            summary = commands.run(client, argv[1], options)
+    except (ServingError, MidiError, commands.CommandError, ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    print(json.dumps(summary, indent=1))
+
+
+def run() -> None:
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
+    flags.mark_flag_as_required("target")
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,137 @@
+"""Layers and conventions: what imports TensorFlow, settings declared once, one place per command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from musicvae_xai import cli, settings
+from musicvae_xai.config import HELP, AnalysisError, AnalysisOptions, ConfigError, EvaluationOptions, RunConfig
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+#: Modules that must import without TensorFlow (nor Keras): the settings, the numpy attributes, the
+#: readers, the dataset build and the command-line plumbing.
+TF_FREE = ("musicvae_xai.config", "musicvae_xai.settings", "musicvae_xai.attributes", "musicvae_xai.representation",
+           "musicvae_xai.readers", "musicvae_xai.readers.midi", "musicvae_xai.readers.abc",
+           "musicvae_xai.readers.musicxml", "musicvae_xai.readers.pop909", "musicvae_xai.readers.symbtr",
+           "musicvae_xai.datasets", "musicvae_xai.datasets.builder", "musicvae_xai.cli",
+           "musicvae_xai.cli.train", "musicvae_xai.cli.evaluate", "musicvae_xai.cli.study", "musicvae_xai.study.worker",
+           "musicvae_xai.study.runner")
+
+
+def test_config_readers_and_dataset_build_import_without_tensorflow():
+    code = ("import importlib, json, sys\n"
+            f"for m in {list(TF_FREE)!r}:\n"
+            "    importlib.import_module(m)\n"
+            "print(json.dumps(sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'tensorflow_probability')"
+            " if m in sys.modules)))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_tensorflow_twins_live_apart():
+    import musicvae_xai.attributes as attrs
+    assert not any(name.startswith("tf_") for name in vars(attrs)), "numpy attributes module holds TF code"
+    spec = importlib.util.find_spec("musicvae_xai.tf_attributes")
+    assert spec is not None
+
+
+def test_every_run_setting_is_declared_once_with_help():
+    for field in dataclasses.fields(RunConfig):
+        assert field.metadata.get("help"), field.name
+    assert HELP == {f.name: f.metadata["help"] for f in dataclasses.fields(RunConfig)}
+    assert "enable_op_determinism" in HELP["deterministic"]
+
+
+def test_flags_are_generated_from_the_fields():
+    fv = flags.FlagValues()
+    settings.define_flags(RunConfig, flag_values=fv)
+    for field in dataclasses.fields(RunConfig):
+        flag = fv[field.name]
+        want = list(field.default) if isinstance(field.default, tuple) else field.default
+        assert flag.default == want and flag.help == field.metadata["help"], field.name
+    fv(["prog", "--latent_dim=7", "--attributes=note_range,contour", "--noxla", "--learning_rate=0.5"])
+    config = settings.from_flags(RunConfig, flag_values=fv)
+    assert config.latent_dim == 7 and config.attributes == ("note_range", "contour") and config.xla is False
+    assert config.learning_rate == 0.5 and config.hidden_size == RunConfig().hidden_size
+
+    ev = flags.FlagValues()
+    settings.define_flags(EvaluationOptions, flag_values=ev)
+    assert "expect_finished" not in ev and ev["allow_unfinished"].default is False
+    ev(["prog", "--allow_unfinished", "--sweep_steps=3"])
+    options = settings.from_flags(EvaluationOptions, flag_values=ev)
+    assert options.expect_finished is False and options.sweep_steps == 3
+    assert settings.from_flags(EvaluationOptions, flag_values=ev, split="validation").split == "validation"
+
+    an = flags.FlagValues()
+    settings.define_flags(AnalysisOptions, flag_values=an)
+    assert an["input_bar"].flag_type() == "int" and an["input_file"].flag_type() == "string"
+    an(["prog", "--input_bar=3", "--qpm=90"])
+    assert settings.from_flags(AnalysisOptions, flag_values=an).input_bar == 3
+    with pytest.raises(AnalysisError, match="qpm must be positive, got 0"):
+        AnalysisOptions(qpm=0).validate()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"strategy": "mesh"}, "unknown strategy 'mesh'; choose one of default, mirrored, multi_worker"),
+    ({"init": "zeros"}, "unknown init 'zeros'"),
+    ({"hidden_size": 0}, "hidden_size must be at least 1, got 0"),
+    ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+    ({"latent_dim": 5000}, r"latent_dim must be in \[1, 4096\], got 5000"),
+    ({"learning_rate": 0.0}, "learning_rate must be positive, got 0.0"),
+    ({"attributes": ("tempo",)}, "unknown attribute"),
+    ({"attributes": ()}, "must name at least one attribute"),
+    ({"model_version": 1}, "model_version 1 is not this code's"),
+    ({"latent_dim": 2}, "smaller than the 4 regularised attributes"),
+])
+def test_declared_checks_raise_one_line(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**changes).validate()
+
+
+def test_evaluation_options_declared_checks():
+    with pytest.raises(ValueError, match="sweep_steps must be at least 2, got 1"):
+        EvaluationOptions(sweep_steps=1).validate()
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        EvaluationOptions(batch_size=0).validate()
+    assert EvaluationOptions().validate().batch_size == 256
+
+
+def test_every_command_is_a_thin_module_in_cli_and_old_paths_still_run_it():
+    cli_dir = REPO_ROOT / "musicvae_xai" / "cli"
+    for script, module in cli.ENTRY_POINTS.items():
+        assert module.startswith("musicvae_xai.cli."), script
+        assert (cli_dir / (module.rsplit(".", 1)[1] + ".py")).is_file(), module
+        entry = getattr(cli, script.replace("musicvae-", "").replace("-", "_") + "_main")
+        assert callable(entry) and module in entry.__doc__
+    old = {"musicvae_xai.train": "train", "musicvae_xai.data": "data", "musicvae_xai.evaluate": "evaluate",
+           "musicvae_xai.analysis.__main__": "analysis", "musicvae_xai.explorer.__main__": "explorer",
+           "musicvae_xai.study.__main__": "study", "musicvae_xai.serving.client": "serve_client"}
+    for path, name in old.items():
+        text = pathlib.Path(importlib.util.find_spec(path).origin).read_text()
+        assert f"from musicvae_xai.cli.{name} import" in text and "run()" in text, path
+    for path, name in {"musicvae_xai.export": "export", "musicvae_xai.serving.models_config": "serving_config",
+                       "musicvae_xai.study.worker": "study_worker"}.items():  # library modules: no main of their own
+        text = pathlib.Path(importlib.util.find_spec(path).origin).read_text()
+        assert f"from musicvae_xai.cli.{name} import run" in text and "\ndef main(" not in text, path
+
+
+@pytest.mark.parametrize("module", ["musicvae_xai.cli.train", "musicvae_xai.cli.study_worker"])
+def test_cli_modules_run_as_python_m(module, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-m", module, "--config=nonesuch"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert res.stderr.strip().splitlines()[-1].startswith("error: 'nonesuch' is neither a file nor a shipped")
