@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # importing them loads TensorFlow; this module stays light for the explorer's start-up
+    from musicvae_xai.config import RunConfig
+    from musicvae_xai.evaluation import EvaluationOptions
+    from musicvae_xai.pretrained.savedmodel import ExportedVAE
 
 #: The export base folder's name (the model name TF-Serving would serve it under) and its version.
 NAME = "measure_vae_irish"
@@ -50,7 +55,7 @@ def export_dir() -> str:
     return path
 
 
-def load():
+def load() -> "tuple[RunConfig, ExportedVAE]":
     """(config, model) of the shipped export: a ``RunConfig`` and a ``savedmodel.ExportedVAE``."""
     from musicvae_xai.pretrained.savedmodel import load_export
 
@@ -64,7 +69,7 @@ def figures() -> dict:
         return json.load(f)
 
 
-def fixture_options():
+def fixture_options() -> "EvaluationOptions":
     """The ``evaluation.EvaluationOptions`` the fixture's figures are measured with (build and test)."""
     from musicvae_xai.evaluation import EvaluationOptions
 
