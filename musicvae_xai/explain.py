@@ -95,6 +95,22 @@ class Explainer:
         config, model = inference.load_run(run_dir, expect_finished=expect_finished)
         return cls(config, model, batch_size)
 
+    @classmethod
+    def from_export(cls, export_dir: str, batch_size: int = inference.DEFAULT_BATCH_SIZE) -> "Explainer":
+        """Loads an export of ``musicvae-export`` (a version folder, or a base whose newest version is
+        taken) and runs it through its serving signatures (``pretrained.savedmodel.ExportedVAE``)."""
+        from musicvae_xai.pretrained.savedmodel import load_export
+
+        return cls(*load_export(export_dir), batch_size)
+
+    @classmethod
+    def pretrained(cls, batch_size: int = inference.DEFAULT_BATCH_SIZE) -> "Explainer":
+        """The MeasureVAE shipped in the package, trained on Irish dance tunes (O'Neill's, public domain;
+        CRÉ, CC BY 4.0): see ``musicvae_xai/pretrained/README.md`` for its figures and attribution."""
+        from musicvae_xai import pretrained
+
+        return cls.from_export(pretrained.export_dir(), batch_size)
+
     @property
     def controls(self) -> list:
         return self.runner.controls

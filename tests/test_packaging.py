@@ -93,7 +93,11 @@ def test_wheel_installs_and_runs_the_quickstart_outside_the_checkout(tmp_path):
     import zipfile
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("musicvae_xai/py.typed", "musicvae_xai/configs/quickstart.flags",
-                   "musicvae_xai/configs/study/cpu_small.flags", "musicvae_xai/explorer/static/index.html"):
+                   "musicvae_xai/configs/study/cpu_small.flags", "musicvae_xai/explorer/static/index.html",
+                   "musicvae_xai/pretrained/README.md", "musicvae_xai/pretrained/figures.json",
+                   *(f"musicvae_xai/pretrained/measure_vae_irish/1/{f}" for f in (
+                       "saved_model.pb", "variables/variables.index", "variables/variables.data-00000-of-00001",
+                       "assets.extra/config.json", "assets.extra/controls.json", "assets.extra/export.json"))):
         assert needed in names, needed
     assert any(n.startswith("musicvae_xai/embedded_data/") and n.endswith(".abc") for n in names)
     venv = tmp_path / "venv"

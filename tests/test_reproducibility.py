@@ -109,26 +109,27 @@ def test_deterministic_runs_are_bit_identical_across_thread_counts(tmp_path, emb
 
 
 def test_regenerate_figures_dry_run_prints_runnable_steps(tmp_path):
-    """tools/regenerate_figures.sh --dry-run: the steps it would run name existing modules, a shipped
-    configuration and the README's figure folder; an unknown argument is refused."""
+    """tools/regenerate_figures.sh --dry-run: the steps it would run analyse the shipped pretrained model
+    into a fresh folder, copy the PNGs into the README's figure folder and take the explorer screenshot
+    with an existing tool (not with --no-screenshot); an unknown argument is refused."""
     import importlib.util
     import shlex
 
-    from musicvae_xai.cli import resolve_argv
-
     script = REPO_ROOT / "tools" / "regenerate_figures.sh"
-    env = {**os.environ, "RUN_DIR": str(tmp_path / "figures_run")}
-    proc = subprocess.run(["bash", str(script), "--dry-run", "--deterministic"], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    steps = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
-    modules = [s[2] for s in steps if s[1:2] == ["-m"]]
-    assert modules == ["musicvae_xai.train", "musicvae_xai.evaluate", "musicvae_xai.analysis"]
-    assert all(importlib.util.find_spec(m) is not None for m in modules)
-    train = steps[0]
-    assert "--deterministic" in train and f"--run_dir={tmp_path / 'figures_run'}" in train
-    assert any(a.startswith("--flagfile=") and os.path.isfile(a.split("=", 1)[1]) for a in resolve_argv(train))
-    assert steps[-1][0] == "cp" and steps[-1][-1] == "docs/figures/"
+    env = {**os.environ, "OUT_DIR": str(tmp_path / "figures_run")}
+    for extra, screenshot in (([], True), (["--no-screenshot"], False)):
+        proc = subprocess.run(["bash", str(script), "--dry-run", *extra], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        steps = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+        assert steps[0][1:4] == ["-m", "musicvae_xai.pretrained", "analysis"]
+        assert f"--output_dir={tmp_path / 'figures_run'}" in steps[0]
+        assert importlib.util.find_spec("musicvae_xai.pretrained.__main__") is not None
+        copy = steps[-2] if screenshot else steps[-1]
+        assert copy[0] == "cp" and copy[-1] == "docs/figures/"
+        if screenshot:
+            assert steps[-1][1] == "tools/explorer_screenshot.py" and (REPO_ROOT / steps[-1][1]).is_file()
+            assert "--out=docs/explorer.png" in steps[-1]
     assert not (tmp_path / "figures_run").exists()  # a dry run runs nothing
     bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown argument --bogus" in bad.stderr

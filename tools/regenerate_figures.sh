@@ -1,31 +1,34 @@
 #!/usr/bin/env bash
-# Regenerate the README's figures (docs/figures/*.png) from the model the current code trains:
-# train the quickstart from scratch, print its evaluation table, run the analysis and copy its PNGs
-# into docs/figures/. Run from the repository root after any change to the model, the training or the
-# analysis, and commit docs/figures/ together with the README's evaluation table printed at the end.
+# Regenerate the README's figures (docs/figures/*.png) and the explorer screenshot (docs/explorer.png)
+# from the pretrained model shipped in the package (musicvae_xai/pretrained/, trained on the Irish
+# tunes): run the analysis of the shipped export into a fresh folder, copy its PNGs into docs/figures/,
+# then open the explorer with no model flags (= the shipped model) in headless Chromium and save the
+# page. Run from anywhere after shipping a new model, and commit docs/figures/ and docs/explorer.png.
 #
-#   tools/regenerate_figures.sh [--dry-run] [--deterministic]
+#   tools/regenerate_figures.sh [--dry-run] [--no-screenshot]
 #
 #   --dry-run        print the commands without running them
-#   --deterministic  train with --deterministic (TF op determinism; see the README's "Reproducibility")
+#   --no-screenshot  leave docs/explorer.png alone (no Chromium / Playwright here)
 #
-# RUN_DIR (default runs/figures) must not hold a run already: the figures come from a fresh training,
-# never from a resumed or older one. About 5 minutes on a 2-core CPU (the quickstart's timing).
+# Needs the model's dataset (irish: ../shared/datasets beside the checkout, or its cache) for the test
+# measures and the training-data figure; the screenshot needs /usr/bin/chromium and Playwright.
+# OUT_DIR (default runs/figures) must not exist: the figures come from a fresh analysis. The shipped
+# model's evaluation figures are in musicvae_xai/pretrained/figures.json (python -m musicvae_xai.pretrained info).
 set -euo pipefail
 
 dry_run=0
-extra=()
+screenshot=1
 for arg in "$@"; do
   case "$arg" in
     --dry-run) dry_run=1 ;;
-    --deterministic) extra+=("--deterministic") ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "error: unknown argument $arg (use --dry-run, --deterministic)" >&2; exit 2 ;;
+    --no-screenshot) screenshot=0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: unknown argument $arg (use --dry-run, --no-screenshot)" >&2; exit 2 ;;
   esac
 done
 
 cd "$(dirname "$0")/.."
-run_dir="${RUN_DIR:-runs/figures}"
+out_dir="${OUT_DIR:-runs/figures}"
 python="${PYTHON:-python}"
 figures=docs/figures
 
@@ -34,14 +37,15 @@ run() {
   if [ "$dry_run" = 0 ]; then "$@"; fi
 }
 
-if [ -e "$run_dir" ] && [ "$dry_run" = 0 ]; then
-  echo "error: $run_dir exists; remove it or set RUN_DIR to a new folder (figures come from a fresh run)" >&2
+if [ -e "$out_dir" ] && [ "$dry_run" = 0 ]; then
+  echo "error: $out_dir exists; remove it or set OUT_DIR to a new folder (figures come from a fresh analysis)" >&2
   exit 1
 fi
-run "$python" -m musicvae_xai.train --config=quickstart --run_dir="$run_dir" ${extra[@]+"${extra[@]}"}
-run "$python" -m musicvae_xai.evaluate --run_dir="$run_dir"
-run "$python" -m musicvae_xai.analysis --run_dir="$run_dir" --output_dir="$run_dir/analysis"
+run "$python" -m musicvae_xai.pretrained analysis --output_dir="$out_dir"
 run rm -f "$figures"/*.png
 run mkdir -p "$figures"
-run cp "$run_dir"/analysis/*.png "$figures"/
-echo "figures in $figures/ come from $run_dir; update the README's evaluation table from $run_dir/evaluation_test.json"
+run cp "$out_dir"/*.png "$figures"/
+if [ "$screenshot" = 1 ]; then
+  run "$python" tools/explorer_screenshot.py --out=docs/explorer.png
+fi
+echo "figures in $figures/ (and docs/explorer.png) come from the shipped model musicvae_xai/pretrained/measure_vae_irish/1"

@@ -45,16 +45,19 @@ def prepare_output_dir(output_dir: str) -> str:
     return output_dir
 
 
-def run_analysis(run_dir: str, output_dir: str, options: Optional[AnalysisOptions] = None) -> dict:
-    """Loads the run and writes every figure, MIDI file and the index into ``output_dir``.
+def run_analysis(run_dir: str, output_dir: str, options: Optional[AnalysisOptions] = None,
+                 explainer: Optional[Explainer] = None) -> dict:
+    """Loads the run and writes every figure, MIDI file and the index into ``output_dir``. With
+    ``explainer`` (e.g. ``Explainer.pretrained()``), that model is analysed and ``run_dir`` only names it.
 
     Returns the manifest also written as ``figures.json``: {"run_dir", "figures": [{"file", "title",
     "caption", "kind"}], "skipped": [{"title", "reason"}], "midi": [paths relative to output_dir]}.
     """
     options = (options or AnalysisOptions()).validate()
     output_dir = prepare_output_dir(output_dir)
-    explainer = Explainer.from_run_dir(run_dir, expect_finished=options.expect_finished,
-                                       batch_size=options.batch_size)
+    if explainer is None:
+        explainer = Explainer.from_run_dir(run_dir, expect_finished=options.expect_finished,
+                                           batch_size=options.batch_size)
     analysis = _Analysis(explainer, output_dir, options)
     manifest = analysis.run()
     manifest["run_dir"] = os.fspath(run_dir)

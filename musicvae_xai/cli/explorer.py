@@ -1,5 +1,6 @@
 """``musicvae-explorer --export=DIR`` (in-process) or ``--serving_url=http://HOST:8501 --model=NAME
-[--assets=DIR]`` (TF-Serving REST): serves the explorer page on http://127.0.0.1:PORT/.
+[--assets=DIR]`` (TF-Serving REST): serves the explorer page on http://127.0.0.1:PORT/. With neither, it
+opens the pretrained model shipped in the package (``musicvae_xai/pretrained``).
 
 ``python -m musicvae_xai.cli.explorer``, or the older ``python -m musicvae_xai.explorer``, alike."""
 
@@ -15,7 +16,8 @@ from absl import app, flags, logging  # noqa: E402
 from musicvae_xai.cli import resolve_sys_argv  # noqa: E402
 
 flags.DEFINE_string("export", None, "Export folder (a version folder, or an export base whose newest "
-                    "version is used), run in-process.")
+                    "version is used), run in-process. Default (no --serving_url either): the pretrained "
+                    "model shipped in the package.")
 flags.DEFINE_string("serving_url", None, "TF-Serving REST address, e.g. http://localhost:8501.")
 flags.DEFINE_string("model", None, "TF-Serving model name (with --serving_url).")
 flags.DEFINE_integer("version", None, "TF-Serving model version (default: the server's newest).")
@@ -42,11 +44,13 @@ def main(argv) -> None:
     from musicvae_xai.explorer.app import create_app
     from musicvae_xai.explorer.model_info import ModelInfoError
     from musicvae_xai.explorer.server import make_explorer, serve
+    from musicvae_xai.pretrained import explorer_export
     from musicvae_xai.serving.base import ServingError
 
     try:
+        export = explorer_export(FLAGS.export, FLAGS.serving_url)  # no model flags: the shipped model
         explorer, backend = make_explorer(
-            export=FLAGS.export, serving_url=FLAGS.serving_url, model=FLAGS.model, version=FLAGS.version,
+            export=export, serving_url=FLAGS.serving_url, model=FLAGS.model, version=FLAGS.version,
             assets=FLAGS.assets, timeout=FLAGS.timeout, retries=FLAGS.retries, cache_dir=FLAGS.cache_dir,
             data_root=FLAGS.data_root, train_limit=FLAGS.train_limit, seed_data=FLAGS.seed_data)
     except (ValueError, FileNotFoundError, ModelInfoError, ServingError) as e:
