@@ -12,8 +12,9 @@ import os
 from typing import Optional, Sequence
 
 from musicvae_xai import attributes as attrs
+from musicvae_xai.models import registry as model_registry  # TF-free: names and labels, classes lazily
 
-MODELS = ("measure_vae", "adversarial_vae")
+MODELS = model_registry.names()
 STRATEGIES = ("default", "mirrored", "multi_worker")
 CONFIG_FILENAME = "config.json"
 SAMPLING_COINS = ("step", "token")
@@ -175,8 +176,10 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Raises ConfigError (one line) for any setting that cannot work; returns self."""
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        try:
+            model_registry.spec(self.model)
+        except model_registry.UnknownModelError as e:
+            raise ConfigError(str(e)) from None
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         try:

@@ -16,14 +16,16 @@ from typing import Optional
 import numpy as np
 from absl import logging
 
+from musicvae_xai.readers import registry as reader_registry
 from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary
 
 #: The datasets cache used when neither the flag nor the model's configuration names one (the
 #: training CLI's default).
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "musicvae_xai")
-#: Upload file types: extension -> what the page calls them.
-UPLOAD_TYPES = {".mid": "MIDI", ".midi": "MIDI", ".xml": "MusicXML", ".musicxml": "MusicXML",
-                ".mxl": "MusicXML", ".abc": "ABC"}
+#: Upload file types: extension -> what the page calls them (the upload-safe formats of
+#: ``readers.registry``; the page's file chooser gets them from ``/api/model``).
+UPLOAD_TYPES = {ext: reader_registry.get(name).label
+                for ext, name in reader_registry.extension_map(upload_only=True).items()}
 #: At most this many measures of an uploaded file are offered.
 MAX_UPLOAD_MEASURES = 512
 
@@ -132,8 +134,8 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
     name = os.path.basename(str(filename or "").replace("\\", "/"))[:120] or "upload"
     ext = os.path.splitext(name)[1].lower()
     if ext not in UPLOAD_TYPES:
-        raise UploadError(f"{name}: unsupported file type {ext or '(none)'}; upload a MIDI (.mid, .midi), "
-                          "MusicXML (.xml, .musicxml, .mxl) or ABC (.abc) file")
+        raise UploadError(f"{name}: unsupported file type {ext or '(none)'}; upload "
+                          f"{reader_registry.describe(upload_only=True)}")
     if not data:
         raise UploadError(f"{name}: the file is empty")
     with tempfile.TemporaryDirectory(prefix="explorer-upload-") as tmp:
