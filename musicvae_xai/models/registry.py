@@ -99,3 +99,5 @@ register(ModelSpec("measure_vae", "musicvae_xai.models.measure_vae:MeasureVAE", 
 register(ModelSpec("adversarial_vae", "musicvae_xai.models.adversarial_vae:AdversarialVAE", "AdversarialVAE", 1,
                    "attribute_input", data_statistics=True,
                    description="attributes as decoder inputs, adversarially removed from z (Kawai et al.)"))
+register(ModelSpec("plain_vae", "musicvae_xai.models.plain_vae:PlainVAE", "PlainVAE", 2, None,
+                   description="MeasureVAE's encoder and decoder without attribute regularisation (gamma = 0)"))
