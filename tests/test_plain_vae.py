@@ -64,6 +64,19 @@ def test_a_training_step_changes_the_weights_and_latent_dim_may_be_below_the_att
     assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables, strict=True))
 
 
+def test_training_summaries_without_controls(tmp_path):
+    """The validation pictures of a model without controls: reconstructions, no traversals, no failure."""
+    from musicvae_xai.training.summaries import MusicSummaries
+
+    config = _config("plain_vae")
+    model = build_model(config)
+    tokens, _ = _batch(config, 4)
+    music = MusicSummaries(model, tokens.numpy(), config.vocabulary, audio_examples=0)
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        music.write(1)
+    assert not music.failed and music.controls == []
+
+
 def test_trains_and_evaluates_with_independence_not_applicable(tiny_trained_run):
     from musicvae_xai import evaluation
     from musicvae_xai.evaluation import EvaluationOptions, evaluate_run, format_report
