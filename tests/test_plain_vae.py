@@ -122,6 +122,15 @@ def test_exports_with_zero_controls_and_serves(tiny_export):
     assert swept["tokens"].shape == (2, 3, 24) and swept["attributes"].shape == (2, 3, 4)
 
 
+def test_export_is_verified_with_warmup_requests(tiny_trained_run, tmp_path):
+    """As the study exports: reloaded and every signature's warm-up request run (verify=True)."""
+    from musicvae_xai import export
+
+    path = export.export_run(str(tiny_trained_run("plain_vae")), str(tmp_path / "plain"), verify=True)
+    warmup = tmp_path / "plain" / "1" / "assets.extra" / export.WARMUP_FILENAME
+    assert path == str(tmp_path / "plain" / "1") and warmup.stat().st_size > 0
+
+
 def test_opens_in_the_explorer_without_controls(tiny_export):
     pytest.importorskip("flask")
     from musicvae_xai.explorer import model_info as mi
