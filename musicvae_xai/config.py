@@ -17,8 +17,9 @@ from typing import Optional, Sequence
 from musicvae_xai import attributes as attrs
 from musicvae_xai.representation import Vocabulary
 from musicvae_xai.settings import check_fields, help_texts, setting
+from musicvae_xai.models import registry as model_registry  # TF-free: names and labels, classes lazily
 
-MODELS = ("measure_vae", "adversarial_vae")
+MODELS = model_registry.names()
 STRATEGIES = ("default", "mirrored", "multi_worker")
 CONFIG_FILENAME = "config.json"
 #: Measures per model call unless told otherwise (evaluation, analysis, ``Explainer``).
@@ -60,7 +61,7 @@ class RunConfig:
     single-value checks; ``validate`` adds the checks that involve several fields."""
 
     # What is trained.
-    model: str = setting("measure_vae", "Model: measure_vae or adversarial_vae.")
+    model: str = setting("measure_vae", f"Model: {', '.join(MODELS)} (models/registry.py).")
     latent_dim: int = setting(32, "Size of the latent code z (4..256 in the study).", minimum=1, maximum=4096)
     hidden_size: int = setting(512, "GRU hidden size H of encoder and decoder.", minimum=1)
     embedding_dim: int = setting(10, "Token embedding size.", minimum=1)
@@ -199,8 +200,10 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Raises ConfigError (one line) for any setting that cannot work; returns self."""
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        try:
+            model_registry.spec(self.model)
+        except model_registry.UnknownModelError as e:
+            raise ConfigError(str(e)) from None
         check_fields(self, ConfigError)  # each field's declared choices, bounds and checks
         if self.model == "measure_vae" and self.latent_dim < len(self.attributes):
             raise ConfigError(

@@ -18,7 +18,8 @@ What is measured, on the measures of the split (all of them, or ``max_measures``
   (the latent dim a control regularises for it; null where no control is a latent dim), MIG
   (unclipped), SAP, SCC, modularity (the plain mean over dims, as ar-vae), ``modularity_mi_weighted``
   (our MI-weighted variant) and the mutual-information matrix (estimated once);
-* ``attribute_independence``: every control swept over its range (``sweep_steps`` values) from the
+* ``attribute_independence``: (not applicable to a model without controls: empty, null scores and
+  ``applicable`` false) every control swept over its range (``sweep_steps`` values) from the
   posterior mean of ``sweep_measures`` measures with everything else fixed; the matrix of mean |Spearman
   rho| between control value and each measured attribute of the decoded output (controllability on
   the diagonal, leakage off it).
@@ -36,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from musicvae_xai import attributes as attrs
-from musicvae_xai import inference, metrics
+from musicvae_xai import inference, metric_registry, metrics
 from musicvae_xai.config import EvaluationOptions, RunConfig
 from musicvae_xai.models.losses import kl_per_example
 from musicvae_xai.training import determinism
@@ -48,6 +49,11 @@ NO_LATENT_CONTROL_NOTE = (
     "modularity measure how much attribute information is left in z, which this model's training "
     "tries to remove (lower means z is freer of the controlled attributes). Controllability and "
     "leakage of the control inputs are in attribute_independence.")
+NO_CONTROLS_NOTE = (
+    "This model has no controls (nothing to turn: no regularised latent dim, no attribute input), so "
+    "attribute independence is not applicable: its matrix is empty and controllability and leakage are "
+    "null. Interpretability, MIG, SAP, SCC and modularity still measure how much attribute information "
+    "z carries without being trained to.")
 NO_BASELINE_NOTE = ("No training split was given, so the majority-token baselines are not reported "
                     "(baselines is null).")
 
@@ -100,7 +106,7 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
     latent = metrics.disentanglement_report(z, a, random_state=options.seed, attribute_names=names,
                                             intended_dims=intended)
     notes = []
-    if not latent_dims:
+    if not latent_dims and runner.controls:
         notes.append(NO_LATENT_CONTROL_NOTE)
     baselines = None
     if train_tokens is None:
@@ -109,6 +115,8 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
         baselines = metrics.majority_baselines(runner.check_tokens(train_tokens), tokens, runner.vocabulary)
 
     independence = attribute_independence(runner, tokens, z_mean, controls, options)
+    if not runner.controls:
+        notes.append(NO_CONTROLS_NOTE)
     return {
         "model": config.model,
         "dataset": config.dataset,
@@ -121,13 +129,7 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
         "baselines": baselines,
         "kl_per_measure": float(np.mean(kl)),
         "kl_per_dim": kl_dims.mean(axis=0).tolist(),
-        "interpretability": latent["interpretability"],
-        "mig": latent["mig"],
-        "sap": latent["sap"],
-        "scc": latent["scc"],
-        "modularity": latent["modularity"],
-        "modularity_mi_weighted": latent["modularity_mi_weighted"],
-        "mutual_information": latent["mutual_information"],
+        **latent,  # interpretability, the metric_registry's latent metrics, mutual_information
         "attribute_independence": independence,
         "notes": notes,
     }
@@ -160,6 +162,9 @@ def attribute_independence(runner: inference.Runner, tokens: np.ndarray, z_mean:
     ctrl = runner.controls
     order = [c.attribute for c in ctrl]
     order += [n for n in runner.attribute_names if n not in order]
+    if not ctrl:  # nothing to sweep: not applicable, the same keys with empty / null values
+        return {"controls": [], "attributes": order, "values": [], "num_measures": 0, "matrix": [],
+                "signed_matrix": [], "controllability": None, "leakage": None, "applicable": False}
     idx = inference.subsample(len(tokens), options.sweep_measures, options.seed + 1)
     seeds_z = z_mean[idx]
     seeds_c = None if controls is None else controls[idx]
@@ -236,11 +241,12 @@ def format_report(report: dict) -> str:
     frac = interp["intended_fraction"]
     lines.append(f"  {'mean':<24}{'':>6}{'' if frac is None else f'{frac:.0%}':>13}{_fmt(interp['mean']):>8}")
     lines.append("")
-    lines.append(f"Disentanglement  MIG {_fmt(report['mig'])}   SAP {_fmt(report['sap'])}   "
-                 f"SCC {_fmt(report['scc'])}   modularity {_fmt(report['modularity'])} "
-                 f"(MI-weighted {_fmt(report.get('modularity_mi_weighted'))})")
+    lines.append(_metric_line(report, "disentanglement", "Disentanglement  "))
     lines.append("")
     ind = report["attribute_independence"]
+    if ind.get("applicable") is False:
+        lines.append("Attribute independence: not applicable (this model has no controls to sweep)")
+        return "\n".join(lines + _note_lines(report))
     lines.append(f"Attribute independence: mean |Spearman rho| between each control and the measured "
                  f"attributes of {ind['num_measures']} decoded sweeps "
                  f"({len(ind['values'][0]) if ind['values'] else 0} steps)")
@@ -252,10 +258,28 @@ def format_report(report: dict) -> str:
         else:
             head = f"{_short(c['attribute'])} input ({c['low']:.3g}..{c['high']:.3g})"
         lines.append(f"  {head:<30}" + "".join(f"{x:>7.3f}" for x in row))
-    lines.append(f"  controllability {_fmt(ind['controllability'])} (diagonal mean, higher is better), "
-                 f"leakage {_fmt(ind['leakage'])} (off-diagonal mean, lower is better)")
+    lines.append("  " + ", ".join(f"{m.table_label} {m.format(m.value(report))} ({m.table_note}, {m.direction} is "
+                                  "better)" for m in metric_registry.metrics(table="independence")))
     lines.append("  " + ", ".join(f"{_short(n)} = {_label(n)}" for n in cols))
+    return "\n".join(lines + _note_lines(report))
+
+
+def _metric_line(report: dict, table: str, head: str) -> str:
+    """The metrics of ``metric_registry`` on line ``table`` of the printed table: "LABEL value" each,
+    three spaces apart; a metric that ``qualifies`` another follows it in parentheses."""
+    parts: list = []
+    for m in metric_registry.metrics(table=table):
+        text = f"{m.table_label} {m.format(m.value(report))}"
+        if m.qualifies and parts:
+            parts[-1] += f" ({text})"
+        else:
+            parts.append(text)
+    return head + "   ".join(parts)
+
+
+def _note_lines(report: dict) -> list:
+    lines = []
     for note in report.get("notes", []):
         lines.append("")
         lines.append(f"Note: {note}")
-    return "\n".join(lines)
+    return lines

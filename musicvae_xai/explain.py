@@ -30,13 +30,13 @@ from note_seq.protobuf import music_pb2
 
 from musicvae_xai import inference, representation
 from musicvae_xai.models.base import Control
+from musicvae_xai.readers import registry as reader_registry
 from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS
 from musicvae_xai.serving import midi_io
 from musicvae_xai.serving.midi_io import SKIP_TEXT, FileMeasures  # noqa: F401 (public names of this module)
 
-#: File types read by ``read_measures``: extension -> reader.
-READERS = {".mid": "midi", ".midi": "midi", ".xml": "musicxml", ".mxl": "musicxml", ".musicxml": "musicxml",
-           ".abc": "abc"}
+#: File types read by ``read_measures``: extension -> reader format (``readers.registry``).
+READERS = reader_registry.extension_map()
 
 
 class ExplainError(ValueError):
@@ -298,24 +298,14 @@ def read_source(path: str, track: Union[str, int, None] = None, part_name: str =
     if os.path.isdir(path):
         raise ExplainError(f"{path}: is a folder, not a music file")
     ext = os.path.splitext(path)[1].lower()
-    kind = READERS.get(ext)
-    if kind is None:
+    fmt = reader_registry.for_path(path)
+    if fmt is None:
         raise ExplainError(f"{path}: unsupported file type {ext or '(none)'!r}; expected one of "
-                           f"{', '.join(sorted(READERS))}")
+                           f"{', '.join(sorted(reader_registry.extension_map()))}")
     try:
-        if kind == "midi":
-            from musicvae_xai.readers import midi
-            return midi.read_result(path, track=track, chords="skyline")
-        if kind == "musicxml":
-            from musicvae_xai.readers import musicxml
-            return musicxml.read_result(path, part_name=part_name)
-        from musicvae_xai.readers import abc, limits
-        tunes = abc.split_tunebook(abc.decode(limits.read_file(path)))
-        if not tunes:
-            raise ReaderError("unparseable", "no X: line, not an ABC tune")
-        if not 0 <= tune < len(tunes):
-            raise ExplainError(f"{path}: no tune {tune}; the file holds {len(tunes)}")
-        return abc.read_tune_result(tunes[tune], piece_id=path)
+        return fmt.function("read_one")(path, track=track, part_name=part_name, tune=tune)
+    except LookupError as e:  # a tune number past the end of a tunebook
+        raise ExplainError(f"{path}: {e.args[0] if e.args else e}") from None
     except ReaderError as e:
         raise ExplainError(f"{path}: cannot read a melody ({e.reason.replace('_', ' ')}: {e.message})") from None
     except OSError as e:

@@ -51,7 +51,6 @@ from musicvae_xai import __version__
 from musicvae_xai import attributes as attrs
 from musicvae_xai.config import RunConfig
 from musicvae_xai.representation import HOLD, Vocabulary
-from musicvae_xai.serving import signatures as sigs
 from musicvae_xai.serving.base import clean_message
 from musicvae_xai.serving.graph import ServingModule, sample_controls
 from musicvae_xai.training import checkpoints as ckpts
@@ -88,25 +87,18 @@ def example_measure(vocab: Vocabulary) -> np.ndarray:
 
 
 def warmup_inputs(module: ServingModule) -> dict:
-    """signature -> {input: np.ndarray}: one small, valid request per signature."""
+    """signature -> {input: np.ndarray}: one small, valid request per signature of ``module.spec``,
+    each input filled by its name (so a new signature whose inputs have known names needs nothing here)."""
     vocab = module.model.vocabulary
-    tokens = example_measure(vocab)[None, :]
-    z = np.zeros([1, module.latent_dim], np.float32)
     controls = module.model.controls
     first = controls[0] if controls else None
     low, high = (first.low, first.high) if first else (-1.0, 1.0)
-    out = {
-        sigs.ENCODE: {"tokens": tokens},
-        sigs.DECODE: {"z": z},
-        sigs.RECONSTRUCT: {"tokens": tokens},
-        sigs.TRAVERSE: {"tokens": tokens, "control": np.array(first.index if first else 0, np.int32),
-                        "values": np.linspace(low, high, 3).astype(np.float32)},
-        sigs.SAMPLE: {"z": z},
-        sigs.SERVING_DEFAULT: {"tokens": tokens},
-    }
+    by_name = {"tokens": example_measure(vocab)[None, :], "z": np.zeros([1, module.latent_dim], np.float32),
+               "control": np.array(first.index if first else 0, np.int32),
+               "values": np.linspace(low, high, 3).astype(np.float32)}
     if module.needs_controls:
-        out[sigs.DECODE]["controls"] = module._sample_controls.numpy()[None, :]
-    return out
+        by_name["controls"] = module._sample_controls.numpy()[None, :]
+    return {name: {key: by_name[key] for key in signature["inputs"]} for name, signature in module.spec.items()}
 
 
 def write_warmup(path: str, model_name: str, requests: dict) -> int:

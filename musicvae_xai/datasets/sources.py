@@ -19,7 +19,8 @@ from typing import Optional
 import numpy as np
 
 from musicvae_xai import representation
-from musicvae_xai.readers import ReaderError, abc, midi, musicxml, pop909, symbtr
+from musicvae_xai.readers import ReaderError
+from musicvae_xai.readers import registry as reader_registry
 
 #: Folder of the embedded public-domain tunes shipped with the package.
 EMBEDDED_DIR = pathlib.Path(__file__).resolve().parents[1] / "embedded_data"
@@ -28,7 +29,7 @@ EMBEDDED_DIR = pathlib.Path(__file__).resolve().parents[1] / "embedded_data"
 @dataclasses.dataclass(frozen=True)
 class Source:
     """One folder of a dataset: ``subdir`` under the data root, file ``patterns`` (globs relative to
-    it), the ``reader`` (module name in ``musicvae_xai.readers``) and its keyword ``options``."""
+    it), the ``reader`` (a format of ``readers.registry``) and its keyword ``options``."""
 
     name: str
     subdir: str
@@ -187,8 +188,9 @@ def scan_files(source: Source, folder: pathlib.Path, max_files: Optional[int] = 
     for pattern in source.patterns:
         walk("", pattern.split("/"))
     files = sorted(found)
-    if source.reader == "pop909":  # the main arrangement NNN/NNN.mid only, not versions/
-        files = [f for f in files if pathlib.PurePosixPath(f).stem == pathlib.PurePosixPath(f).parent.name]
+    fmt = reader_registry.find(source.reader)
+    if fmt is not None and fmt.select_files:  # e.g. POP909: the main arrangement NNN/NNN.mid only
+        files = fmt.function("select_files")(files)
     return (files[:max_files] if max_files else files), sorted(problems.values())
 
 
@@ -215,21 +217,6 @@ class FileResult:
     message: str = ""
 
 
-_POP_INDEX: dict = {}
-
-
-def _pop_index(folder: pathlib.Path):
-    """index.xlsx of a POP909 folder, read once per process (None if absent or unreadable)."""
-    key = str(folder)
-    if key not in _POP_INDEX:
-        path = folder / "POP909" / "index.xlsx"
-        try:
-            _POP_INDEX[key] = pop909.read_index(path) if path.is_file() else None
-        except ReaderError:
-            _POP_INDEX[key] = None
-    return _POP_INDEX[key]
-
-
 def _measures(piece_id: str, sequence, allow_cut_time: bool) -> PieceResult:
     ext = representation.sequence_to_measures(sequence, allow_cut_time=allow_cut_time)
     return PieceResult(piece_id, ext.measures, dict(ext.skipped))
@@ -248,26 +235,13 @@ def parse_file(task: tuple) -> FileResult:
     options = dict(source.options)
     piece_id = f"{source.name}/{relpath}"
     try:
-        if source.reader == "abc":
-            pieces = []
-            for tune in abc.read_tunebook(path, id_prefix=piece_id):
-                pid = f"{piece_id}#{tune.tune.index}:X{tune.tune.number}"  # as abc.read_tunebook names it
-                if tune.error is not None:
-                    pieces.append(PieceResult(pid, _no_measures(), {}, tune.error.reason, tune.error.message))
-                else:
-                    pieces.append(_measures(pid, tune.sequence, allow_cut_time))
-            return FileResult(source.name, relpath, pieces)
-        if source.reader == "midi":
-            seq = midi.read(path, piece_id=piece_id, **options)
-        elif source.reader == "musicxml":
-            seq = musicxml.read(path, piece_id=piece_id, **options)
-        elif source.reader == "symbtr":
-            seq = symbtr.read(path, piece_id=piece_id, **options)
-        elif source.reader == "pop909":
-            seq = pop909.read(path, index=_pop_index(folder), piece_id=piece_id, **options)
-        else:
-            raise ValueError(f"unknown reader {source.reader!r}")
-        return FileResult(source.name, relpath, [_measures(piece_id, seq, allow_cut_time)])
+        pieces = []
+        for pid, item in reader_registry.get(source.reader).function("read_pieces")(path, piece_id, folder, options):
+            if isinstance(item, ReaderError):  # this piece only (e.g. one tune of a tunebook)
+                pieces.append(PieceResult(pid, _no_measures(), {}, item.reason, item.message))
+            else:
+                pieces.append(_measures(pid, item, allow_cut_time))
+        return FileResult(source.name, relpath, pieces)
     except ReaderError as e:
         if e.reason in ("empty_file", "unparseable", "too_long", "too_large"):
             return FileResult(source.name, relpath, [], e.reason, e.message)

@@ -18,12 +18,14 @@ from absl import logging
 
 from musicvae_xai import datasets
 from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, DatasetConfig, dataset_config
+from musicvae_xai.readers import registry as reader_registry
 from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary, sequence_to_measures
 from musicvae_xai.serving.midi_io import MidiError, fit_shift, no_measure_message
 
-#: Upload file types: extension -> what the page calls them.
-UPLOAD_TYPES = {".mid": "MIDI", ".midi": "MIDI", ".xml": "MusicXML", ".musicxml": "MusicXML",
-                ".mxl": "MusicXML", ".abc": "ABC"}
+#: Upload file types: extension -> what the page calls them (the upload-safe formats of
+#: ``readers.registry``; the page's file chooser gets them from ``/api/model``).
+UPLOAD_TYPES = {ext: reader_registry.get(name).label
+                for ext, name in reader_registry.extension_map(upload_only=True).items()}
 #: At most this many measures of an uploaded file are offered.
 MAX_UPLOAD_MEASURES = 512
 
@@ -121,8 +123,8 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
     name = os.path.basename(str(filename or "").replace("\\", "/"))[:120] or "upload"
     ext = os.path.splitext(name)[1].lower()
     if ext not in UPLOAD_TYPES:
-        raise UploadError(f"{name}: unsupported file type {ext or '(none)'}; upload a MIDI (.mid, .midi), "
-                          "MusicXML (.xml, .musicxml, .mxl) or ABC (.abc) file")
+        raise UploadError(f"{name}: unsupported file type {ext or '(none)'}; upload "
+                          f"{reader_registry.describe(upload_only=True)}")
     if not data:
         raise UploadError(f"{name}: the file is empty")
     with tempfile.TemporaryDirectory(prefix="explorer-upload-") as tmp:

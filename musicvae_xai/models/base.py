@@ -1,4 +1,4 @@
-"""The one interface both models offer to the rest of the library.
+"""The one interface every model offers to the rest of the library.
 
 Evaluation, analysis, export and the explorer hold a ``MusicVAE`` and never ask which one it is:
 
@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from musicvae_xai.config import RunConfig
+from musicvae_xai.models import registry
 from musicvae_xai.models.layers import RNG_ALG
 from musicvae_xai.representation import MEASURE_TICKS
 from musicvae_xai.tf_attributes import tf_compute
@@ -53,7 +54,7 @@ def step_seed(base_seed: int, step, salt: int) -> tf.Tensor:
 
 
 class MusicVAE(keras.Model):
-    """Base class: shared plumbing for both models. Subclasses implement the abstract methods."""
+    """Base class: shared plumbing for every model. Subclasses implement the abstract methods."""
 
     needs_controls = False
 
@@ -159,15 +160,12 @@ def build_model(config: RunConfig, data_statistics: Optional[dict] = None) -> Mu
     """The model named by ``config.model``, built (weights created) and ready to train or restore.
 
     Seeds Python, numpy and TensorFlow with ``config.seed`` first, so the initial weights depend on
-    the seed alone.
+    the seed alone. The class comes from ``models.registry`` (this module does not know the models).
     """
     config.validate()
+    spec = registry.spec(config.model)
+    cls = spec.load()
     keras.utils.set_random_seed(config.seed)
-    if config.model == "measure_vae":
-        from musicvae_xai.models.measure_vae import MeasureVAE
-        model = MeasureVAE(config)
-    else:
-        from musicvae_xai.models.adversarial_vae import AdversarialVAE
-        model = AdversarialVAE(config, data_statistics=data_statistics)
+    model = cls(config, data_statistics=data_statistics) if spec.data_statistics else cls(config)
     model.build_all()
     return model

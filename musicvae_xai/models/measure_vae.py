@@ -129,8 +129,8 @@ class HierarchicalDecoder(keras.layers.Layer):
 class MeasureVAE(MusicVAE):
     """The attribute-regularised MeasureVAE; attribute k is regularised on latent dim k."""
 
-    def __init__(self, config: RunConfig, **kwargs):
-        super().__init__(config, name="measure_vae", **kwargs)
+    def __init__(self, config: RunConfig, name: str = "measure_vae", **kwargs):
+        super().__init__(config, name=name, **kwargs)
         v = self.vocabulary
         self.encoder = MeasureEncoder(v.size, config.embedding_dim, config.hidden_size, config.latent_dim,
                                       config.num_layers, config.dropout, posterior_hidden=2 * config.hidden_size,
@@ -159,10 +159,16 @@ class MeasureVAE(MusicVAE):
                 "probabilities": tf.nn.softmax(logits, axis=-1)}
 
     @property
+    def regularised_attributes(self) -> tuple:
+        """The attributes regularised on latent dims 0..K-1, in order: all of the run's (a subclass may
+        regularise none, ``models.plain_vae``). Each is a control."""
+        return self.attribute_names
+
+    @property
     def controls(self) -> list:
         lo, hi = LATENT_CONTROL_RANGE
         return [Control(name=f"z[{k}]", attribute=a, kind="latent_dim", index=k, low=lo, high=hi)
-                for k, a in enumerate(self.attribute_names)]
+                for k, a in enumerate(self.regularised_attributes)]
 
     def apply_controls(self, z, controls, index, values):
         return controls_sweep(z, None, index, values, control_in_latent=True)
@@ -187,17 +193,21 @@ class MeasureVAE(MusicVAE):
                               row_offset=row_offset, global_rows=global_batch_size)
         recon = losses.reconstruction_loss(logits, tokens, global_batch_size)
         kl = losses.kl_loss(enc["z_mean"], enc["z_scale"], global_batch_size)  # ar-vae: sum over dims, batch mean
-        k = len(self.attribute_names)
-        ctx = tf.distribute.get_replica_context()
-        ar = losses.attribute_regularization_loss(enc["z"][:, :k], attributes, cfg.delta, replica_context=ctx,
-                                                  row_offset=row_offset, global_batch_size=global_batch_size)
-        total = recon + cfg.beta * kl + cfg.gamma * tf.reduce_sum(ar)
+        names = self.regularised_attributes
+        k = len(names)
+        total = recon + cfg.beta * kl
+        if k:
+            ctx = tf.distribute.get_replica_context()
+            ar = losses.attribute_regularization_loss(enc["z"][:, :k], attributes[:, :k], cfg.delta,
+                                                      replica_context=ctx, row_offset=row_offset,
+                                                      global_batch_size=global_batch_size)
+            total = total + cfg.gamma * tf.reduce_sum(ar)
         n_local = tf.cast(tf.shape(tokens)[0], tf.float32)
         share = n_local / tf.cast(global_batch_size, tf.float32)
         acc = losses.token_accuracy(logits, tokens) * share
         out = {"loss": total, "reconstruction_loss": recon, "kl": kl, "token_accuracy": acc,
                "teacher_forced": tf.cast(coin, tf.float32) * share}
-        for name, value in zip(self.attribute_names, tf.unstack(ar), strict=True):
+        for name, value in zip(names, tf.unstack(ar) if k else [], strict=True):
             out[f"ar_{name}"] = value
         return out
 

@@ -9,10 +9,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from musicvae_xai.models import registry as model_registry
 from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, Metric, ok, ordered,
                                         spread_over_seeds)
 
-MODEL_ORDER = ("measure_vae", "adversarial_vae")
+#: Models in table and figure order (the model registry's).
+MODEL_ORDER = model_registry.names()
 
 
 def metric_figure(records: Sequence[dict], metric: Metric, path: str, expected: Sequence[dict] = (),

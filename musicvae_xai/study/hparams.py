@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from musicvae_xai import metric_registry
 from musicvae_xai.study.grid import attribute_set_label
 from musicvae_xai.study.results import METRICS
 from musicvae_xai.training.hparams import HPARAMS_DIRNAME, METRIC_PREFIX, write_hparams_dir
@@ -29,10 +30,8 @@ __all__ = ["HPARAMS_DIRNAME", "METRIC_PREFIX", "experiment", "hparam_values", "m
 GRID_HPARAMS = ("model", "latent_dim", "dataset", "attributes", "attribute_count", "seed")
 SETTING_HPARAMS = ("hidden_size", "batch_size", "learning_rate", "train_steps", "epochs", "dropout", "beta",
                    "gamma", "delta", "lambda_d", "lambda_kl", "sampling_k", "teacher_forcing")
-#: Final metrics logged per configuration: the report's metrics plus these.
-EXTRA_METRICS = (("note_accuracy_mean_z", "Note acc. (mean z)"), ("token_accuracy_mean_z", "Token acc. (mean z)"),
-                 ("interpretability_intended_fraction", "Intended fraction"),
-                 ("modularity_mi_weighted", "Modul. (MI-weighted)"), ("active_dims", "Active dims"))
+#: Final metrics logged per configuration: the report's metrics plus the other registered ones.
+EXTRA_METRICS = tuple((m.key, m.label) for m in metric_registry.metrics(in_study=False))
 
 
 def hparam_values(result: dict) -> dict:

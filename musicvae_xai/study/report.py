@@ -219,17 +219,17 @@ def _metric_tables(records: Sequence[dict]) -> list:
                 for z in sizes:
                     key = (model, ds, attr_set, z)
                     n = max((spread[m.key].get(key, (None, None, 0))[2] for m in METRICS), default=0)
-                    rows.append([z, n] + [_mean_sd(spread[m.key].get(key)) for m in METRICS])
+                    rows.append([z, n] + [_mean_sd(spread[m.key].get(key), m.digits) for m in METRICS])
                 lines += _table(header, rows)
     return lines
 
 
-def _mean_sd(cell) -> str:
-    """``0.812 ± 0.010`` (mean ± sd over seeds); the mean alone for one seed; – for none."""
+def _mean_sd(cell, digits: int = 3) -> str:
+    """``0.812 ± 0.010`` (mean ± sd over seeds, ``digits`` decimals); the mean alone for one seed; – for none."""
     if cell is None:
         return "–"
     mean, sd, _, _ = cell
-    return _fmt(mean) if sd is None else f"{mean:.3f} ± {sd:.3f}"
+    return _fmt(mean, digits) if sd is None else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def _cost_section(good: Sequence[dict]) -> list:

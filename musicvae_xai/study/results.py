@@ -6,7 +6,6 @@ report can be made from a study folder or from result files copied elsewhere (``
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import os
@@ -14,56 +13,21 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from musicvae_xai import metric_registry
+from musicvae_xai.metric_registry import Metric  # noqa: F401 (public name of this module)
+from musicvae_xai.models import registry as model_registry
+
 RESULT_FILENAME = "result.json"
 STUDY_FILENAME = "study.json"
 BASELINES_FILENAME = "baselines.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    higher_is_better: Optional[bool]
-    meaning: str
-
-
-#: The metrics of the report, in table order (keys of a result's ``metrics``).
-METRICS = (
-    Metric("token_accuracy", "Recon. acc.", True,
-           "reconstruction accuracy: share of the 24 tokens of a test measure reproduced by greedy decoding "
-           "(no teacher forcing) from a sampled latent code"),
-    Metric("note_accuracy", "Note acc.", True,
-           "the same, counted only on ticks whose target is a pitch or a rest (not `hold`, `start` or `end`), "
-           "which the many easy `hold` tokens cannot inflate"),
-    Metric("kl_per_measure", "KL", None,
-           "KL divergence of the posterior from the N(0, I) prior per measure (nats); higher means the "
-           "code carries more information, lower means a smoother, more prior-like latent space"),
-    Metric("interpretability_mean", "Interp.", True,
-           "interpretability: for each attribute, the latent dim with the highest mutual information "
-           "with it and the R^2 of a linear fit of the attribute on that dim; mean over attributes"),
-    Metric("mig", "MIG", True,
-           "mutual information gap: (largest - second largest MI of an attribute with any latent dim) / "
-           "entropy of the attribute, mean over attributes, not clipped (the k-NN MI estimates can make it "
-           "slightly negative); high when one dim alone carries an attribute"),
-    Metric("sap", "SAP", True,
-           "separated attribute predictability: gap between the two best single-dim linear R^2 scores of "
-           "an attribute, mean over attributes"),
-    Metric("scc", "SCC", True,
-           "Spearman correlation coefficient: largest |rank correlation| of an attribute with any latent "
-           "dim (0 when not significant), mean over attributes"),
-    Metric("modularity", "Modul.", True,
-           "modularity (Ridgeway & Mozer, as ar-vae computes it): how much each latent dim depends on one attribute "
-           "only, plain mean over dims (the MI-weighted variant is kept in results as `modularity_mi_weighted`)"),
-    Metric("controllability", "Control.", True,
-           "controllability: sweeping a control (a regularised latent dim of MeasureVAE, an attribute input "
-           "of AdversarialVAE) over its range and decoding, the mean |Spearman rho| between the control value "
-           "and the attribute it is meant to move"),
-    Metric("leakage", "Leakage", False,
-           "leakage: in the same sweeps, the mean |Spearman rho| between a control and the attributes it "
-           "is NOT meant to move; lower means more independent attributes"),
-)
+#: The metrics of the report, in table order (keys of a result's ``metrics``): those of the metric
+#: registry marked ``in_study``.
+METRICS = metric_registry.metrics(in_study=True)
 METRIC_KEYS = tuple(m.key for m in METRICS)
-MODEL_LABELS = {"measure_vae": "MeasureVAE", "adversarial_vae": "AdversarialVAE"}
+#: Model labels and table order, from the model registry (an unknown model is its own label, last).
+MODEL_LABELS = model_registry.labels()
 DATASET_ORDER = ("irish", "turkish", "classical", "pop", "embedded")
 
 

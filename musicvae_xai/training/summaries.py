@@ -223,7 +223,7 @@ class MusicSummaries:
         tf.summary.image("reconstructions", reconstruction_image(self.tokens, recon, self.vocab)[None], step=step,
                          description="Validation measures (blue, top) and their greedy reconstructions from the "
                                      "posterior mean (orange, below).")
-        sweeps = sweeps.reshape(len(self.controls), -1, MEASURE_TICKS)
+        sweeps = sweeps.reshape(len(self.controls), -1, MEASURE_TICKS) if self.controls else []  # none to sweep
         for control, values, sweep in zip(self.controls, self.values, sweeps, strict=True):
             img = traversal_image(self.tokens[0], sweep, values, control.low, control.high, self.vocab)
             tf.summary.image(f"traversal/{control.attribute}", img[None], step=step,

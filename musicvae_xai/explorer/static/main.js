@@ -486,6 +486,7 @@ async function start() {
     return;
   }
   const m = S.model;
+  $("upload-input").accept = (m.upload_types || []).join(",");  // the reader registry's upload-safe formats
   const version = m.version !== null && m.version !== undefined ? ` v${m.version}` : "";
   $("model-line").textContent = `${m.model_name}${version}${m.model ? ` · ${m.model}` : ""} · latent ${m.latent_dim} · ` +
     `${m.controls.length} controls · ${m.backend}${m.source === "signatures" ? " · metadata inferred from signatures" : ""}`;
