@@ -97,8 +97,8 @@ def embedded_cache_dir(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def tiny_trained_run(tmp_path_factory, embedded_cache_dir):
-    """``get(model="measure_vae") -> run_dir``: a finished run of a tiny model (hidden 16, latent 6,
-    4 steps) on the embedded dataset without transposition, trained once per test run and model (by
+    """``get(model="measure_vae") -> run_dir``: a finished run of a tiny model (one GRU layer of 16,
+    latent 6, 4 steps) on the embedded dataset without transposition, trained once per test run and model (by
     whichever xdist worker asks first; the others reuse it). Read-only: tests that change a run copy it.
     Skips when the model's module does not exist yet."""
     runs = {}
@@ -116,8 +116,8 @@ def tiny_trained_run(tmp_path_factory, embedded_cache_dir):
 
                 config = RunConfig(model=model, **TINY_DATA, cache_dir=str(embedded_cache_dir),
                                    run_dir=str(run_dir), hidden_size=16, latent_dim=6, embedding_dim=4,
-                                   discriminator_hidden=16, batch_size=32, train_steps=4, checkpoint_every=4,
-                                   eval_every=1000, xla=False, seed=1)
+                                   num_layers=1, discriminator_hidden=16, batch_size=32, train_steps=4,
+                                   checkpoint_every=4, eval_every=1000, xla=False, seed=1)
                 Trainer(config, progress=False).run()
 
             runs[model] = build_once(shared_root(tmp_path_factory), f"tiny_{model}", train)

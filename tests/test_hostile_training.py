@@ -1,6 +1,6 @@
 """Hostile conditions for training (issue 18, items 6 and 7): a second trainer on a run_dir in use, a
 SIGKILLed study runner, damaged checkpoints, a full disk, a read-only run-dir parent and leftovers of an
-interrupted checkpoint save. Tiny models (hidden 16, latent 6), a few steps each; every subprocess has a
+interrupted checkpoint save. Tiny models (one GRU layer of 16, latent 6), a few steps each; every subprocess has a
 timeout."""
 
 import glob

@@ -14,7 +14,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: conftest's ``tiny_trained_run`` configuration, so its run (trained once per session) is run "a".
 TINY = dict(model="measure_vae", dataset="embedded", hidden_size=16, latent_dim=6, embedding_dim=4,
-            discriminator_hidden=16, batch_size=32, train_steps=4, checkpoint_every=4, eval_every=1000,
+            num_layers=1, discriminator_hidden=16, batch_size=32, train_steps=4, checkpoint_every=4, eval_every=1000,
             transpose=False, xla=False, seed=1)
 
 
