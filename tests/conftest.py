@@ -1,7 +1,11 @@
-"""Shared pytest fixtures: paths to the real datasets beside the repo, quiet TensorFlow."""
+"""Shared pytest fixtures: paths to the real datasets beside the repo, quiet TensorFlow, and tiny trained
+runs and exports built once per test run (shared by every pytest-xdist worker of that run)."""
 
+import contextlib
+import fcntl
 import os
 import pathlib
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,19 +24,82 @@ def shared_datasets() -> pathlib.Path:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Built once per test run: one folder that every xdist worker of the run sees, and a file lock per thing
+# built in it (the first worker to ask builds it, the others wait for it and reuse it).
+
+
+def shared_root(tmp_path_factory) -> pathlib.Path:
+    """``<basetemp>/shared`` without xdist; under xdist the workers' basetemps are ``<run>/popen-gwN``,
+    so their common parent ``<run>`` (this run's own, numbered by pytest) holds the shared folder."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    root = base / "shared"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def _locked(path: pathlib.Path):
+    """An exclusive ``fcntl.flock`` on ``path`` (created if missing), released on exit or process death."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def build_once(root: pathlib.Path, name: str, build) -> pathlib.Path:
+    """``root/name``, made by ``build(folder)`` exactly once per test run whichever worker asks first; a
+    build that raised is retried (from an empty folder) by the next asker, which sees the same error.
+    Users must not modify what they get (copy it first)."""
+    folder, done = root / name, root / f"{name}.done"
+    with _locked(root / f"{name}.lock"):
+        if not done.exists():
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def once_per_run(tmp_path_factory):
+    """``get(name, build) -> folder``: ``build_once`` in this run's shared folder, for a test module's
+    own expensive, read-only fixture (trained once per run however many xdist workers use it)."""
+    root = shared_root(tmp_path_factory)
+    return lambda name, build: build_once(root, name, build)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Tiny trained runs for the consumers of a trained model (evaluation, analysis, the explain API)
+
+#: The embedded dataset as the tiny runs use it (no transposition).
+TINY_DATA = dict(dataset="embedded", transpose=False)
 
 
 @pytest.fixture(scope="session")
 def embedded_cache_dir(tmp_path_factory) -> pathlib.Path:
-    """A dataset cache folder shared by the tiny runs (the embedded dataset is built into it once)."""
-    return tmp_path_factory.mktemp("embedded_cache")
+    """A dataset cache folder shared by the tiny runs of every worker: the embedded dataset without
+    transposition is built into it once per test run. Trainings may add other builds to it (the cache
+    writes each build into a temporary folder and renames it into place, so concurrent builds are safe)."""
+    def build(folder):
+        from musicvae_xai import datasets
+        from musicvae_xai.config import RunConfig
+        from musicvae_xai.training.loop import dataset_config
+
+        datasets.build(dataset_config(RunConfig(**TINY_DATA)), str(folder), progress=False)
+
+    return build_once(shared_root(tmp_path_factory), "embedded_cache", build)
 
 
 @pytest.fixture(scope="session")
 def tiny_trained_run(tmp_path_factory, embedded_cache_dir):
-    """``get(model="measure_vae") -> run_dir``: a finished run of a tiny model (hidden 16, latent 6,
-    4 steps) on the embedded dataset without transposition, trained once per session and model.
+    """``get(model="measure_vae") -> run_dir``: a finished run of a tiny model (one GRU layer of 16,
+    latent 6, 4 steps) on the embedded dataset without transposition, trained once per test run and model (by
+    whichever xdist worker asks first; the others reuse it). Read-only: tests that change a run copy it.
     Skips when the model's module does not exist yet."""
     runs = {}
 
@@ -42,16 +109,18 @@ def tiny_trained_run(tmp_path_factory, embedded_cache_dir):
 
             if importlib.util.find_spec(f"musicvae_xai.models.{model}") is None:
                 pytest.skip(f"musicvae_xai.models.{model} does not exist")
-            from musicvae_xai.config import RunConfig
-            from musicvae_xai.training.loop import Trainer
 
-            run_dir = tmp_path_factory.mktemp(f"tiny_{model}")
-            config = RunConfig(model=model, dataset="embedded", cache_dir=str(embedded_cache_dir),
-                               run_dir=str(run_dir), hidden_size=16, latent_dim=6, embedding_dim=4,
-                               discriminator_hidden=16, batch_size=32, train_steps=4, checkpoint_every=4,
-                               eval_every=1000, transpose=False, xla=False, seed=1)
-            Trainer(config, progress=False).run()
-            runs[model] = run_dir
+            def train(run_dir):
+                from musicvae_xai.config import RunConfig
+                from musicvae_xai.training.loop import Trainer
+
+                config = RunConfig(model=model, **TINY_DATA, cache_dir=str(embedded_cache_dir),
+                                   run_dir=str(run_dir), hidden_size=16, latent_dim=6, embedding_dim=4,
+                                   num_layers=1, discriminator_hidden=16, batch_size=32, train_steps=4,
+                                   checkpoint_every=4, eval_every=1000, xla=False, seed=1)
+                Trainer(config, progress=False).run()
+
+            runs[model] = build_once(shared_root(tmp_path_factory), f"tiny_{model}", train)
         return runs[model]
 
     return get
@@ -64,17 +133,20 @@ def tiny_trained_run(tmp_path_factory, embedded_cache_dir):
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, tiny_trained_run):
     """``get(model="measure_vae") -> export base`` (``<tmp>/<model>/1``): the tiny run of that model
-    exported once per session (without the reload check, which the export tests run themselves)."""
+    exported once per test run (without the reload check, which the export tests run themselves);
+    shared by the xdist workers like the run itself, and read-only alike."""
     exports = {}
-    root = tmp_path_factory.mktemp("exports")
 
     def get(model: str = "measure_vae") -> pathlib.Path:
         if model not in exports:
-            from musicvae_xai.export import export_run
-
             run_dir = tiny_trained_run(model)
-            export_run(str(run_dir), str(root / model), verify=False)
-            exports[model] = root / model
+
+            def export(folder):
+                from musicvae_xai.export import export_run
+
+                export_run(str(run_dir), str(folder / model), verify=False)
+
+            exports[model] = build_once(shared_root(tmp_path_factory), f"export_{model}", export) / model
         return exports[model]
 
     return get
@@ -118,3 +190,32 @@ def reference(local_model):
         return cache[model, seed]
 
     return get
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scheduling under pytest-xdist: the slow tests first, spread over the workers
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under xdist's default ``--dist load``, each worker first gets one block of consecutive tests
+    (``len(items) // workers // 4`` of them, at most ``--maxschedchunk``) and the rest is handed out as
+    workers free up. The ``slow`` tests (a minute or more each on 2 cores) are put into those first
+    blocks, dealt in turn to each worker, so that they run at the start on every worker and the run
+    ends with short tests that balance the workers (a slow test handed out last would leave the other
+    worker idle behind it). Every other test keeps its collection order; without xdist nothing moves."""
+    workers = getattr(config, "workerinput", {}).get("workercount", 0)
+    # (a worker sees --dist as given on the command line: "no" when only -n was given, as pytest.ini does)
+    if workers < 2 or config.getoption("dist", "no") not in ("load", "no") or len(items) < 2 * workers:
+        return
+    chunk = max(min(len(items) // workers // 4, config.getoption("maxschedchunk", None) or len(items)), 2)
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    dealt = [slow[w::workers][:chunk] for w in range(workers)]
+    overflow = [item for w in range(workers) for item in slow[w::workers][chunk:]]
+    ordered = []
+    for block in dealt:
+        fill = chunk - len(block)
+        ordered += block + rest[:fill]
+        rest = rest[fill:]
+    items[:] = ordered + overflow + rest

@@ -1,12 +1,13 @@
 """Hostile conditions for training (issue 18, items 6 and 7): a second trainer on a run_dir in use, a
 SIGKILLed study runner, damaged checkpoints, a full disk, a read-only run-dir parent and leftovers of an
-interrupted checkpoint save. Tiny models (hidden 16, latent 6), a few steps each; every subprocess has a
+interrupted checkpoint save. Tiny models (one GRU layer of 16, latent 6), a few steps each; every subprocess has a
 timeout."""
 
 import glob
 import logging
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,18 +26,20 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
 
 
 def tiny(run_dir, cache_dir, **overrides) -> RunConfig:
+    """A tiny run: one GRU layer, and no piano-roll summaries (test_tensorboard.py looks at those); what is
+    tested here (locks, checkpoint fallback, write errors) does not depend on the model's size."""
     base = dict(model="measure_vae", dataset="embedded", cache_dir=str(cache_dir), run_dir=str(run_dir),
-                hidden_size=16, latent_dim=6, embedding_dim=4, batch_size=32, train_steps=4, checkpoint_every=2,
-                eval_every=1000, transpose=False, xla=False, seed=3)
+                hidden_size=16, latent_dim=6, embedding_dim=4, num_layers=1, batch_size=32, train_steps=4,
+                checkpoint_every=2, eval_every=1000, transpose=False, xla=False, seed=3, eval_summaries=False)
     base.update(overrides)
     return RunConfig(**base)
 
 
 def cli_flags(run_dir, cache_dir, train_steps=4):
     return ["--model=measure_vae", "--dataset=embedded", f"--cache_dir={cache_dir}", f"--run_dir={run_dir}",
-            "--hidden_size=16", "--latent_dim=6", "--embedding_dim=4", "--batch_size=32",
+            "--hidden_size=16", "--latent_dim=6", "--embedding_dim=4", "--num_layers=1", "--batch_size=32",
             f"--train_steps={train_steps}", "--checkpoint_every=2", "--eval_every=100000", "--notranspose",
-            "--noxla", "--seed=3", "--log_every=100000"]
+            "--noxla", "--seed=3", "--log_every=100000", "--noeval_summaries"]
 
 
 def error_lines(stderr: str) -> list:
@@ -91,6 +94,8 @@ def test_second_trainer_on_a_run_dir_in_use_fails_at_once_naming_the_holder(tmp_
     try:
         pid = wait_for(lambda: lock_pid(run_dir) if holder.poll() is None else -1, 240, "the first trainer's lock")
         assert pid == holder.pid, holder.stderr.read()[-3000:] if pid == -1 else pid
+        # Stopped, it keeps holding the lock without taking CPU from the processes below.
+        holder.send_signal(signal.SIGSTOP)
         assert runlock.holder(str(run_dir)) == f"pid {pid}"
 
         # In this process: refused before any data or model is built.
@@ -262,11 +267,22 @@ def test_each_parent_death_mechanism_alone_kills_the_worker(poll_only):
 
 
 @pytest.fixture(scope="module")
-def straight_six(tmp_path_factory, embedded_cache_dir):
-    """Weights after six uninterrupted steps, what every resumed run below must reproduce."""
-    run_dir = tmp_path_factory.mktemp("straight")
-    Trainer(tiny(run_dir, embedded_cache_dir, train_steps=6), progress=False).run()
+def straight_six(once_per_run, embedded_cache_dir):
+    """Weights after six uninterrupted steps, what every resumed run below must reproduce (trained once
+    per test run)."""
+    run_dir = once_per_run("hostile_straight_six", lambda d: Trainer(tiny(d, embedded_cache_dir, train_steps=6),
+                                                                     progress=False).run())
     return weights(run_dir)
+
+
+@pytest.fixture
+def four_steps(tmp_path, once_per_run, embedded_cache_dir):
+    """``tmp_path/run``: a copy of a finished four-step run (checkpoints 2 and 4), trained once per test run."""
+    shared = once_per_run("hostile_four_steps", lambda d: Trainer(tiny(d, embedded_cache_dir, train_steps=4),
+                                                                 progress=False).run())
+    run_dir = tmp_path / "run"
+    shutil.copytree(shared, run_dir)
+    return run_dir
 
 
 def damage(path: str, how: str) -> None:
@@ -280,9 +296,8 @@ def damage(path: str, how: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncate", "bitflip"])
-def test_resume_skips_a_damaged_latest_checkpoint(how, tmp_path, embedded_cache_dir, straight_six, caplog):
-    run_dir = tmp_path / "run"
-    Trainer(tiny(run_dir, embedded_cache_dir, train_steps=4), progress=False).run()
+def test_resume_skips_a_damaged_latest_checkpoint(how, four_steps, embedded_cache_dir, straight_six, caplog):
+    run_dir = four_steps
     latest = checkpoints.latest_checkpoint(str(run_dir))
     assert latest.endswith("ckpt-4")
     damage(glob.glob(latest + ".data-*")[0], how)
@@ -302,9 +317,8 @@ def test_resume_skips_a_damaged_latest_checkpoint(how, tmp_path, embedded_cache_
 
 
 @pytest.mark.slow
-def test_resume_refuses_when_no_checkpoint_restores(tmp_path, embedded_cache_dir):
-    run_dir = tmp_path / "run"
-    Trainer(tiny(run_dir, embedded_cache_dir, train_steps=4), progress=False).run()
+def test_resume_refuses_when_no_checkpoint_restores(four_steps, embedded_cache_dir):
+    run_dir = four_steps
     for data in glob.glob(str(run_dir / "ckpt-*.data-*")):
         damage(data, "truncate")
     with pytest.raises(checkpoints.CheckpointRestoreError, match="none of its 2 checkpoint\\(s\\) restores"):
@@ -382,16 +396,15 @@ def test_read_only_run_dir_parent_is_one_line_naming_the_path(tmp_path, embedded
 
 
 @pytest.mark.slow
-def test_leftover_temporary_checkpoint_folders_are_removed_on_the_next_run(tmp_path, embedded_cache_dir, caplog):
-    run_dir = tmp_path / "run"
-    Trainer(tiny(run_dir, embedded_cache_dir, train_steps=2), progress=False).run()
-    left = [run_dir / "ckpt-4_temp", run_dir / "ckpt-6_temp_0a1b2c"]  # an interrupted save, sharded or not
+def test_leftover_temporary_checkpoint_folders_are_removed_on_the_next_run(four_steps, embedded_cache_dir, caplog):
+    run_dir = four_steps
+    left = [run_dir / "ckpt-6_temp", run_dir / "ckpt-8_temp_0a1b2c"]  # an interrupted save, sharded or not
     for folder in left:
         folder.mkdir()
         (folder / "part-00000-of-00001.data-00000-of-00001.tempstate123").write_bytes(b"\0" * 10)
     with caplog.at_level(logging.INFO, logger="absl"):
-        Trainer(tiny(run_dir, embedded_cache_dir, train_steps=4), progress=False).run()
+        Trainer(tiny(run_dir, embedded_cache_dir, train_steps=6), progress=False).run()
     for folder in left:
         assert not folder.exists()
         assert f"removed {folder}, left by an interrupted checkpoint save" in caplog.text
-    assert checkpoints.latest_checkpoint(str(run_dir)).endswith("ckpt-4")
+    assert checkpoints.latest_checkpoint(str(run_dir)).endswith("ckpt-6")

@@ -167,8 +167,8 @@ def test_images_at_each_evaluation_and_the_flag_turns_them_off(tmp_path, embedde
     from musicvae_xai.training.loop import Trainer
 
     base = dict(dataset="embedded", cache_dir=str(embedded_cache_dir), run_dir=str(tmp_path / "run"),
-                hidden_size=16, latent_dim=6, embedding_dim=4, batch_size=32, train_steps=4, checkpoint_every=2,
-                eval_every=2, log_every=2, transpose=False, xla=False, seed=3)
+                hidden_size=16, latent_dim=6, embedding_dim=4, num_layers=1, batch_size=32, train_steps=4,
+                checkpoint_every=2, eval_every=2, log_every=2, transpose=False, xla=False, seed=3)
     Trainer(RunConfig(**base), progress=False).run()
     first, _, finals = hparams_session(tmp_path / "run")
     assert finals["final/val_loss"][1] == 4

@@ -27,9 +27,11 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
 
 
 def tiny(run_dir, cache_dir, **overrides) -> RunConfig:
+    """A tiny run: one GRU layer, and no piano-roll summaries (test_tensorboard.py looks at those). The
+    distribution and resume tests below keep two layers (dropout between them draws random numbers)."""
     base = dict(dataset="embedded", cache_dir=str(cache_dir), run_dir=str(run_dir), hidden_size=16,
-                latent_dim=6, embedding_dim=4, batch_size=32, train_steps=4, checkpoint_every=2,
-                eval_every=1000, xla=False, seed=5)
+                latent_dim=6, embedding_dim=4, num_layers=1, batch_size=32, train_steps=4, checkpoint_every=2,
+                eval_every=1000, xla=False, seed=5, eval_summaries=False)
     base.update(overrides)
     return RunConfig(**base)
 
@@ -45,13 +47,12 @@ def weights_of(run_dir):
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """A dataset cache shared by the tests (built once)."""
+def cache_dir(once_per_run):
+    """A dataset cache shared by the tests (built once per test run)."""
     from musicvae_xai import datasets
     from musicvae_xai.training.loop import dataset_config
-    path = tmp_path_factory.mktemp("cache")
-    datasets.build(dataset_config(tiny("unused", path)), str(path), progress=False)
-    return path
+    return once_per_run("training_cache", lambda path: datasets.build(dataset_config(tiny("unused", path)),
+                                                                      str(path), progress=False))
 
 
 @pytest.mark.slow
@@ -68,7 +69,8 @@ def test_mirrored_over_two_cpus_matches_one_device(model, tmp_path, cache_dir):
             cfg = RunConfig(model={model!r}, dataset="embedded", cache_dir={str(cache_dir)!r},
                             run_dir={str(tmp_path)!r} + "/" + strategy, hidden_size=16, latent_dim=6,
                             embedding_dim=4, batch_size=32, train_steps=3, checkpoint_every=3,
-                            eval_every=1000, xla=False, seed=5, dropout=0.5, strategy=strategy)
+                            eval_every=1000, xla=False, seed=5, dropout=0.5, strategy=strategy,
+                            eval_summaries=False)
             trainer = Trainer(cfg, progress=False)
             trainer.run()
             out[strategy] = [v.numpy() for v in trainer.model.trainable_variables]
@@ -107,7 +109,7 @@ def test_multi_worker_processes_train_and_agree(model, tmp_path, cache_dir):
         cfg = RunConfig(model={model!r}, dataset="embedded", cache_dir={str(cache_dir)!r},
                         run_dir={str(tmp_path / 'run')!r}, hidden_size=16, latent_dim=6, embedding_dim=4,
                         batch_size=32, train_steps=3, checkpoint_every=3, eval_every=1000, xla=False, seed=5,
-                        strategy="multi_worker")
+                        strategy="multi_worker", eval_summaries=False)
         trainer = Trainer(cfg, progress=False)
         trainer.run()
         np.savez(sys.argv[1], *[v.numpy() for v in trainer.model.trainable_variables])
@@ -133,7 +135,8 @@ def test_multi_worker_processes_train_and_agree(model, tmp_path, cache_dir):
 def test_resume_after_sigkill_is_exact(model, tmp_path, cache_dir):
     common = [f"--model={model}", "--dataset=embedded", f"--cache_dir={cache_dir}", "--hidden_size=16",
               "--latent_dim=6", "--embedding_dim=4", "--batch_size=32", "--train_steps=24",
-              "--checkpoint_every=4", "--eval_every=1000", "--noxla", "--seed=5", "--log_every=1"]
+              "--checkpoint_every=4", "--eval_every=1000", "--noxla", "--seed=5", "--log_every=1",
+              "--noeval_summaries"]
     straight = run_cli(*common, f"--run_dir={tmp_path / 'straight'}")
     assert straight.returncode == 0, straight.stderr[-3000:]
 
@@ -164,7 +167,7 @@ def test_resume_after_sigkill_is_exact(model, tmp_path, cache_dir):
 def test_flagfile_and_command_line_override(tmp_path, cache_dir):
     flagfile = tmp_path / "t.flags"
     flagfile.write_text("--dataset=embedded\n--hidden_size=16\n--latent_dim=6\n--train_steps=2\n--noxla\n"
-                        "--batch_size=32\n--embedding_dim=4\n--eval_every=1000\n")
+                        "--batch_size=32\n--embedding_dim=4\n--eval_every=1000\n--noeval_summaries\n--num_layers=1\n")
     res = run_cli(f"--flagfile={flagfile}", "--hidden_size=8", f"--cache_dir={cache_dir}",
                   f"--run_dir={tmp_path / 'run'}")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -193,7 +196,8 @@ def test_foreign_run_dir_is_refused_untouched(tmp_path, cache_dir):
     cfg = tiny(tmp_path / "run", cache_dir, train_steps=2)
     Trainer(cfg, progress=False).run()
     before = (tmp_path / "run" / "config.json").read_text()
-    res = run_cli("--dataset=embedded", "--hidden_size=32", "--latent_dim=6", f"--run_dir={tmp_path / 'run'}",
+    res = run_cli("--dataset=embedded", "--hidden_size=32", "--latent_dim=6", "--num_layers=1",
+                  f"--run_dir={tmp_path / 'run'}",
                   f"--cache_dir={cache_dir}", "--train_steps=2")
     assert res.returncode != 0 and "different configuration" in res.stderr and "hidden_size" in res.stderr
     assert "Traceback" not in res.stderr
