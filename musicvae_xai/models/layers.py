@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from musicvae_xai.models.gru import gru_sequence
+
 #: Stateless RNG algorithm for every random draw. Philox is fast with and without XLA and gives the
 #: same numbers in both; "auto_select" becomes a very slow generator under XLA on CPU (~300x).
 RNG_ALG = "philox"
@@ -96,17 +98,14 @@ class FusedGRUCell(keras.layers.Layer):
 
 
 def run_gru(cell: FusedGRUCell, x: tf.Tensor, h0: tf.Tensor, reverse: bool = False) -> tuple:
-    """Runs ``cell`` over x float32 [B, T, I] (T static). Returns (outputs [B, T, H], final h [B, H])."""
-    # unstack (not proj[:, t]): its gradient is one stack, where 24 strided-slice gradients would
-    # each build a zero-padded [B, T, 3H] tensor.
-    proj_steps = tf.unstack(cell.project_inputs(x), axis=1)
-    steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
-    outputs = [None] * x.shape[1]
-    h = h0
-    for t in steps:
-        h = cell.step(proj_steps[t], h)
-        outputs[t] = h
-    return tf.stack(outputs, axis=1), h
+    """Runs ``cell`` over x float32 [B, T, I] (T static). Returns (outputs [B, T, H], final h [B, H]).
+
+    The input projection of all T steps is one matmul; the recurrence is ``gru.gru_sequence``, whose
+    gradient forms each weight's gradient with one matmul over all steps (same values as stepping
+    ``cell.step``).
+    """
+    return gru_sequence(cell.project_inputs(x), h0, tf.convert_to_tensor(cell.recurrent_kernel),
+                        tf.convert_to_tensor(cell.recurrent_bias), reverse=reverse)
 
 
 def step_stacked_cells(cells, first_input_proj: tf.Tensor, states: list, dropout: float = 0.0,
