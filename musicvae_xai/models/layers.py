@@ -26,21 +26,25 @@ from musicvae_xai.models.gru import gru_sequence
 RNG_ALG = "philox"
 
 
-def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_offset=0,
-                      global_rows=None) -> tf.Tensor:
-    """Inverted dropout with a stateless mask; identity when ``seed`` is None or ``rate`` is 0.
+def dropout_keep_mask(shape, rate: float, seed: tf.Tensor, row_offset=0, global_rows=None) -> tf.Tensor:
+    """bool ``shape``: the keep mask of a stateless inverted dropout of a tensor of that shape.
 
     The mask is drawn for ``global_rows`` rows (the global batch) and rows ``row_offset ..`` are
     used, so a replica holding part of the batch drops exactly what one device would.
     """
-    if seed is None or rate <= 0.0:
-        return x
-    shape = tf.shape(x)
     rows = shape[0] if global_rows is None else global_rows
     mask_shape = tf.concat([[rows], shape[1:]], axis=0)
-    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=x.dtype, alg=RNG_ALG)
-    noise = noise[row_offset:row_offset + shape[0]]
-    keep = noise >= rate
+    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=tf.float32, alg=RNG_ALG)
+    return noise[row_offset:row_offset + shape[0]] >= rate
+
+
+def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_offset=0,
+                      global_rows=None) -> tf.Tensor:
+    """Inverted dropout with a stateless mask (``dropout_keep_mask``); identity when ``seed`` is None or
+    ``rate`` is 0."""
+    if seed is None or rate <= 0.0:
+        return x
+    keep = dropout_keep_mask(tf.shape(x), rate, seed, row_offset, global_rows)
     return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
 
 
@@ -147,6 +151,15 @@ def autoregressive_tick(cells, output_layer, token_table: tf.Tensor, prev: tf.Te
     if logits_relu:
         logits = tf.nn.relu(logits)
     return logits, tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
+def feedback_layers(cells) -> list:
+    """Weights of stacked ``cells`` as ``gru.feedback_ticks`` takes them: per cell (input kernel, input
+    bias, recurrent kernel, recurrent bias) tensors, the first cell's input pair None (its input
+    projection is the caller's token table and condition)."""
+    read = tf.convert_to_tensor
+    return [(None if i == 0 else read(c.input_kernel), None if i == 0 else read(c.input_bias),
+             read(c.recurrent_kernel), read(c.recurrent_bias)) for i, c in enumerate(cells)]
 
 
 class BidirectionalGRUEncoder(keras.layers.Layer):
