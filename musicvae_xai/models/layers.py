@@ -4,7 +4,9 @@ and the token encoder (embedding -> bidirectional GRU -> Gaussian posterior) bot
 The GRU is written out (reset-after variant, as cuDNN and Keras use) so that the input projection of a
 whole sequence is one matmul ``[B*T, I] x [I, 3H]`` and only the recurrent matmul ``[B, H] x [H, 3H]``
 runs inside the (statically unrolled) time loop. Sequence lengths here are tiny and static (24 ticks,
-4 beats, 6 ticks per beat), so unrolling in Python gives XLA and Grappler a loop-free graph.
+4 beats, 6 ticks per beat), so unrolling in Python gives XLA and Grappler a loop-free graph. Recurrences
+over a known input sequence (``run_gru``) and the decoders' training ticks use ``models.gru``, whose
+hand-written gradients form each weight's gradient with one matmul over all time steps.
 
 Randomness (dropout) is stateless and comes from an explicit ``seed`` tensor (int32 [2]) so that a
 training step is a pure function of (weights, batch, step): reproducible, resumable, and identical

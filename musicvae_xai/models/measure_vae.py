@@ -17,7 +17,8 @@ Dropout (``config.dropout``) between the stacked layers of both decoder GRUs dur
 
 Cost-saving details that leave the maths unchanged: the token half of the tick GRU's input projection
 is a [V+1, 3H] table ([decoder embedding; x_0] x kernel) looked up per step instead of a matmul; the
-beat half is one matmul for all 4 beats; the encoder's input projections cover all 24 steps in one matmul.
+beat half is one matmul for all 4 beats; the encoder's input projections cover all 24 steps in one matmul;
+in training, the GRUs' gradients are formed with one matmul per weight over all steps (``models.gru``).
 """
 
 from __future__ import annotations
