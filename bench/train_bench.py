@@ -1,7 +1,7 @@
 """Training and inference speed and memory of both models, against this machine's GEMM ceiling.
 
     python bench/train_bench.py [--models=measure_vae,adversarial_vae] [--hidden_sizes=512,128]
-        [--modes=default|graph|xla|graph,xla] [--seconds=20] [--baseline_tree=/path/to/other/checkout]
+        [--modes=default|graph|xla|graph,xla] [--seconds=12] [--baseline_tree=/path/to/other/checkout]
 
 Each (model, hidden size, compile mode) is measured in a fresh child process (latent 32, batch 256,
 synthetic tokens: throughput does not depend on the data), which prints:
@@ -40,7 +40,7 @@ flags.DEFINE_list("modes", ["default"], "Compile modes: default (RunConfig's xla
 flags.DEFINE_integer("latent_dim", 32, "Latent size.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
 flags.DEFINE_integer("min_steps", 3, "Timed training steps at least (after one warm-up step).")
-flags.DEFINE_float("seconds", 20.0, "Timed training lasts at least this long.")
+flags.DEFINE_float("seconds", 12.0, "Timed training lasts at least this long.")
 flags.DEFINE_string("baseline_tree", None, "Another checkout whose package is measured interleaved.")
 flags.DEFINE_string("child", None, "Internal: model:hidden:mode measured in this process.")
 FLAGS = flags.FLAGS
