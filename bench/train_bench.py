@@ -5,7 +5,7 @@
 
 Each (model, hidden size, compile mode) is measured in a fresh child process (latent 32, batch 256,
 synthetic tokens: throughput does not depend on the data), which prints:
-  - the numpy float32 GEMM ceiling (2048 x 2048, best of 5), measured before and after, in that process;
+  - the numpy float32 GEMM ceiling (2048 x 2048, best of 10), measured before and after, in that process;
   - the time to the first finished training step (model build + trace + compile + one step);
   - training measures/s over at least ``--min_steps`` steps and ``--seconds`` seconds after one warm-up
     step, the analytic training FLOPs per measure (3x the forward pass's matmul FLOPs, ``forward_macs``)
@@ -53,7 +53,7 @@ PEAK_RSS_MB = 1800.0  # hidden 512 training process
 TICKS = 24
 
 
-def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+def gemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     """Best-of float32 numpy matmul throughput, GFLOP/s."""
     import numpy as np
 
@@ -143,7 +143,7 @@ def measure(name: str, hidden: int, mode: str) -> dict:
         batches += 1
     infer_mps = batches * cfg.batch_size / (time.perf_counter() - t0)
     macs = forward_macs(cfg, model.vocabulary.size)
-    return {"model": name, "hidden": hidden, "xla": xla, "steps": steps, "train_mps": train_mps,
+    return {"model": name, "hidden": hidden, "xla": xla, "default_xla": cfg.xla, "steps": steps, "train_mps": train_mps,
             "train_gflop": 3 * 2 * macs / 1e9, "infer_mps": infer_mps, "infer_gflop": 2 * macs / 1e9,
             "first_step_s": first_step_s, "import_s": import_s, "rss_mb": rss_mb,
             "gemm_before": gemm_before, "gemm_after": gemm_gflops()}
@@ -191,9 +191,10 @@ def targets(results: list) -> list:
         if r["hidden"] in INFER_FRACTION:
             goal = INFER_FRACTION[r["hidden"]]
             out.append((f"inference >= {goal:.2f} of GEMM, {where}", f"{infer_f:.2f}", infer_f >= goal))
-        if r["hidden"] == 512 and r["mode"] == "default":
+        if r["hidden"] == 512 and r["xla"] == r["default_xla"]:  # the default compile mode
             out.append((f"first training step <= {FIRST_STEP_S:.0f} s, {where}", f"{r['first_step_s']:.1f} s",
                         r["first_step_s"] <= FIRST_STEP_S))
+        if r["hidden"] == 512:
             out.append((f"peak RSS <= {PEAK_RSS_MB:.0f} MB, {where}", f"{r['rss_mb']:.0f} MB",
                         r["rss_mb"] <= PEAK_RSS_MB))
     return out
