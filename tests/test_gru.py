@@ -1,6 +1,7 @@
-"""The time-batched GRU recurrence: same values as stepping ``FusedGRUCell`` and gradients equal to
-autodiff of the unrolled loop (every weight, the inputs and the initial state), both directions,
-inside tf.function with and without XLA."""
+"""The time-batched GRU gradients (``models.gru``): the encoder recurrence gives the values of stepping
+``FusedGRUCell`` and gradients equal to autodiff of the unrolled loop (every weight, the inputs and the
+initial state), both directions, eager and inside tf.function with and without XLA; whole training steps
+of both models (batched encoder and decoder gradients) equal autodiff of the step-by-step loops."""
 
 import numpy as np
 import pytest
