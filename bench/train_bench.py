@@ -1,41 +1,62 @@
-"""Training and inference throughput of both models against this machine's matmul throughput.
+"""Training and inference speed and memory of both models, against this machine's GEMM ceiling.
 
-    python bench/train_bench.py [--models=measure_vae,adversarial_vae] [--steps=20] [--xla=true]
+    python bench/train_bench.py [--models=measure_vae,adversarial_vae] [--hidden_sizes=512,128]
+        [--modes=default|graph|xla|graph,xla] [--seconds=12] [--baseline_tree=/path/to/other/checkout]
 
-Prints: numpy float32 matmul GFLOP/s; for each model and size (hidden 512 and 128, latent 32,
-batch 256) the training throughput in measures/s, the analytic training FLOPs per measure, the
-achieved GFLOP/s and its fraction of the matmul throughput; encode+decode inference measures/s; the
-peak resident memory of the process. Synthetic token batches (throughput does not depend on data).
+Each (model, hidden size, compile mode) is measured in a fresh child process (latent 32, batch 256,
+synthetic tokens: throughput does not depend on the data), which prints:
+  - the numpy float32 GEMM ceiling (2048 x 2048, best of 10), measured before and after, in that process;
+  - the time to the first finished training step (model build + trace + compile + one step);
+  - training measures/s over at least ``--min_steps`` steps and ``--seconds`` seconds after one warm-up
+    step, the analytic training FLOPs per measure (3x the forward pass's matmul FLOPs, ``forward_macs``)
+    and the fraction of the GEMM ceiling (mean of before and after) this achieves;
+  - the peak resident memory of the process after training (before inference);
+  - encode + greedy-decode inference measures/s and its fraction of the ceiling (forward FLOPs).
+Then every target of issue 15 is printed beside its figure with PASS/FAIL, with the load averages
+(1, 5, 15 min) at start and end: on a shared machine absolute figures mean little, fractions of the
+ceiling measured in the same process are what counts.
+
+``--baseline_tree``: also measure each configuration with the ``musicvae_xai`` package of another
+checkout (e.g. the main branch before a change), interleaved with this one, and print the ratios.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
+import sys
 import time
 
+_START = time.perf_counter()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
-import tensorflow as tf
-from absl import app, flags
-
-from musicvae_xai import attributes
-from musicvae_xai.config import RunConfig
-from musicvae_xai.models.base import build_model
-from musicvae_xai.training.loop import data_statistics
+from absl import app, flags  # noqa: E402
 
 flags.DEFINE_list("models", ["measure_vae", "adversarial_vae"], "Models to measure.")
 flags.DEFINE_list("hidden_sizes", ["512", "128"], "Hidden sizes to measure.")
+flags.DEFINE_list("modes", ["default"], "Compile modes: default (RunConfig's xla default), graph, xla.")
 flags.DEFINE_integer("latent_dim", 32, "Latent size.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
-flags.DEFINE_integer("steps", 20, "Timed training steps (after warm-up).")
-flags.DEFINE_bool("xla", True, "Compile the step with XLA.")
+flags.DEFINE_integer("min_steps", 3, "Timed training steps at least (after one warm-up step).")
+flags.DEFINE_float("seconds", 12.0, "Timed training lasts at least this long.")
+flags.DEFINE_string("baseline_tree", None, "Another checkout whose package is measured interleaved.")
+flags.DEFINE_string("child", None, "Internal: model:hidden:mode measured in this process.")
 FLAGS = flags.FLAGS
 
+#: Issue 15's targets: (key, comparison, threshold, description).
+TRAIN_FRACTION = {512: 0.90, 128: 0.60}
+INFER_FRACTION = {512: 0.5}
+FIRST_STEP_S = 30.0  # hidden 512, default mode
+PEAK_RSS_MB = 1800.0  # hidden 512 training process
+TICKS = 24
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+
+def gemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     """Best-of float32 numpy matmul throughput, GFLOP/s."""
+    import numpy as np
+
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)
     b = a.copy()
     a @ b
@@ -48,79 +69,171 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def gru_macs(steps: int, in_dim: int, hidden: int) -> int:
+    """Multiply-accumulates of a GRU layer's input and recurrent projections over ``steps``."""
     return steps * (in_dim + hidden) * 3 * hidden
 
 
-def forward_macs(cfg: RunConfig, vocab_size: int) -> int:
-    """Multiply-accumulates of one forward pass for one measure (matmuls only)."""
-    h, e, z, v, t = cfg.hidden_size, cfg.embedding_dim, cfg.latent_dim, vocab_size, 24
+def forward_macs(cfg, vocab_size: int) -> int:
+    """Multiply-accumulates of one forward pass for one measure (matmuls only; table lookups free)."""
+    h, z, v, t = cfg.hidden_size, cfg.latent_dim, vocab_size, TICKS
     k = len(cfg.attributes)
-    enc = 2 * (gru_macs(t, e, h) + gru_macs(t, 2 * h, h))  # two layers, two directions
-    enc += 2 * (4 * h * 2 * h + 2 * h * z)  # posterior heads
-    if cfg.model == "measure_vae":
-        dec = z * 2 * h + 4 * (h * 3 * h + gru_macs(1, h, h))  # z->state, beat GRU (layer 1 recurrent only)
-        dec += 4 * (h * 2 * h + h * 3 * h)  # beat->tick state, beat conditioning projection
-        dec += t * (h * 3 * h + gru_macs(1, h, h) + h * v)  # tick GRU (layer-1 recurrent, layer 2) + logits
+    adversarial = cfg.model == "adversarial_vae"
+    layers = cfg.adversarial_encoder_layers if adversarial else cfg.num_layers
+    in_dim = v if adversarial and cfg.one_hot_inputs else cfg.embedding_dim
+    enc = sum(2 * gru_macs(t, in_dim if i == 0 else 2 * h, h) for i in range(layers))  # two directions
+    summary = 2 * layers * h
+    post = (2 * h if cfg.adversarial_posterior_hidden else 0) if adversarial else 2 * h
+    enc += 2 * (summary * post + post * z) if post else 2 * summary * z  # mean and scale heads
+    upper = (cfg.num_layers - 1) * gru_macs(1, h, h)  # stacked layers above the first, per step
+    if not adversarial:
+        dec = z * cfg.num_layers * h + 4 * (h * 3 * h + upper)  # z -> beat states, beat GRU (constant input)
+        dec += 4 * (h * cfg.num_layers * h + h * h + h * 3 * h)  # beat -> tick states, conditioning, projection
+        dec += t * (h * 3 * h + upper + h * v)  # tick GRU (token half of layer 1 is a lookup) + logits
     else:
-        dec = z * 2 * h + (z + k) * 3 * h  # initial state, constant input projection
-        dec += t * (h * 3 * h + gru_macs(1, h, h) + h * v)
-        dec += z * cfg.discriminator_hidden + cfg.discriminator_hidden ** 2 + cfg.discriminator_hidden * k * (
-            cfg.num_bins - 1)
+        dec = z * h + (z + k) * 3 * h  # initial state, the constant part of the input projection
+        dec += t * (h * 3 * h + upper + h * v)
+        width, prev = z, z
+        for _ in range(cfg.discriminator_layers - 1):
+            width = cfg.discriminator_hidden or max(width // 2, 1)
+            dec += prev * width
+            prev = width
+        dec += prev * k * (cfg.num_bins - 1)
     return enc + dec
 
 
-def synthetic_batch(cfg: RunConfig, vocab, n: int):
-    rng = np.random.default_rng(0)
-    tokens = rng.integers(0, vocab.size, size=(n, 24)).astype(np.int32)
-    return tokens, attributes.compute(tokens, vocab, cfg.attributes)
+def measure(name: str, hidden: int, mode: str) -> dict:
+    """One configuration, in this (fresh) process: the figures ``main`` prints, as a dict."""
+    import numpy as np
+    import tensorflow as tf
 
+    from musicvae_xai import attributes
+    from musicvae_xai.config import RunConfig
+    from musicvae_xai.models.base import build_model
+    from musicvae_xai.training.loop import data_statistics
 
-def bench_model(name: str, hidden: int, peak: float) -> None:
+    gemm_before = gemm_gflops()
     cfg = RunConfig(model=name, hidden_size=hidden, latent_dim=FLAGS.latent_dim, batch_size=FLAGS.batch_size)
-    tokens, attrs = synthetic_batch(cfg, cfg.vocabulary, cfg.batch_size)
+    xla = cfg.xla if mode == "default" else mode == "xla"
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, cfg.vocabulary.size, size=(cfg.batch_size, TICKS)).astype(np.int32)
+    attrs = attributes.compute(tokens, cfg.vocabulary, cfg.attributes)
+    t0 = time.perf_counter()
+    import_s = t0 - _START
     model = build_model(cfg, data_statistics=data_statistics(tokens, cfg.vocabulary, cfg.attributes, cfg.num_bins))
     opts = model.make_optimizers()
     step_fn = tf.function(lambda t, a, s: model.train_step_replica(opts, t, a, s, cfg.batch_size, 0),
-                          jit_compile=FLAGS.xla)
-    t0 = time.perf_counter()
+                          jit_compile=xla)
     step_fn(tokens, attrs, tf.constant(0, tf.int64))["loss"].numpy()
-    compile_s = time.perf_counter() - t0
-    for i in range(1, 3):
-        step_fn(tokens, attrs, tf.constant(i, tf.int64))["loss"].numpy()
-    t0 = time.perf_counter()
-    for i in range(FLAGS.steps):
-        out = step_fn(tokens, attrs, tf.constant(i + 3, tf.int64))
-    out["loss"].numpy()
-    dt = time.perf_counter() - t0
-    mps = FLAGS.steps * cfg.batch_size / dt
-    flops = 3 * 2 * forward_macs(cfg, model.vocabulary.size)
-    achieved = mps * flops / 1e9
+    first_step_s = time.perf_counter() - t0
+    step_fn(tokens, attrs, tf.constant(1, tf.int64))["loss"].numpy()
+    steps, t0 = 0, time.perf_counter()
+    while steps < FLAGS.min_steps or time.perf_counter() - t0 < FLAGS.seconds:
+        step_fn(tokens, attrs, tf.constant(steps + 2, tf.int64))["loss"].numpy()
+        steps += 1
+    train_mps = steps * cfg.batch_size / (time.perf_counter() - t0)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     # Inference in graph mode without XLA: the adversarial decode validates its controls with
     # host-side warnings, which XLA cannot compile.
     infer = tf.function(lambda t: model.decode(model.encode(t)["z"], model.default_controls(t))["tokens"])
     infer(tokens).numpy()
-    t0 = time.perf_counter()
-    for _ in range(5):
-        res = infer(tokens)
-    res.numpy()
-    infer_mps = 5 * cfg.batch_size / (time.perf_counter() - t0)
-    print(f"{name:16s} hidden={hidden:4d} latent={cfg.latent_dim} batch={cfg.batch_size} xla={FLAGS.xla}: "
-          f"train {mps:7.1f} measures/s, {flops / 1e9:.3f} GFLOP/measure, {achieved:6.1f} GFLOP/s = "
-          f"{100 * achieved / peak:5.1f}% of matmul; inference (encode+decode) {infer_mps:7.1f} measures/s; "
-          f"first step (trace+compile) {compile_s:.1f} s", flush=True)
+    batches, t0 = 0, time.perf_counter()
+    while batches < 3 or time.perf_counter() - t0 < FLAGS.seconds / 4:
+        infer(tokens).numpy()
+        batches += 1
+    infer_mps = batches * cfg.batch_size / (time.perf_counter() - t0)
+    macs = forward_macs(cfg, model.vocabulary.size)
+    return {"model": name, "hidden": hidden, "xla": xla, "default_xla": cfg.xla, "steps": steps, "train_mps": train_mps,
+            "train_gflop": 3 * 2 * macs / 1e9, "infer_mps": infer_mps, "infer_gflop": 2 * macs / 1e9,
+            "first_step_s": first_step_s, "import_s": import_s, "rss_mb": rss_mb,
+            "gemm_before": gemm_before, "gemm_after": gemm_gflops()}
+
+
+def run_child(spec: str, tree: str | None) -> dict:
+    """Measures ``spec`` (model:hidden:mode) in a fresh process, with ``tree``'s package when given."""
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join([tree, env.get("PYTHONPATH", "")])
+    argv = [sys.executable, os.path.abspath(__file__), f"--child={spec}", f"--seconds={FLAGS.seconds}",
+            f"--min_steps={FLAGS.min_steps}", f"--latent_dim={FLAGS.latent_dim}",
+            f"--batch_size={FLAGS.batch_size}"]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"child {spec} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def fractions(r: dict) -> tuple:
+    """(GEMM ceiling, training fraction, inference fraction) of one result."""
+    ceiling = (r["gemm_before"] + r["gemm_after"]) / 2
+    return ceiling, r["train_mps"] * r["train_gflop"] / ceiling, r["infer_mps"] * r["infer_gflop"] / ceiling
+
+
+def describe(r: dict, label: str = "") -> str:
+    ceiling, train_f, infer_f = fractions(r)
+    return (f"{label}{r['model']:15s} hidden={r['hidden']:3d} xla={str(r['xla']):5s}: "
+            f"GEMM {r['gemm_before']:.0f}/{r['gemm_after']:.0f} GFLOP/s (before/after); "
+            f"train {r['train_mps']:6.1f} measures/s x {r['train_gflop']:.3f} GFLOP = {train_f:.2f} of GEMM "
+            f"({r['steps']} steps); inference {r['infer_mps']:7.1f} measures/s = {infer_f:.2f} of GEMM; "
+            f"first step {r['first_step_s']:.1f} s (+{r['import_s']:.1f} s imports); peak RSS {r['rss_mb']:.0f} MB")
+
+
+def targets(results: list) -> list:
+    """(description, figure, passed) for every target of issue 15 the results cover."""
+    out = []
+    for r in results:
+        _, train_f, infer_f = fractions(r)
+        where = f"{r['model']} hidden {r['hidden']} (xla={r['xla']})"
+        if r["hidden"] in TRAIN_FRACTION:
+            goal = TRAIN_FRACTION[r["hidden"]]
+            out.append((f"training >= {goal:.2f} of GEMM, {where}", f"{train_f:.2f}", train_f >= goal))
+        if r["hidden"] in INFER_FRACTION:
+            goal = INFER_FRACTION[r["hidden"]]
+            out.append((f"inference >= {goal:.2f} of GEMM, {where}", f"{infer_f:.2f}", infer_f >= goal))
+        if r["hidden"] == 512 and r["xla"] == r["default_xla"]:  # the default compile mode
+            out.append((f"first training step <= {FIRST_STEP_S:.0f} s, {where}", f"{r['first_step_s']:.1f} s",
+                        r["first_step_s"] <= FIRST_STEP_S))
+        if r["hidden"] == 512:
+            out.append((f"peak RSS <= {PEAK_RSS_MB:.0f} MB, {where}", f"{r['rss_mb']:.0f} MB",
+                        r["rss_mb"] <= PEAK_RSS_MB))
+    return out
+
+
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv):
     del argv
-    peak = matmul_gflops()
-    print(f"numpy float32 matmul (2048x2048): {peak:.1f} GFLOP/s; TF intra-op threads "
-          f"{tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}", flush=True)
+    if FLAGS.child:
+        name, hidden, mode = FLAGS.child.split(":")
+        print(json.dumps(measure(name, int(hidden), mode)), flush=True)
+        return
+    t_start = time.perf_counter()
+    print(f"load average (1/5/15 min) at start: {load()}; {os.cpu_count()} CPUs", flush=True)
+    results = []
     for name in FLAGS.models:
         for hidden in FLAGS.hidden_sizes:
-            bench_model(name, int(hidden), peak)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory: {peak_mb:.0f} MB")
+            for mode in FLAGS.modes:
+                spec = f"{name}:{hidden}:{mode}"
+                r = run_child(spec, None)
+                r["mode"] = mode
+                results.append(r)
+                print(describe(r), f"[load {load()}]", flush=True)
+                if FLAGS.baseline_tree:
+                    b = run_child(spec, FLAGS.baseline_tree)
+                    print(describe(b, "  baseline "), f"[load {load()}]", flush=True)
+                    print(f"  ratio this/baseline: training {fractions(r)[1] / fractions(b)[1]:.2f}x, "
+                          f"inference {fractions(r)[2] / fractions(b)[2]:.2f}x (fractions of each one's GEMM), "
+                          f"first step {r['first_step_s'] / b['first_step_s']:.2f}x, "
+                          f"peak RSS {r['rss_mb'] / b['rss_mb']:.2f}x", flush=True)
+    print(f"\nTargets (issue 15), load average at end {load()}, bench wall time "
+          f"{time.perf_counter() - t_start:.0f} s:")
+    rows = targets(results)
+    for desc, figure, ok in rows:
+        print(f"  {'PASS' if ok else 'FAIL'}  {desc}: {figure}")
+    print(f"{sum(ok for *_, ok in rows)} of {len(rows)} targets pass")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ from absl import logging
 from musicvae_xai.config import ConfigError, RunConfig
 from musicvae_xai.models import losses, optim
 from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
+from musicvae_xai.models.gru import feedback_ticks
 from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, autoregressive_tick,
-                                        reference_initialise, token_embedding, track_for_checkpoints)
+                                        feedback_layers, reference_initialise, token_embedding,
+                                        track_for_checkpoints)
 from musicvae_xai.representation import MEASURE_TICKS
 
 #: Gradient-norm clipping of both optimisers when ``clip_norm`` is 0 (docs/METHOD.md section 5).
@@ -96,6 +98,10 @@ class ConditionedDecoder(keras.layers.Layer):
     Feeds back its own argmax, or the target token where ``teacher_force`` is True.
     """
 
+    #: Training runs the ticks through ``gru.feedback_ticks`` (same values, time-batched gradient); False:
+    #: through the step-by-step loop inference uses (tests compare the two).
+    time_batched_gradient = True
+
     def __init__(self, vocab_size, embedding_dim, hidden, num_layers, start_id, one_hot=True,
                  state_per_layer=False, **kwargs):
         super().__init__(**kwargs)
@@ -143,6 +149,8 @@ class ConditionedDecoder(keras.layers.Layer):
         prev = tf.fill([batch], tf.constant(self.start_id, tf.int32))
         if self.state_per_layer:
             states = tf.split(self.initial_state(condition), self.num_layers, axis=-1)
+        if use_targets and self.time_batched_gradient:  # training: the same ticks, with a time-batched gradient
+            return self._train_ticks(token_table, constant, z, condition, prev, targets, forced)
         logits_all = []
         for t in range(MEASURE_TICKS):
             if t == 0 and not self.state_per_layer:
@@ -155,6 +163,23 @@ class ConditionedDecoder(keras.layers.Layer):
             logits_all.append(logits)
             prev = tf.where(forced[:, t], targets[:, t], greedy) if use_targets else greedy
         return tf.stack(logits_all, axis=1)
+
+    def _train_ticks(self, token_table, constant, z, condition, prev, targets, forced):
+        """``call``'s tick loop through ``gru.feedback_ticks`` (FaderVAE's t = 0 stays outside it)."""
+        first = []
+        if self.state_per_layer:
+            states = tf.split(self.initial_state(condition), self.num_layers, axis=-1)
+        else:
+            states = self._first_step(tf.gather(token_table, prev) + constant, self.initial_state(z))
+            first = [self.output_layer(states[-1])]
+            greedy = tf.argmax(first[0], axis=-1, output_type=tf.int32)
+            prev = tf.where(forced[:, 0], targets[:, 0], greedy)
+            targets, forced = targets[:, 1:], forced[:, 1:]
+        rest = feedback_ticks(token_table, constant[:, None], tf.stack(states, axis=0)[None],
+                              feedback_layers(self.cells), tf.convert_to_tensor(self.output_layer.kernel),
+                              tf.convert_to_tensor(self.output_layer.bias), prev, MEASURE_TICKS - len(first),
+                              targets=targets, forced=forced)
+        return tf.concat([f[:, None] for f in first] + [rest], axis=1)
 
 
 class LatentDiscriminator(keras.layers.Layer):

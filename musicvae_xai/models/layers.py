@@ -4,7 +4,9 @@ and the token encoder (embedding -> bidirectional GRU -> Gaussian posterior) bot
 The GRU is written out (reset-after variant, as cuDNN and Keras use) so that the input projection of a
 whole sequence is one matmul ``[B*T, I] x [I, 3H]`` and only the recurrent matmul ``[B, H] x [H, 3H]``
 runs inside the (statically unrolled) time loop. Sequence lengths here are tiny and static (24 ticks,
-4 beats, 6 ticks per beat), so unrolling in Python gives XLA and Grappler a loop-free graph.
+4 beats, 6 ticks per beat), so unrolling in Python gives XLA and Grappler a loop-free graph. Recurrences
+over a known input sequence (``run_gru``) and the decoders' training ticks use ``models.gru``, whose
+hand-written gradients form each weight's gradient with one matmul over all time steps.
 
 Randomness (dropout) is stateless and comes from an explicit ``seed`` tensor (int32 [2]) so that a
 training step is a pure function of (weights, batch, step): reproducible, resumable, and identical
@@ -19,26 +21,32 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from musicvae_xai.models.gru import gru_sequence
+
 #: Stateless RNG algorithm for every random draw. Philox is fast with and without XLA and gives the
 #: same numbers in both; "auto_select" becomes a very slow generator under XLA on CPU (~300x).
 RNG_ALG = "philox"
 
 
-def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_offset=0,
-                      global_rows=None) -> tf.Tensor:
-    """Inverted dropout with a stateless mask; identity when ``seed`` is None or ``rate`` is 0.
+def dropout_keep_mask(shape, rate: float, seed: tf.Tensor, row_offset=0, global_rows=None) -> tf.Tensor:
+    """bool ``shape``: the keep mask of a stateless inverted dropout of a tensor of that shape.
 
     The mask is drawn for ``global_rows`` rows (the global batch) and rows ``row_offset ..`` are
     used, so a replica holding part of the batch drops exactly what one device would.
     """
-    if seed is None or rate <= 0.0:
-        return x
-    shape = tf.shape(x)
     rows = shape[0] if global_rows is None else global_rows
     mask_shape = tf.concat([[rows], shape[1:]], axis=0)
-    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=x.dtype, alg=RNG_ALG)
-    noise = noise[row_offset:row_offset + shape[0]]
-    keep = noise >= rate
+    noise = tf.random.stateless_uniform(mask_shape, seed=seed, dtype=tf.float32, alg=RNG_ALG)
+    return noise[row_offset:row_offset + shape[0]] >= rate
+
+
+def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor], row_offset=0,
+                      global_rows=None) -> tf.Tensor:
+    """Inverted dropout with a stateless mask (``dropout_keep_mask``); identity when ``seed`` is None or
+    ``rate`` is 0."""
+    if seed is None or rate <= 0.0:
+        return x
+    keep = dropout_keep_mask(tf.shape(x), rate, seed, row_offset, global_rows)
     return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
 
 
@@ -96,17 +104,14 @@ class FusedGRUCell(keras.layers.Layer):
 
 
 def run_gru(cell: FusedGRUCell, x: tf.Tensor, h0: tf.Tensor, reverse: bool = False) -> tuple:
-    """Runs ``cell`` over x float32 [B, T, I] (T static). Returns (outputs [B, T, H], final h [B, H])."""
-    # unstack (not proj[:, t]): its gradient is one stack, where 24 strided-slice gradients would
-    # each build a zero-padded [B, T, 3H] tensor.
-    proj_steps = tf.unstack(cell.project_inputs(x), axis=1)
-    steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
-    outputs = [None] * x.shape[1]
-    h = h0
-    for t in steps:
-        h = cell.step(proj_steps[t], h)
-        outputs[t] = h
-    return tf.stack(outputs, axis=1), h
+    """Runs ``cell`` over x float32 [B, T, I] (T static). Returns (outputs [B, T, H], final h [B, H]).
+
+    The input projection of all T steps is one matmul; the recurrence is ``gru.gru_sequence``, whose
+    gradient forms each weight's gradient with one matmul over all steps (same values as stepping
+    ``cell.step``).
+    """
+    return gru_sequence(cell.project_inputs(x), h0, tf.convert_to_tensor(cell.recurrent_kernel),
+                        tf.convert_to_tensor(cell.recurrent_bias), reverse=reverse)
 
 
 def step_stacked_cells(cells, first_input_proj: tf.Tensor, states: list, dropout: float = 0.0,
@@ -148,6 +153,15 @@ def autoregressive_tick(cells, output_layer, token_table: tf.Tensor, prev: tf.Te
     if logits_relu:
         logits = tf.nn.relu(logits)
     return logits, tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
+def feedback_layers(cells) -> list:
+    """Weights of stacked ``cells`` as ``gru.feedback_ticks`` takes them: per cell (input kernel, input
+    bias, recurrent kernel, recurrent bias) tensors, the first cell's input pair None (its input
+    projection is the caller's token table and condition)."""
+    read = tf.convert_to_tensor
+    return [(None if i == 0 else read(c.input_kernel), None if i == 0 else read(c.input_bias),
+             read(c.recurrent_kernel), read(c.recurrent_bias)) for i, c in enumerate(cells)]
 
 
 class BidirectionalGRUEncoder(keras.layers.Layer):

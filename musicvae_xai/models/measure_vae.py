@@ -17,7 +17,8 @@ Dropout (``config.dropout``) between the stacked layers of both decoder GRUs dur
 
 Cost-saving details that leave the maths unchanged: the token half of the tick GRU's input projection
 is a [V+1, 3H] table ([decoder embedding; x_0] x kernel) looked up per step instead of a matmul; the
-beat half is one matmul for all 4 beats; the encoder's input projections cover all 24 steps in one matmul.
+beat half is one matmul for all 4 beats; the encoder's input projections cover all 24 steps in one matmul;
+in training, the GRUs' gradients are formed with one matmul per weight over all steps (``models.gru``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import tensorflow as tf
 from musicvae_xai.config import RunConfig
 from musicvae_xai.models import losses, optim
 from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
+from musicvae_xai.models.gru import feedback_ticks
 from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, autoregressive_tick,
-                                        reference_initialise, step_stacked_cells,
-                                        track_for_checkpoints)
+                                        dropout_keep_mask, feedback_layers, reference_initialise,
+                                        step_stacked_cells, track_for_checkpoints)
 from musicvae_xai.representation import BEATS_PER_MEASURE, MEASURE_TICKS, TICKS_PER_BEAT
 
 #: Range swept for a regularised latent dim in traversals and the explorer.
@@ -44,6 +46,10 @@ MeasureEncoder = TokenEncoder
 
 class HierarchicalDecoder(keras.layers.Layer):
     """z float32 [B, Z] -> logits float32 [B, 24, V]; feeds back its own argmax unless teacher-forced."""
+
+    #: Training runs the ticks through ``gru.feedback_ticks`` (same values, time-batched gradient); False:
+    #: through the step-by-step loop inference uses (tests compare the two).
+    time_batched_gradient = True
 
     def __init__(self, vocab_size, embedding_dim, hidden, num_layers, start_id, dropout=0.0,
                  beat_conditioning=True, logits_relu=True, **kwargs):
@@ -109,9 +115,12 @@ class HierarchicalDecoder(keras.layers.Layer):
         inputs = tf.concat([self.token_embedding.embeddings, self.first_input[None, :]], axis=0)
         token_table = tf.matmul(inputs, first.input_kernel[:e])
         beat_proj = tf.einsum("bkh,hg->bkg", condition, first.input_kernel[e:]) + first.input_bias
-        beat_proj = tf.unstack(beat_proj, axis=1)  # 4 x [B, 3H]
         prev = tf.fill([batch], tf.constant(self.vocab_size, tf.int32))  # row of x_0
         use_targets = targets is not None and teacher_force is not None
+        if seed is not None and use_targets and self.time_batched_gradient:  # training
+            return self._train_ticks(token_table, beat_proj, beats, prev, targets, teacher_force, seed,
+                                     row_offset, global_rows)
+        beat_proj = tf.unstack(beat_proj, axis=1)  # 4 x [B, 3H]
         logits_all = []
         for b in range(BEATS_PER_MEASURE):
             states = [s[b] for s in tick_init]
@@ -124,6 +133,24 @@ class HierarchicalDecoder(keras.layers.Layer):
                 logits_all.append(logits)
                 prev = tf.where(teacher_force, targets[:, t], greedy) if use_targets else greedy
         return tf.stack(logits_all, axis=1)
+
+    def _train_ticks(self, token_table, beat_proj, beats, prev, targets, teacher_force, seed, row_offset,
+                     global_rows):
+        """``call``'s tick loop through ``gru.feedback_ticks``: beat_proj float32 [B, 4, 3H], beats [B, 4, H]."""
+        batch, layers = tf.shape(beats)[0], self.num_layers
+        initial = tf.reshape(self.beat_to_tick_state(beats), [batch, BEATS_PER_MEASURE, layers, self.hidden])
+        keep = None
+        if self.dropout > 0.0:  # the masks step_stacked_cells draws, per tick and layer above the first
+            fold = tf.random.experimental.stateless_fold_in
+            shape = tf.stack([batch, self.hidden])
+            keep = [[dropout_keep_mask(shape, self.dropout, fold(fold(seed, t), i), row_offset, global_rows)
+                     for i in range(1, layers)] for t in range(MEASURE_TICKS)]
+        return feedback_ticks(token_table, beat_proj, tf.transpose(initial, [1, 2, 0, 3]),
+                              feedback_layers(self.tick_cells), tf.convert_to_tensor(self.output_layer.kernel),
+                              tf.convert_to_tensor(self.output_layer.bias), prev, TICKS_PER_BEAT,
+                              targets=tf.cast(targets, tf.int32),
+                              forced=tf.broadcast_to(teacher_force, [batch, MEASURE_TICKS]), keep=keep,
+                              rate=self.dropout, logits_relu=self.logits_relu)
 
 
 class MeasureVAE(MusicVAE):
