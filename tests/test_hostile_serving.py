@@ -275,11 +275,11 @@ def test_cli_unwritable_export_folder_prints_one_line(tiny_trained_run, tmp_path
     script = textwrap.dedent(f"""
         import errno, os, tempfile
         from absl import app
-        from musicvae_xai import export
+        from musicvae_xai.cli import export
         def refuse(prefix="", dir=None):
             raise PermissionError(errno.EACCES, "Permission denied", dir)
         tempfile.mkdtemp = refuse  # a read-only folder, even for root
-        export._define_flags()
+        export.define_flags()
         app.run(export.main, ["export", "--run_dir={tiny_trained_run('measure_vae')}", "--export_base={base}"])
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=110,

@@ -13,7 +13,7 @@
 # Needs the model's dataset (irish: ../shared/datasets beside the checkout, or its cache) for the test
 # measures and the training-data figure; the screenshot needs /usr/bin/chromium and Playwright.
 # OUT_DIR (default runs/figures) must not exist: the figures come from a fresh analysis. The shipped
-# model's evaluation figures are in musicvae_xai/pretrained/figures.json (python -m musicvae_xai.pretrained info).
+# model's evaluation figures are in musicvae_xai/pretrained/figures.json (musicvae-pretrained info).
 set -euo pipefail
 
 dry_run=0

@@ -37,6 +37,7 @@ ENTRY_POINTS = {
     "musicvae-study-worker": "musicvae_xai.cli.study_worker",
     "musicvae-serve-client": "musicvae_xai.cli.serve_client",
     "musicvae-serving-config": "musicvae_xai.cli.serving_config",
+    "musicvae-pretrained": "musicvae_xai.cli.pretrained",
 }
 
 
@@ -129,3 +130,4 @@ study_main = _entry("musicvae-study")
 study_worker_main = _entry("musicvae-study-worker")
 serve_client_main = _entry("musicvae-serve-client")
 serving_config_main = _entry("musicvae-serving-config")
+pretrained_main = _entry("musicvae-pretrained")
