@@ -10,16 +10,13 @@ Set MUSICVAE_EXPLORER_SCREENSHOT=docs/explorer.png to also save the final page t
 import io
 import json
 import os
-import queue
-import re
-import subprocess
-import sys
-import threading
 import time
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
+
+from musicvae_xai.explorer.server import running_explorer
 
 CHROMIUM = "/usr/bin/chromium"
 MODELS = ("measure_vae", "adversarial_vae")
@@ -41,34 +38,8 @@ def browser():
 @contextmanager
 def explorer_server(export_dir: str, timeout: float = 240.0):
     """Runs the explorer CLI on a free port; yields its URL; stops it afterwards."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "musicvae_xai.explorer", f"--export={export_dir}", "--port=0",
-                             "--train_limit=300"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)
-    lines: queue.Queue = queue.Queue()
-    log = []
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    try:
-        deadline = time.time() + timeout
-        url = None
-        while url is None:
-            if proc.poll() is not None or time.time() > deadline:
-                raise AssertionError("the explorer did not start:\n" + "".join(log[-30:]))
-            try:
-                line = lines.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            log.append(line)
-            found = re.search(r"explorer running on (http://127\.0\.0\.1:\d+/)", line)
-            url = found.group(1) if found else None
+    with running_explorer([f"--export={export_dir}", "--train_limit=300"], timeout) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _wait(page, expression: str, timeout: float = 120.0) -> None:

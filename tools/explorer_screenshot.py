@@ -13,35 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
-import re
-import subprocess
 import sys
-import threading
 import time
 
 CHROMIUM = "/usr/bin/chromium"
-
-
-def start_explorer(timeout: float) -> tuple:
-    """(process, URL) of the explorer CLI started without model flags on a free port."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "musicvae_xai.explorer", "--port=0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    log, deadline = [], time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            line = lines.get(timeout=1.0)
-        except queue.Empty:
-            continue
-        log.append(line)
-        found = re.search(r"explorer running on (http://127\.0\.0\.1:\d+/)", line)
-        if found:
-            return proc, found.group(1)
-    proc.kill()
-    sys.exit("error: the explorer did not start:\n" + "".join(log[-20:]))
 
 
 def wait_for(page, expression: str, timeout: float) -> None:
@@ -63,9 +38,10 @@ def main() -> None:
         sys.exit(f"error: no Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    proc, url = start_explorer(args.timeout)
+    from musicvae_xai.explorer.server import running_explorer
+
     try:
-        with sync_playwright() as p:
+        with running_explorer((), args.timeout) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(url)
@@ -75,9 +51,8 @@ def main() -> None:
             wait_for(page, "document.body.dataset.busy === '0'", args.timeout)
             page.screenshot(path=args.out, full_page=True)
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    except RuntimeError as e:  # the explorer did not start: the end of its output
+        sys.exit(f"error: {e}")
     print(f"wrote {args.out} ({url})")
 
 

@@ -110,6 +110,17 @@ def resolve_sys_argv() -> None:
         sys.exit(f"error: {e}")
 
 
+def run_command(main: Callable[[list], None], *before: Callable[[], None]) -> None:
+    """What every command's ``run()`` does: resolve configuration names in ``sys.argv``, call ``before``
+    (flags defined late, required flags), then ``absl.app.run(main)``."""
+    from absl import app
+
+    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
+    for step in before:
+        step()
+    app.run(main)
+
+
 def _entry(script: str) -> Callable[[], None]:
     def entry() -> None:
         importlib.import_module(ENTRY_POINTS[script]).run()

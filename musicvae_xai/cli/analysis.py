@@ -11,9 +11,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from absl import app, flags, logging
+from absl import flags, logging
 
-from musicvae_xai.cli import resolve_sys_argv
+from musicvae_xai.cli import run_command
 from musicvae_xai.config import AnalysisOptions
 from musicvae_xai.settings import define_flags, from_flags
 
@@ -46,8 +46,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ import warnings
 # pydub (pulled in by note-seq) warns at import time when ffmpeg is missing; we never use audio.
 warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from musicvae_xai import datasets  # noqa: E402
-from musicvae_xai.cli import resolve_sys_argv  # noqa: E402
+from musicvae_xai.cli import run_command  # noqa: E402
 from musicvae_xai.datasets.summary import summary_table  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -68,8 +68,7 @@ def main(argv):
 
 
 def run() -> None:
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

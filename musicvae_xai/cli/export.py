@@ -11,9 +11,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
-from musicvae_xai.cli import resolve_sys_argv  # noqa: E402
+from musicvae_xai.cli import run_command  # noqa: E402
 from musicvae_xai.config import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -43,9 +43,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    define_flags()
-    app.run(main)
+    run_command(main, define_flags)
 
 
 if __name__ == "__main__":

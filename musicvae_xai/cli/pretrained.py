@@ -23,10 +23,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from musicvae_xai import pretrained  # noqa: E402
-from musicvae_xai.cli import resolve_sys_argv  # noqa: E402
+from musicvae_xai.cli import run_command  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "build: the finished training run to export into the package.")
 flags.DEFINE_string("fixture", "tests/fixtures/pretrained_irish_test.npz", "build: where to write the test fixture.")
@@ -120,8 +120,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags
+from absl import flags
 
-from musicvae_xai.cli import resolve_sys_argv
+from musicvae_xai.cli import run_command
 from musicvae_xai.serving import commands
 from musicvae_xai.serving.base import ServingError
 from musicvae_xai.serving.midi_io import MidiError
@@ -74,9 +74,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    flags.mark_flag_as_required("target")
-    app.run(main)
+    run_command(main, lambda: flags.mark_flag_as_required("target"))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags
+from absl import flags
 
-from musicvae_xai.cli import resolve_sys_argv
+from musicvae_xai.cli import run_command
 from musicvae_xai.study import grid
 from musicvae_xai.study.commands import emit_commands
 from musicvae_xai.study.runner import StudyRunner
@@ -109,8 +109,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

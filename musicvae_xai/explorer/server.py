@@ -3,8 +3,16 @@ served by Werkzeug's threaded WSGI server (local use; bind to 127.0.0.1 unless t
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Optional
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from typing import Iterator, Optional, Sequence
 
 from absl import logging
 
@@ -62,3 +70,36 @@ def serve(app, host: str = "127.0.0.1", port: int = 8765) -> None:
         pass
     finally:
         server.server_close()
+
+
+@contextlib.contextmanager
+def running_explorer(args: Sequence[str] = (), timeout: float = 240.0) -> Iterator[str]:
+    """Runs ``python -m musicvae_xai.explorer --port=0 ARGS`` in a child process; yields its URL once it
+    serves, and stops it afterwards. Raises RuntimeError with the end of its output if it exits or has not
+    started within ``timeout`` seconds (scripts and tests that drive the page in a browser)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "musicvae_xai.explorer", "--port=0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    log: list = []
+    try:
+        deadline, url = time.time() + timeout, None
+        while url is None:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("the explorer did not start:\n" + "".join(log[-30:]))
+            try:
+                line = lines.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            log.append(line)
+            found = re.search(r"explorer running on (http://127\.0\.0\.1:\d+/)", line)
+            url = found.group(1) if found else None
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
