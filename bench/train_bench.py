@@ -11,7 +11,11 @@ synthetic tokens: throughput does not depend on the data), which prints:
     step, the analytic training FLOPs per measure (3x the forward pass's matmul FLOPs, ``forward_macs``)
     and the fraction of the GEMM ceiling (mean of before and after) this achieves;
   - the peak resident memory of the process after training (before inference);
-  - encode + greedy-decode inference measures/s and its fraction of the ceiling (forward FLOPs).
+  - encode + greedy-decode inference measures/s and its fraction of the ceiling (forward FLOPs);
+  - the training step's own matmuls (read from its traced graph) replayed alone: how close the step
+    could come to the ceiling if everything between the matmuls cost nothing, and what share of the
+    step's time is spent outside them.
+Each child applies ``RunConfig.cpu_threading`` (``--cpu_threading`` to choose) as ``musicvae-train`` does.
 Then every target of issue 15 is printed beside its figure with PASS/FAIL, with the load averages
 (1, 5, 15 min) at start and end: on a shared machine absolute figures mean little, fractions of the
 ceiling measured in the same process are what counts.
@@ -41,6 +45,7 @@ flags.DEFINE_integer("latent_dim", 32, "Latent size.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
 flags.DEFINE_integer("min_steps", 3, "Timed training steps at least (after one warm-up step).")
 flags.DEFINE_float("seconds", 12.0, "Timed training lasts at least this long.")
+flags.DEFINE_string("cpu_threading", None, "RunConfig.cpu_threading for every child (default: RunConfig's).")
 flags.DEFINE_string("baseline_tree", None, "Another checkout whose package is measured interleaved.")
 flags.DEFINE_string("child", None, "Internal: model:hidden:mode measured in this process.")
 FLAGS = flags.FLAGS
@@ -101,6 +106,73 @@ def forward_macs(cfg, vocab_size: int) -> int:
     return enc + dec
 
 
+def step_matmuls(graph) -> list:
+    """(a shape, b shape, transpose a, transpose b) of every MatMul / BatchMatMulV2 in a traced step."""
+    out = []
+    for op in graph.get_operations():
+        if op.type == "MatMul":
+            ta, tb = op.get_attr("transpose_a"), op.get_attr("transpose_b")
+        elif op.type in ("BatchMatMulV2", "BatchMatMulV3"):
+            ta, tb = op.get_attr("adj_x"), op.get_attr("adj_y")
+        else:
+            continue
+        a, b = op.inputs[0].shape, op.inputs[1].shape
+        if a.is_fully_defined() and b.is_fully_defined():
+            out.append((tuple(a), tuple(b), bool(ta), bool(tb)))
+    return out
+
+
+def matmul_replay(specs: list, repeats: int = 3) -> tuple:
+    """(seconds, GFLOP) of the given matmuls alone, replayed in one tf.function in groups of 16
+    independent products (as free to run in parallel as the step's own), best of ``repeats``.
+
+    The step's matmuls without anything between them: an upper bound on what the step could reach
+    if every elementwise op, copy and gradient bookkeeping between them cost nothing."""
+    import numpy as np
+    import tensorflow as tf
+
+    # Grappler would merge the repeated products whatever their operands: off for the rest of this process.
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    # Operands are eager tensors, captured as inputs (constants inside the function would be folded),
+    # and every product reads its left operand at its own row offset of a taller buffer (a dim-0 slice:
+    # no copy), so that TensorFlow's common-subexpression elimination cannot merge repeated products.
+    uses = {}
+    for a, _, _, _ in specs:
+        uses[a] = uses.get(a, 0) + 1
+    rng = np.random.default_rng(0)
+    tall = {shape: tf.constant(rng.random((shape[0] + n,) + shape[1:], np.float32)) for shape, n in uses.items()}
+    right = {b: tf.constant(rng.random(b, np.float32)) for _, b, _, _ in specs}
+    offsets = {}
+
+    def left(shape):
+        offsets[shape] = offsets.get(shape, -1) + 1
+        return tall[shape][offsets[shape]:offsets[shape] + shape[0]]
+
+    flop = 0
+    for a, b, ta, tb in specs:
+        m, k = (a[-1], a[-2]) if ta else (a[-2], a[-1])
+        n = b[-2] if tb else b[-1]
+        flop += 2 * m * k * n * int(np.prod(a[:-2]) if len(a) > 2 else 1)
+
+    @tf.function
+    def replay():
+        total = tf.zeros([])
+        for i in range(0, len(specs), 16):
+            outs = [tf.matmul(left(a), right[b], transpose_a=ta, transpose_b=tb)
+                    for a, b, ta, tb in specs[i:i + 16]]
+            with tf.control_dependencies([total]):
+                total = tf.add_n([tf.reshape(o, [-1])[0] for o in outs])
+        return total
+
+    replay().numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        replay().numpy()
+        best = min(best, time.perf_counter() - t)
+    return best, flop / 1e9
+
+
 def measure(name: str, hidden: int, mode: str) -> dict:
     """One configuration, in this (fresh) process: the figures ``main`` prints, as a dict."""
     import numpy as np
@@ -111,9 +183,13 @@ def measure(name: str, hidden: int, mode: str) -> dict:
     from musicvae_xai.models.base import build_model
     from musicvae_xai.training.loop import data_statistics
 
-    gemm_before = gemm_gflops()
-    cfg = RunConfig(model=name, hidden_size=hidden, latent_dim=FLAGS.latent_dim, batch_size=FLAGS.batch_size)
+    from musicvae_xai.training import cpu_threads
+
+    cfg = RunConfig(model=name, hidden_size=hidden, latent_dim=FLAGS.latent_dim, batch_size=FLAGS.batch_size,
+                    cpu_threading=FLAGS.cpu_threading or RunConfig.cpu_threading)
     xla = cfg.xla if mode == "default" else mode == "xla"
+    threads = cpu_threads.apply(cfg.cpu_threading, xla=xla)  # as musicvae-train does, before the first op
+    gemm_before = gemm_gflops()
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, cfg.vocabulary.size, size=(cfg.batch_size, TICKS)).astype(np.int32)
     attrs = attributes.compute(tokens, cfg.vocabulary, cfg.attributes)
@@ -143,10 +219,14 @@ def measure(name: str, hidden: int, mode: str) -> dict:
         batches += 1
     infer_mps = batches * cfg.batch_size / (time.perf_counter() - t0)
     macs = forward_macs(cfg, model.vocabulary.size)
-    return {"model": name, "hidden": hidden, "xla": xla, "default_xla": cfg.xla, "steps": steps, "train_mps": train_mps,
+    specs = step_matmuls(step_fn.get_concrete_function(tokens, attrs, tf.constant(0, tf.int64)).graph)
+    replay_s, replay_gflop = matmul_replay(specs)
+    return {"model": name, "hidden": hidden, "batch_size": cfg.batch_size, "xla": xla, "default_xla": cfg.xla,
+            "steps": steps, "train_mps": train_mps,
             "train_gflop": 3 * 2 * macs / 1e9, "infer_mps": infer_mps, "infer_gflop": 2 * macs / 1e9,
             "first_step_s": first_step_s, "import_s": import_s, "rss_mb": rss_mb,
-            "gemm_before": gemm_before, "gemm_after": gemm_gflops()}
+            "replay_s": replay_s, "replay_gflop": replay_gflop, "replay_matmuls": len(specs),
+            "gemm_before": gemm_before, "gemm_after": gemm_gflops(), "threads": threads}
 
 
 def run_child(spec: str, tree: str | None) -> dict:
@@ -157,6 +237,8 @@ def run_child(spec: str, tree: str | None) -> dict:
     argv = [sys.executable, os.path.abspath(__file__), f"--child={spec}", f"--seconds={FLAGS.seconds}",
             f"--min_steps={FLAGS.min_steps}", f"--latent_dim={FLAGS.latent_dim}",
             f"--batch_size={FLAGS.batch_size}"]
+    if FLAGS.cpu_threading:
+        argv.append(f"--cpu_threading={FLAGS.cpu_threading}")
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -176,7 +258,21 @@ def describe(r: dict, label: str = "") -> str:
             f"GEMM {r['gemm_before']:.0f}/{r['gemm_after']:.0f} GFLOP/s (before/after); "
             f"train {r['train_mps']:6.1f} measures/s x {r['train_gflop']:.3f} GFLOP = {train_f:.2f} of GEMM "
             f"({r['steps']} steps); inference {r['infer_mps']:7.1f} measures/s = {infer_f:.2f} of GEMM; "
-            f"first step {r['first_step_s']:.1f} s (+{r['import_s']:.1f} s imports); peak RSS {r['rss_mb']:.0f} MB")
+            f"first step {r['first_step_s']:.1f} s (+{r['import_s']:.1f} s imports); peak RSS {r['rss_mb']:.0f} MB; "
+            f"threads: {r.get('threads', '?')}" + replay_text(r))
+
+
+def replay_text(r: dict) -> str:
+    """The matmul-replay figures of one result, or nothing for results without them."""
+    if "replay_s" not in r:
+        return ""
+    ceiling = (r["gemm_before"] + r["gemm_after"]) / 2
+    step_s = r["batch_size"] / r["train_mps"]
+    return (f"\n    the step's {r['replay_matmuls']} matmuls ({r['replay_gflop']:.0f} GFLOP) replayed alone: "
+            f"{r['replay_s']:.3f} s = {r['replay_gflop'] / r['replay_s'] / ceiling:.2f} of GEMM; the step takes "
+            f"{step_s:.3f} s, so {1 - r['replay_s'] / step_s:.0%} of it is outside the matmuls, and the step "
+            f"would reach {r['train_mps'] * r['train_gflop'] / ceiling * step_s / r['replay_s']:.2f} of GEMM "
+            f"(analytic FLOPs) if all of that cost nothing")
 
 
 def targets(results: list) -> list:

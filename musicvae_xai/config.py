@@ -34,7 +34,7 @@ MODEL_VERSION = 2
 #: Fields that may change between a run and its resumption (how long or how, not what is trained).
 RESUMABLE_FIELDS = frozenset({
     "epochs", "train_steps", "checkpoint_every", "eval_every", "log_every", "strategy", "run_dir",
-    "cache_dir", "data_root", "xla", "max_to_keep", "eval_summaries", "deterministic",
+    "cache_dir", "data_root", "xla", "cpu_threading", "max_to_keep", "eval_summaries", "deterministic",
 })
 
 
@@ -191,6 +191,13 @@ class RunConfig:
     xla: bool = setting(False, "Compile the training step with XLA (single-device runs). Off by default: measured "
                         "on the 2-core CPU (bench/train_bench.py), XLA trains no faster at hidden 512, 1.17x "
                         "faster at 128, but its first step takes twice as long and it needs 0.85 GB more memory.")
+    cpu_threading: str = setting(
+        "ops",
+        "How a training step uses the cores of a machine without GPUs: 'ops' runs independent ops in parallel, "
+        "one core each (inter-op threads = usable cores, intra-op threads = 1; measured 1.2-1.4x faster at "
+        "hidden 128 and 1.05x at 512, bench/train_bench.py); 'tensorflow' keeps TensorFlow's defaults. "
+        "TF_NUM_INTEROP_THREADS / TF_NUM_INTRAOP_THREADS in the environment, or a GPU, take precedence.",
+        choices=("ops", "tensorflow"))
     deterministic: bool = setting(
         False,
         "TF op determinism (tf.config.experimental.enable_op_determinism) in training and in the evaluation "

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from musicvae_xai.models import gru
 from musicvae_xai.models.gru import gru_sequence
 from musicvae_xai.models.layers import FusedGRUCell, run_gru
 
@@ -77,9 +78,10 @@ def test_an_unused_output_sequence_gets_zero_upstream_gradient():
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_the_kernel_gradient_is_one_matmul_over_all_steps():
-    """The backward graph holds T per-step state products plus ONE kernel-gradient product, not 2T."""
-    steps = 7
+def test_the_kernel_gradient_is_one_matmul_per_chunk_of_steps():
+    """The backward graph holds T per-step state products plus ONE kernel-gradient product per
+    ``gru.CHUNK`` steps, not 2T."""
+    steps = gru.CHUNK + 1
     x_proj = tf.TensorSpec([2, steps, 9], tf.float32)
 
     @tf.function
@@ -93,8 +95,8 @@ def test_the_kernel_gradient_is_one_matmul_over_all_steps():
 
     graph = grads.get_concrete_function(x_proj).graph
     matmuls = [op for op in graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2")]
-    # forward: one per step; backward: one per step (dh -> dh_prev) + one for the kernel.
-    assert len(matmuls) == 2 * steps + 1
+    # forward: one per step; backward: one per step (dh -> dh_prev) + one per chunk for the kernel.
+    assert len(matmuls) == 2 * steps + 2
 
 
 def _unrolled_run_gru(cell, x, h0, reverse=False):

@@ -9,9 +9,11 @@ Autodiff of the unrolled loop forms the recurrent kernel's gradient one step at 
 ``[H, B] x [B, 3H]`` and T accumulations. Here the forward loop keeps what the backward needs (the
 previous state, the gates, the recurrent candidate half), the backward loop computes each step's gate
 gradients (the ``dh_t -> dh_{t-1}`` product ``[B, 3H] x [3H, H]`` per step is inherent to the
-recurrence) and the kernel's gradient is then ONE product ``[H, T*B] x [T*B, 3H]``. The gradient with
-respect to the projected inputs is returned as one [B, T, 3H] tensor, so the input kernel's gradient
-(autodiff of the single input-projection matmul) is one ``[I, B*T] x [B*T, 3H]`` product as well.
+recurrence) and the kernel's gradient is formed by one product ``[H, C*B] x [C*B, 3H]`` per ``CHUNK`` = C
+steps (C = 6: 4 products for the 24 ticks; large enough to run at GEMM speed, and each chunk's gate
+gradients are freed as soon as its product is done). The gradient with respect to the projected inputs
+is returned as one [B, T, 3H] tensor, so the input kernel's gradient (autodiff of the single
+input-projection matmul) is one ``[I, B*T] x [B*T, 3H]`` product.
 
 Maths (per step, x the projected input, h the previous state, U, b the recurrent kernel and bias):
     a = h U + b;  [z, r] = sigmoid(x[:2H] + a[:2H]);  hh = a[2H:];  n = tanh(x[2H:] + r * hh)
@@ -47,9 +49,43 @@ def _step_backward(dh: tf.Tensor, saved: tuple, kernel_t: tf.Tensor, units: int)
 
 
 def _weight_grads(inputs: list, d_outputs: list) -> tuple:
-    """One product over all steps: (sum_t inputs_t^T d_outputs_t [I, O], sum_t,b d_outputs_t [O])."""
+    """One product over the given steps: (sum_t inputs_t^T d_outputs_t [I, O], sum_t,b d_outputs_t [O])."""
     d_all = tf.concat(d_outputs, axis=0)
     return tf.matmul(tf.concat(inputs, axis=0), d_all, transpose_a=True), tf.reduce_sum(d_all, axis=0)
+
+
+#: Steps per weight-gradient product. One product over all T steps would keep every step's gate
+#: gradients alive until the end of the backward loop; a product per CHUNK steps ([I, CHUNK*B] x
+#: [CHUNK*B, O], still large enough to run at GEMM speed) lets them go as the loop moves on.
+CHUNK = 6
+
+
+class _WeightGrad:
+    """Accumulates (sum_t inputs_t^T d_outputs_t, sum_t,b d_outputs_t) of one weight over the steps of a
+    backward loop, one ``_weight_grads`` product per ``CHUNK`` steps added."""
+
+    def __init__(self):
+        self.kernel = self.bias = None
+        self.inputs, self.d_outputs = [], []
+
+    def add(self, inputs: tf.Tensor, d_outputs: tf.Tensor) -> None:
+        self.inputs.append(inputs)
+        self.d_outputs.append(d_outputs)
+        if len(self.inputs) == CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.inputs:
+            return
+        kernel, bias = _weight_grads(self.inputs, self.d_outputs)
+        self.kernel = kernel if self.kernel is None else self.kernel + kernel
+        self.bias = bias if self.bias is None else self.bias + bias
+        self.inputs, self.d_outputs = [], []
+
+    def result(self) -> tuple:
+        """(kernel gradient [I, O], bias gradient [O])."""
+        self._flush()
+        return self.kernel, self.bias
 
 
 def gru_sequence(x_proj: tf.Tensor, h0: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor,
@@ -83,12 +119,13 @@ def gru_sequence(x_proj: tf.Tensor, h0: tf.Tensor, kernel: tf.Tensor, bias: tf.T
             d_out = [None] * steps if d_outputs is None else tf.unstack(d_outputs, axis=1)
             dh = tf.zeros_like(h0) if d_final is None else d_final
             d_x = [None] * steps  # step -> [B, 3H]
-            d_a = [None] * steps  # step -> [B, 3H], gradient of a = h U + b
+            recurrent = _WeightGrad()  # of a = h U + b: a product per CHUNK steps
             for t in reversed(order):
                 if d_out[t] is not None:
                     dh = dh + d_out[t]
-                d_x[t], d_a[t], dh = _step_backward(dh, saved[t], kernel_t, units)
-            d_kernel, d_bias = _weight_grads([saved[t][0] for t in range(steps)], d_a)  # one product
+                d_x[t], d_a, dh = _step_backward(dh, saved[t], kernel_t, units)
+                recurrent.add(saved[t][0], d_a)
+            d_kernel, d_bias = recurrent.result()
             return tf.stack(d_x, axis=1), dh, d_kernel, d_bias
 
         return (tf.stack(outputs, axis=1), h), grad
@@ -104,7 +141,7 @@ def feedback_ticks(token_table: tf.Tensor, condition: tf.Tensor, initial: tf.Ten
 
     The same computation as stepping ``layers.autoregressive_tick`` (teacher forcing and dropout between
     layers included); the fed-back tokens are argmaxes or targets, constants for the gradient, so the
-    backward loop only carries the states back and every weight's gradient is one product over all steps.
+    backward loop only carries the states back and every weight's gradient is one product per ``CHUNK`` steps.
 
     token_table float32 [V', 3H]: the token half of the first layer's input projection; condition
     float32 [B, S, 3H]: the rest of it (bias included), constant within each of S segments of
@@ -165,34 +202,39 @@ def feedback_ticks(token_table: tf.Tensor, condition: tf.Tensor, initial: tf.Ten
             inputs_t = [None if w[0] is None else tf.transpose(w[0]) for w in weights]
             output_t = tf.transpose(output_kernel)
             dh = [tf.zeros_like(init[0][0]) for _ in range(num_layers)]
-            d_x = [[None] * steps for _ in range(num_layers)]
-            d_a = [[None] * steps for _ in range(num_layers)]
+            d_x0 = [None] * steps  # the first layer's input gradients, for the token table
+            recurrent = [_WeightGrad() for _ in range(num_layers)]
+            inputs = [_WeightGrad() for _ in range(num_layers)]  # layers above the first
+            output = _WeightGrad()
             d_cond, d_init = [None] * segments, [None] * segments
             for t in reversed(range(steps)):
                 dl = d_logits[t]
                 if logits_relu:
                     dl = tf.where(logits_all[t] > 0.0, dl, tf.zeros_like(dl))
-                d_logits[t] = dl
+                output.add(tops[t], dl)
                 dh[-1] = dh[-1] + tf.matmul(dl, output_t)
                 for i in reversed(range(num_layers)):
-                    d_x[i][t], d_a[i][t], dh[i] = _step_backward(dh[i], saved[t][i], kernels_t[i], units)
+                    d_x, d_a, dh[i] = _step_backward(dh[i], saved[t][i], kernels_t[i], units)
+                    recurrent[i].add(saved[t][i][0], d_a)
                     if i > 0:
-                        d_below = tf.matmul(d_x[i][t], inputs_t[i])
+                        inputs[i].add(fed[t][i], d_x)
+                        d_below = tf.matmul(d_x, inputs_t[i])
                         if keep is not None:
                             d_below = drop(d_below, keep[t][i - 1], 1.0 - rate)
                         dh[i - 1] = dh[i - 1] + d_below
+                d_x0[t] = d_x
                 s = t // segment_length
-                d_cond[s] = d_x[0][t] if d_cond[s] is None else d_cond[s] + d_x[0][t]
+                d_cond[s] = d_x if d_cond[s] is None else d_cond[s] + d_x
                 if t % segment_length == 0:
                     d_init[s] = tf.stack(dh, axis=0)
                     dh = [tf.zeros_like(x) for x in dh]
             d_flat = []
             for i in range(num_layers):
                 if i > 0:
-                    d_flat += list(_weight_grads([fed[t][i] for t in range(steps)], d_x[i]))
-                d_flat += list(_weight_grads([saved[t][i][0] for t in range(steps)], d_a[i]))
-            d_out_kernel, d_out_bias = _weight_grads(tops, d_logits)
-            d_table = tf.math.unsorted_segment_sum(tf.concat(d_x[0], axis=0), tf.concat(prevs, axis=0),
+                    d_flat += list(inputs[i].result())
+                d_flat += list(recurrent[i].result())
+            d_out_kernel, d_out_bias = output.result()
+            d_table = tf.math.unsorted_segment_sum(tf.concat(d_x0, axis=0), tf.concat(prevs, axis=0),
                                                    tf.shape(token_table)[0])
             return [d_table, tf.stack(d_cond, axis=1), tf.stack(d_init, axis=0), d_out_kernel, d_out_bias] + d_flat
 

@@ -22,6 +22,7 @@ from musicvae_xai.config import RunConfig
 from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
 from musicvae_xai.models.base import build_model
 from musicvae_xai.training import checkpoints as ckpts
+from musicvae_xai.training import cpu_threads
 from musicvae_xai.training import determinism
 from musicvae_xai.training import summaries
 from musicvae_xai.training.hparams import write_run_hparams
@@ -64,6 +65,8 @@ class Trainer:
         (``runlock``) throughout, so a second trainer on the same run_dir fails at once naming its pid."""
         cfg = self.config
         saved = ckpts.check_run_dir(cfg)  # refuses a foreign run_dir before anything is written
+        threads = cpu_threads.apply(cfg.cpu_threading, xla=cfg.xla)  # before the first op of the process
+        logging.info("threads: %s", threads)
         determinism.apply(cfg.deterministic)  # before the first op of the run
         strategy = make_strategy(cfg.strategy)
         self.strategy = strategy
