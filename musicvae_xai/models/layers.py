@@ -6,7 +6,7 @@ whole sequence is one matmul ``[B*T, I] x [I, 3H]`` and only the recurrent matmu
 runs inside the (statically unrolled) time loop. Sequence lengths here are tiny and static (24 ticks,
 4 beats, 6 ticks per beat), so unrolling in Python gives XLA and Grappler a loop-free graph. Recurrences
 over a known input sequence (``run_gru``) and the decoders' training ticks use ``models.gru``, whose
-hand-written gradients form each weight's gradient with one matmul over all time steps.
+hand-written gradients form each weight's gradient with one matmul per 6 time steps.
 
 Randomness (dropout) is stateless and comes from an explicit ``seed`` tensor (int32 [2]) so that a
 training step is a pure function of (weights, batch, step): reproducible, resumable, and identical
@@ -107,7 +107,7 @@ def run_gru(cell: FusedGRUCell, x: tf.Tensor, h0: tf.Tensor, reverse: bool = Fal
     """Runs ``cell`` over x float32 [B, T, I] (T static). Returns (outputs [B, T, H], final h [B, H]).
 
     The input projection of all T steps is one matmul; the recurrence is ``gru.gru_sequence``, whose
-    gradient forms each weight's gradient with one matmul over all steps (same values as stepping
+    gradient forms each weight's gradient with one matmul per 6 steps (same values as stepping
     ``cell.step``).
     """
     return gru_sequence(cell.project_inputs(x), h0, tf.convert_to_tensor(cell.recurrent_kernel),
