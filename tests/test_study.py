@@ -374,6 +374,11 @@ def test_interpretability_and_trade_off_findings():
     assert f4t.verdict == stats.INCONCLUSIVE and 0.05 < p[16] < 0.95 and 0.05 < p[32] < 0.95
     one_seed = [r for r in rec if r["grid"]["seed"] == 0]
     assert findings.finding_trade_off(one_seed).verdict == stats.INCONCLUSIVE  # no seed spread to resample
+    # a partial grid where one cell has a second seed: the other cells still cannot move in the draws, the
+    # interval is nearly a point, and the verdict must not turn "supported" on it
+    mostly_one = one_seed + [r for r in rec if r["grid"]["seed"] == 1 and r["grid"]["latent_dim"] == 4][:1]
+    f4m = findings.finding_trade_off(mostly_one, draws=2000)
+    assert f4m.verdict == stats.INCONCLUSIVE and "cells have one seed" in " ".join(f4m.evidence)
     assert findings.finding_trade_off(rec[:6]).verdict == stats.INCONCLUSIVE  # two latent sizes
 
 

@@ -227,7 +227,8 @@ def finding_trade_off(records: Sequence[dict], draws: int = stats.BOOTSTRAP_DRAW
             "Effect = the better of 32 and 64's score minus the best other size's; its 95% interval and each size's "
             "probability of scoring best come from bootstrap draws over the seeds of every (dataset, latent size). "
             "Supported when the interval is above zero, contradicted when below, else inconclusive (always "
-            "inconclusive with one seed per cell: there is no seed spread to resample).")
+            "inconclusive unless every cell has two or more seeds: a cell with one seed has no spread to resample, "
+            "and the draws would understate the uncertainty).")
     runs: dict = {}  # (dataset, latent) -> [(acc, interp)] of runs that have both
     for r in ok(records):
         g = r["grid"]
@@ -273,7 +274,7 @@ def finding_trade_off(records: Sequence[dict], draws: int = stats.BOOTSTRAP_DRAW
     ds_gaps = [max(v[z] for z in v if z in TRADE_OFF_SIZES) - max(v[z] for z in v if z not in TRADE_OFF_SIZES)
                for v in per_dataset.values() if set(v) & set(TRADE_OFF_SIZES) and set(v) - set(TRADE_OFF_SIZES)]
     counts = [len(v) for v in runs.values()]
-    verdict = stats.verdict(ci) if max(counts) >= 2 else INCONCLUSIVE
+    verdict = stats.verdict(ci) if min(counts) >= 2 else INCONCLUSIVE
     effect = stats.Effect(float(gap[0]), ci, stats.wilcoxon_p(ds_gaps), len(ds_gaps), (min(counts), max(counts)),
                           verdict)
     best = sizes[int(np.argmax(score[0]))]
@@ -282,8 +283,11 @@ def finding_trade_off(records: Sequence[dict], draws: int = stats.BOOTSTRAP_DRAW
                 f"Best trade-off with the seed means: latent size {best} (score {score[0, sizes.index(best)]:.2f}).",
                 "Probability of being the best size over the bootstrap draws: "
                 + ", ".join(f"{z}: {probability[z]:.2f}" for z in sizes) + "."]
-    if max(counts) < 2:
-        evidence.append("Every cell has one seed, so the draws cannot move: the verdict stays inconclusive.")
+    if min(counts) < 2:
+        single = sum(1 for c in counts if c < 2)
+        evidence.append(f"{single} of {len(counts)} (dataset, latent size) cells have one seed, which the draws "
+                        "cannot move, so the interval understates the uncertainty: the verdict stays inconclusive "
+                        "until every cell has two or more seeds.")
     for j, z in enumerate(sizes):
         a = np.mean([np.mean([a for a, _ in runs[k]]) for k in runs if k[1] == z])
         i = np.mean([np.mean([i for _, i in runs[k]]) for k in runs if k[1] == z])
