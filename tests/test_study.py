@@ -523,3 +523,15 @@ def test_report_names_overrides_and_includes_the_study_folders_notes(tmp_path):
     text = build_markdown(records, [], {}, "figs", str(tmp_path), study_info=info, notes=_notes_lines(str(tmp_path)))
     assert "## Notes on this run" in text and "lambda_kl was lowered because **reasons**." in text
     assert text.index("## What was run") < text.index("## Notes on this run") < text.index("## Coverage")
+
+
+def test_scale_section_states_the_genre_gap_and_hidden_size_of_these_results():
+    from musicvae_xai.study import scale
+
+    records = [dict(_record("measure_vae", ds, z, interpretability_mean=v), flags={"hidden_size": 64})
+               for ds, v in (("pop", 0.95), ("irish", 0.90), ("classical", 0.50)) for z in (8, 16)]
+    records.append(dict(_record("adversarial_vae", "pop", 8, interpretability_mean=0.1), flags={"hidden_size": 64}))
+    assert scale.closest_genre_gap(records) == pytest.approx(0.05)  # pop - irish; AdversarialVAE ignored
+    text = "\n".join(scale.scale_section(records))
+    assert "closest two genres here differ by 0.050" in text and "hidden-64 GRU" in text
+    assert scale.closest_genre_gap(records[:2]) is None  # one genre
