@@ -196,7 +196,7 @@ class RunConfig:
         "How a training step uses the cores of a machine without GPUs: 'ops' runs independent ops in parallel, "
         "one core each (inter-op threads = usable cores, intra-op threads = 1; measured 1.2-1.4x faster at "
         "hidden 128 and 1.05x at 512, bench/train_bench.py); 'tensorflow' keeps TensorFlow's defaults. "
-        "TF_NUM_INTEROP_THREADS / TF_NUM_INTRAOP_THREADS in the environment, or a GPU, take precedence.",
+        "TF_NUM_INTEROP_THREADS / TF_NUM_INTRAOP_THREADS in the environment, a GPU, or --xla take precedence.",
         choices=("ops", "tensorflow"))
     deterministic: bool = setting(
         False,
