@@ -26,6 +26,8 @@ CONFIG_FILENAME = "config.json"
 DEFAULT_BATCH_SIZE = 256
 SAMPLING_COINS = ("step", "token")
 INITS = ("reference", "keras")
+#: ``--cpu_threading`` policies (applied by ``training.cpu_threads``).
+CPU_THREADING = ("ops", "tensorflow")
 #: Version of the model and loss definitions. 2: reference architectures by default and the
 #: AdversarialVAE KL term as a mean over latent dims (docs/FIDELITY.md). Configurations saved before
 #: have no ``model_version`` and are refused on load (``check_saved_version``).
@@ -197,7 +199,7 @@ class RunConfig:
         "one core each (inter-op threads = usable cores, intra-op threads = 1; measured 1.2-1.4x faster at "
         "hidden 128 and 1.05x at 512, bench/train_bench.py); 'tensorflow' keeps TensorFlow's defaults. "
         "TF_NUM_INTEROP_THREADS / TF_NUM_INTRAOP_THREADS in the environment, a GPU, or --xla take precedence.",
-        choices=("ops", "tensorflow"))
+        choices=CPU_THREADING)
     deterministic: bool = setting(
         False,
         "TF op determinism (tf.config.experimental.enable_op_determinism) in training and in the evaluation "

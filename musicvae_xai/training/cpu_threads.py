@@ -26,7 +26,7 @@ import os
 
 import tensorflow as tf
 
-POLICIES = ("ops", "tensorflow")
+from musicvae_xai.config import CPU_THREADING as POLICIES
 
 
 def usable_cores() -> int:
