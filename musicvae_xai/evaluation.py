@@ -9,7 +9,7 @@ What is measured, on the measures of the split (all of them, or ``max_measures``
   the posterior mean; ``token_accuracy`` over all 24 ticks and ``note_accuracy`` over the ticks whose
   target is a pitch or ``rest`` (not ``hold``, which is the majority and easy, nor the ``start``/``end``
   padding around a piece);
-* ``baselines``: ``metrics.majority_baselines`` fitted on the training split and scored on the same
+* ``baselines``: ``token_accuracy.majority_baselines`` fitted on the training split and scored on the same
   measures as the model's accuracies (the most frequent training token everywhere, and per tick);
 * ``kl_per_measure``: KL(q(z|x) || N(0, I)) summed over latent dims, mean over measures (nats), and
   ``kl_per_dim``, its mean per dim (a dim near 0 is unused);
@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from musicvae_xai import attributes as attrs
-from musicvae_xai import inference, metric_registry, metrics
+from musicvae_xai import inference, metric_registry, metrics, token_accuracy
 from musicvae_xai.config import EvaluationOptions, RunConfig
 from musicvae_xai.models.losses import kl_per_example
 from musicvae_xai.training import determinism
@@ -112,7 +112,7 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
     if train_tokens is None:
         notes.append(NO_BASELINE_NOTE)
     else:
-        baselines = metrics.majority_baselines(runner.check_tokens(train_tokens), tokens, runner.vocabulary)
+        baselines = token_accuracy.majority_baselines(runner.check_tokens(train_tokens), tokens, runner.vocabulary)
 
     independence = attribute_independence(runner, tokens, z_mean, controls, options)
     if not runner.controls:
@@ -141,11 +141,11 @@ def reconstruction(runner: inference.Runner, tokens: np.ndarray, z: np.ndarray, 
 
     Returns {"token_accuracy", "note_accuracy", "token_accuracy_mean_z", "note_accuracy_mean_z"};
     note accuracy counts only the ticks whose target is a pitch or ``rest``
-    (``metrics.reconstruction_accuracy``).
+    (``token_accuracy.reconstruction_accuracy``).
     """
     out = {}
     for suffix, code in (("", z), ("_mean_z", z_mean)):
-        acc = metrics.reconstruction_accuracy(runner.decode(code, controls), tokens, runner.vocabulary)
+        acc = token_accuracy.reconstruction_accuracy(runner.decode(code, controls), tokens, runner.vocabulary)
         out[f"token_accuracy{suffix}"] = acc["token_accuracy"]
         out[f"note_accuracy{suffix}"] = acc["note_accuracy"]
     return out

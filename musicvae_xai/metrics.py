@@ -1,11 +1,13 @@
-"""Disentanglement, interpretability and controllability metrics of docs/METHOD.md section 6, on numpy arrays,
-and the token-level reconstruction accuracies with their majority-token baselines.
+"""Disentanglement, interpretability and controllability metrics of docs/METHOD.md section 6, on numpy arrays.
+
+Token-level reconstruction accuracies and their majority-token baselines are in
+``musicvae_xai.token_accuracy``.
 
 Inputs are latent codes ``z`` float [N, D] (N measures, D latent dims) and attributes ``a`` float [N, K]
 (K measured attributes of the same measures); any real dtype is accepted and computed in float64.
 Every metric returns plain Python values (``float``, ``int``, ``None``, ``list``, ``dict``), so results
-go straight into ``json.dump``; only :func:`mutual_information_matrix` and :func:`note_tick_mask` return
-arrays.
+go straight into ``json.dump``; only :func:`mutual_information_matrix` returns an
+array.
 
 Mutual information (MI) is the continuous k-nearest-neighbour (Kraskov-Stoegbauer-Grassberger) estimate
 with k = 3, in nats, from ``sklearn.feature_selection.mutual_info_regression``; the estimator breaks ties
@@ -381,76 +383,6 @@ def disentanglement_report(z, a, random_state: int = 0, attribute_names: Optiona
         "modularity_mi_weighted": modularity_mi_weighted(z, a, random_state, mi=mi),
         "mutual_information": mi.tolist(),
     }
-
-
-# ----------------------------------------------------------------------------------------------------
-# Reconstruction accuracy and majority-token baselines on token ids int [N, 24]
-
-
-def _check_tokens(tokens, name: str) -> np.ndarray:
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"{name} must be an integer array [N, ticks], got {tokens.dtype} {tokens.shape}")
-    return tokens
-
-
-def note_tick_mask(tokens, vocabulary) -> np.ndarray:
-    """bool, same shape as ``tokens``: True where the token is a pitch or ``rest``.
-
-    These are the ticks note accuracy counts; ``hold`` (a note or rest going on) and the ``start``/``end``
-    padding before and after a piece are left out. ``vocabulary`` is a ``representation.Vocabulary``.
-    """
-    tokens = np.asarray(tokens)
-    return vocabulary.is_pitch(tokens) | (tokens == vocabulary.rest_id)
-
-
-def reconstruction_accuracy(predicted, target, vocabulary) -> dict:
-    """Token and note accuracy of predicted token ids against the target ids (both int [N, T]).
-
-    Returns {"token_accuracy": fraction of all N * T ticks right, "note_accuracy": the same over the
-    ticks where ``note_tick_mask(target)`` holds (0.0 when there is none)}.
-    """
-    predicted, target = _check_tokens(predicted, "predicted"), _check_tokens(target, "target")
-    if predicted.shape != target.shape:
-        raise ValueError(f"predicted {predicted.shape} and target {target.shape} differ in shape")
-    hit = predicted == target
-    notes = note_tick_mask(target, vocabulary)
-    return {"token_accuracy": float(hit.mean()) if hit.size else 0.0,
-            "note_accuracy": float(hit[notes].mean()) if notes.any() else 0.0}
-
-
-def majority_baselines(train_tokens, tokens, vocabulary) -> dict:
-    """Majority-token baselines fitted on ``train_tokens`` and scored on ``tokens`` (both int [N, T]).
-
-    The *majority* predictor outputs the most frequent training token at every tick; the *per-tick
-    majority* predictor outputs, at tick position t, the most frequent training token at t (the lowest
-    id on ties). Both are scored on ``tokens``, the measures whose model accuracies they are compared
-    with, by :func:`reconstruction_accuracy` (note accuracy over pitch and rest targets only).
-
-    Returns:
-      {"majority_token": str (the token, e.g. "hold"), "majority_token_accuracy": float,
-       "majority_note_accuracy": float, "per_tick_majority_token_accuracy": float,
-       "per_tick_majority_note_accuracy": float, "measures": int (rows of tokens),
-       "train_measures": int}.
-    """
-    train, tokens = _check_tokens(train_tokens, "train_tokens"), _check_tokens(tokens, "tokens")
-    if not len(train) or not len(tokens):
-        raise ValueError(f"need at least one training and one scored measure, got {len(train)} and {len(tokens)}")
-    if train.shape[1] != tokens.shape[1]:
-        raise ValueError(f"train_tokens have {train.shape[1]} ticks per measure but tokens {tokens.shape[1]}")
-    if train.min() < 0 or max(train.max(), tokens.max()) >= vocabulary.size or tokens.min() < 0:
-        raise ValueError(f"token ids outside the vocabulary [0, {vocabulary.size})")
-    majority = int(np.argmax(np.bincount(train.ravel(), minlength=vocabulary.size)))
-    per_tick = np.array([np.argmax(np.bincount(col, minlength=vocabulary.size)) for col in train.T])
-    glob = reconstruction_accuracy(np.full_like(tokens, majority), tokens, vocabulary)
-    tick = reconstruction_accuracy(np.broadcast_to(per_tick, tokens.shape).astype(tokens.dtype), tokens,
-                                   vocabulary)
-    return {"majority_token": str(vocabulary.decode_id(majority)),
-            "majority_token_accuracy": glob["token_accuracy"],
-            "majority_note_accuracy": glob["note_accuracy"],
-            "per_tick_majority_token_accuracy": tick["token_accuracy"],
-            "per_tick_majority_note_accuracy": tick["note_accuracy"],
-            "measures": int(len(tokens)), "train_measures": int(len(train))}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from musicvae_xai.config import MODEL_VERSION
 
-from musicvae_xai import evaluation, inference, metrics
+from musicvae_xai import evaluation, inference, token_accuracy
 from musicvae_xai.config import ConfigError
 from musicvae_xai.evaluation import EvaluationOptions, evaluate_run, format_report
 from musicvae_xai.representation import Vocabulary
@@ -108,14 +108,14 @@ def test_baselines_are_scored_on_the_evaluated_measures(evaluated):
     test = inference.split_tokens(config, "test")
     train = inference.split_tokens(config, "train")
     scored = test[inference.subsample(len(test), SMALL["max_measures"], SMALL["seed"])]
-    expected = metrics.majority_baselines(train, scored, config.vocabulary)
+    expected = token_accuracy.majority_baselines(train, scored, config.vocabulary)
     assert report["baselines"] == expected
     assert report["baselines"]["measures"] == report["num_measures"] == 48
     # Another split: the same training-fitted predictors, scored on that split's measures.
     val = evaluate_run(str(run_dir), EvaluationOptions(**{**SMALL, "split": "validation"}))
     validation = inference.split_tokens(config, "validation")
     scored_val = validation[inference.subsample(len(validation), SMALL["max_measures"], SMALL["seed"])]
-    assert val["baselines"] == metrics.majority_baselines(train, scored_val, config.vocabulary)
+    assert val["baselines"] == token_accuracy.majority_baselines(train, scored_val, config.vocabulary)
     assert val["baselines"]["majority_token"] == report["baselines"]["majority_token"]
     assert val["baselines"] != report["baselines"]
 

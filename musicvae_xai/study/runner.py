@@ -32,6 +32,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from musicvae_xai import token_accuracy
 from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
 from musicvae_xai.study import grid as grid_mod
 from musicvae_xai.study.lifeline import PARENT_ENV
@@ -83,8 +84,6 @@ def majority_baselines(built) -> dict:
     (the study evaluates on ``test``). Values are floats in [0, 1]; ``note_fraction`` is the share of
     ticks whose target is a pitch or rest.
     """
-    from musicvae_xai.metrics import majority_baselines as fit_and_score  # here: scipy and scikit-learn (seconds)
-
     vocab = built.vocabulary
     train = np.asarray(built.tokens("train"))
     out = {}
@@ -92,9 +91,9 @@ def majority_baselines(built) -> dict:
         tokens = np.asarray(built.tokens(split))
         if not len(tokens):
             continue
-        scored = fit_and_score(train, tokens, vocab)
+        scored = token_accuracy.majority_baselines(train, tokens, vocab)
         out["majority_token"], out["train_measures"] = scored.pop("majority_token"), scored.pop("train_measures")
-        note = vocab.is_pitch(tokens) | (tokens == vocab.rest_id)
+        note = token_accuracy.note_tick_mask(tokens, vocab)
         out[split] = dict(scored, hold_fraction=float(np.mean(tokens == vocab.hold_id)),
                           note_fraction=float(note.mean()))
     return out
