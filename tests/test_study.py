@@ -519,6 +519,11 @@ def test_report_names_overrides_and_includes_the_study_folders_notes(tmp_path):
     assert _notes_lines(str(tmp_path)) == []
     text = build_markdown(records, [], {}, "figs", str(tmp_path), study_info=info, notes=_notes_lines(str(tmp_path)))
     assert "`lambda_kl=0.004` where model=adversarial_vae" in text and "Notes on this run" not in text
+    assert "Study file: `configs/study/x.flags`" in text
+    # A packaged study file run from a worktree or an installed package is named by its repository path.
+    packaged = dict(info, path="/work/study-run/musicvae_xai/configs/study/cpu_v2.flags")
+    text = build_markdown(records, [], {}, "figs", str(tmp_path), study_info=packaged)
+    assert "Study file: `musicvae_xai/configs/study/cpu_v2.flags`" in text and "/work/" not in text
     (tmp_path / NOTES_FILENAME).write_text("lambda_kl was lowered because **reasons**.\n")
     text = build_markdown(records, [], {}, "figs", str(tmp_path), study_info=info, notes=_notes_lines(str(tmp_path)))
     assert "## Notes on this run" in text and "lambda_kl was lowered because **reasons**." in text

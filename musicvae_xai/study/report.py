@@ -262,11 +262,21 @@ def _glossary() -> list:
     return lines
 
 
+def _display_path(path: Optional[str]) -> Optional[str]:
+    """A packaged study file as its path in the repository (``musicvae_xai/configs/...``), wherever the study
+    ran (a worktree, site-packages); any other path unchanged."""
+    marker = "musicvae_xai/configs/"
+    if path and marker in path.replace(os.sep, "/"):
+        return marker + path.replace(os.sep, "/").rsplit(marker, 1)[1]
+    return path
+
+
 def _study_lines(info: dict) -> list:
     if not info:
         return []
     sets = "; ".join(", ".join(s) for s in info.get("attribute_sets", []))
-    return [f"Study file: `{info.get('path')}` (its comments explain the choice of settings). Grid: models "
+    return [f"Study file: `{_display_path(info.get('path'))}` (its comments explain the choice of settings). "
+            "Grid: models "
             f"{', '.join(info.get('models', []))}; latent sizes {', '.join(map(str, info.get('latent_sizes', [])))}; "
             f"datasets {', '.join(info.get('datasets', []))}; attribute sets [{sets}]; seeds "
             f"{', '.join(map(str, info.get('seeds', [])))}.", ""] + _override_lines(info.get("overrides") or [])
