@@ -14,7 +14,8 @@ import pytest
 
 from musicvae_xai.study import findings, grid, stats
 from musicvae_xai.study.commands import emit_commands, slurm_path
-from musicvae_xai.study.report import NOTES_FILENAME, _baseline_section, _notes_lines, build_markdown
+from musicvae_xai.study.report import (NOTES_FILENAME, _baseline_section, _notes_lines, _summary_rows,
+                                       build_markdown)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NAMES = ["measure_vae-z004-embedded-a2-s0", "measure_vae-z006-embedded-a2-s0", "measure_vae-z008-embedded-a2-s0"]
@@ -473,6 +474,27 @@ def test_partial_grid_report_states_coverage_and_seeds_per_cell(tmp_path):
     assert " ± " not in row32  # one seed: the mean alone
     assert "1-2 seeds each" in text and "3 configuration(s)" in text  # finding 1 on the partial pairs
     assert "Wilcoxon p = " in text and "| # | claim | effect | 95% CI | Wilcoxon p | verdict |" in text
+
+
+def test_findings_table_gives_each_part_of_a_two_part_finding_its_own_row():
+    def effect(estimate, lo, hi, verdict):
+        return stats.Effect(estimate, (lo, hi), 0.01, 14, (2, 2), verdict).to_dict()
+
+    one = findings.Finding(1, "claim one", "contradicted", "", [], {"effect": effect(-0.03, -0.04, -0.02,
+                                                                                         "contradicted")})
+    # Part (a) straddles zero, part (b) is above it: the finding is inconclusive, and the table must show the
+    # part that makes it so, not only the supported one.
+    three = findings.Finding(3, "claim three", "inconclusive", "", [],
+                             {"part_a": effect(0.003, -0.001, 0.007, "inconclusive"),
+                              "part_b": {**effect(0.051, 0.040, 0.062, "supported"), "closest_genre": "irish"}})
+    unassessed = findings.Finding(3, "claim three", "inconclusive", "", [],
+                                  {"part_a": effect(0.1, 0.05, 0.15, "supported"), "part_b": None})
+    rows = _summary_rows([one, three])
+    assert rows[0] == [1, "claim one", "-0.030", "[-0.040, -0.020]", "0.01", "**contradicted**"]
+    assert rows[1] == [3, "claim three", "+0.003", "[-0.001, +0.007]", "0.01",
+                       "**inconclusive** (part (a): inconclusive)"]
+    assert rows[2] == ["", "", "+0.051", "[+0.040, +0.062]", "0.01", "part (b): supported"]
+    assert _summary_rows([unassessed])[1] == ["", "", "–", "–", "–", "part (b): not assessed"]
 
 
 def test_hparams_are_logged_and_read_back(tmp_path):
