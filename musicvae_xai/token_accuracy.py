@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def _check_tokens(tokens, name: str) -> np.ndarray:
     tokens = np.asarray(tokens)
     if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):

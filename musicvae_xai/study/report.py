@@ -266,8 +266,9 @@ def _display_path(path: Optional[str]) -> Optional[str]:
     """A packaged study file as its path in the repository (``musicvae_xai/configs/...``), wherever the study
     ran (a worktree, site-packages); any other path unchanged."""
     marker = "musicvae_xai/configs/"
-    if path and marker in path.replace(os.sep, "/"):
-        return marker + path.replace(os.sep, "/").rsplit(marker, 1)[1]
+    posix = (path or "").replace(os.sep, "/")
+    if marker in posix:
+        return marker + posix.rsplit(marker, 1)[1]
     return path
 
 
@@ -368,8 +369,8 @@ def build_markdown(records: Sequence[dict], expected: Sequence[dict], figures: d
     assessed = findings_mod.assess(records, expected_pairs)
     lines += _table(["#", "claim", "effect", "95% CI", "Wilcoxon p", "verdict"], _summary_rows(assessed))
     lines += ["", "Finding 3 has two parts, each with its own effect and interval, and is supported only when both "
-                  "are: (a) the lowest genre's MeasureVAE interpretability minus 0.5, (b) pop's lead over the "
-                  "closest other genre."] + [""]
+                  "are: (a) the lowest genre's MeasureVAE interpretability minus "
+                  f"{findings_mod.INTERPRETABLE_R2}, (b) pop's lead over the closest other genre."] + [""]
     for f in assessed:
         lines += [f"### {f.number}. {f.claim}", "", f"**Verdict: {f.verdict}.**", "", f"_Rule:_ {f.rule}", ""]
         lines += [f"- {e}" for e in f.evidence] + [""]
