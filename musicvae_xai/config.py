@@ -28,6 +28,10 @@ SAMPLING_COINS = ("step", "token")
 INITS = ("reference", "keras")
 #: ``--cpu_threading`` policies (applied by ``training.cpu_threads``).
 CPU_THREADING = ("ops", "tensorflow")
+#: ``--attribute_input``: what AdversarialVAE's decoder receives for each attribute.
+ATTRIBUTE_INPUTS = ("continuous", "classes")
+#: ``--discriminator_z``: whether AdversarialVAE's VAE step samples z again after the discriminator step.
+DISCRIMINATOR_Z = ("fresh", "shared")
 #: Version of the model and loss definitions. 2: reference architectures by default and the
 #: AdversarialVAE KL term as a mean over latent dims (docs/FIDELITY.md). Configurations saved before
 #: have no ``model_version`` and are refused on load (``check_saved_version``).
@@ -37,6 +41,7 @@ MODEL_VERSION = 2
 RESUMABLE_FIELDS = frozenset({
     "epochs", "train_steps", "checkpoint_every", "eval_every", "log_every", "strategy", "run_dir",
     "cache_dir", "data_root", "xla", "cpu_threading", "max_to_keep", "eval_summaries", "deterministic",
+    "curve_epochs", "curve_steps", "curve_measures",
 })
 
 
@@ -46,6 +51,32 @@ def _check_attributes(names: tuple) -> Optional[str]:
     except ValueError as e:
         return str(e)
     return None if names else "--attributes must name at least one attribute"
+
+
+def _check_points(kind: type, what: str):
+    """A check for a list of curve points: each a number of ``kind`` > 0."""
+    def check(values: tuple) -> Optional[str]:
+        for v in values:
+            try:
+                number = kind(v)
+            except (TypeError, ValueError):
+                return f"{what} must be {kind.__name__} numbers, got {v!r}"
+            if not number > 0 or number != number or number == float("inf"):
+                return f"{what} must be positive and finite, got {v!r}"
+        return None
+    return check
+
+
+def _as_numbers(values, kind: type) -> tuple:
+    """``values`` (strings from a flag, or numbers) as a tuple of ``kind``; unparsable entries stay as
+    they are for ``_check_points`` to report."""
+    out = []
+    for v in values or ():
+        try:
+            out.append(kind(float(v)) if kind is int and float(v) == int(float(v)) else kind(v))
+        except (TypeError, ValueError, OverflowError):
+            out.append(v)
+    return tuple(out)
 
 
 def _check_model_version(version: int) -> Optional[str]:
@@ -129,6 +160,18 @@ class RunConfig:
         True,
         "AdversarialVAE: True (reference) = tokens enter the encoder and decoder GRUs one-hot; False = "
         "through a learned --embedding_dim embedding.")
+    attribute_input: str = setting(
+        "continuous",
+        "AdversarialVAE: what its decoder receives for each attribute: 'continuous' = the value standardised "
+        "with the training split's mean and std; 'classes' = the index 0..num_bins-1 of its ordinal bin (the "
+        "discriminator's --num_bins quantile bins) as a number, as the authors' training script feeds it. "
+        "Controls are given in attribute units either way.",
+        choices=ATTRIBUTE_INPUTS)
+    discriminator_z: str = setting(
+        "fresh",
+        "AdversarialVAE: 'fresh' (reference) = the VAE step encodes the batch again and samples a new z after "
+        "the discriminator step; 'shared' = both steps use one z sample (cheaper; the cpu_v2 study ran so).",
+        choices=DISCRIMINATOR_Z)
     # MeasureVAE architecture switches (reference behaviour by default, see docs/FIDELITY.md).
     beat_conditioning: bool = setting(
         True,
@@ -200,6 +243,20 @@ class RunConfig:
         "hidden 128 and 1.05x at 512, bench/train_bench.py); 'tensorflow' keeps TensorFlow's defaults. "
         "TF_NUM_INTEROP_THREADS / TF_NUM_INTRAOP_THREADS in the environment, a GPU, or --xla take precedence.",
         choices=CPU_THREADING)
+    curve_epochs: tuple = setting(
+        (),
+        "Evaluate the run during training at these epochs (fractions allowed, e.g. 0.15,0.6,6): every metric "
+        "of a study's result.json, on fixed validation and test measures, appended with its step and epoch "
+        "to curve.json in the run folder and shown in TensorBoard (curve_validation, curve_test).",
+        check=_check_points(float, "curve_epochs"))
+    curve_steps: tuple = setting(
+        (),
+        "Evaluate the run during training at these steps (as --curve_epochs; both lists may be given).",
+        check=_check_points(int, "curve_steps"))
+    curve_measures: int = setting(
+        1000,
+        "Measures of each split evaluated at a curve point, drawn once with seed 0 (0 = the whole split).",
+        minimum=0)
     deterministic: bool = setting(
         False,
         "TF op determinism (tf.config.experimental.enable_op_determinism) in training and in the evaluation "
@@ -208,6 +265,8 @@ class RunConfig:
 
     def __post_init__(self):
         self.attributes = tuple(self.attributes)
+        self.curve_epochs = _as_numbers(self.curve_epochs, float)
+        self.curve_steps = _as_numbers(self.curve_steps, int)
 
     def validate(self) -> "RunConfig":
         """Raises ConfigError (one line) for any setting that cannot work; returns self."""
@@ -230,6 +289,8 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["attributes"] = list(self.attributes)
+        d["curve_epochs"] = list(self.curve_epochs)
+        d["curve_steps"] = list(self.curve_steps)
         return d
 
     @classmethod

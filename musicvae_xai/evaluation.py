@@ -97,6 +97,7 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
     z = inference.sample_latent(z_mean, z_scale, options.seed)
     controls = runner.default_controls(tokens)
     recon = reconstruction(runner, tokens, z, z_mean, controls)
+    recon.update(side_information(runner, tokens, z, controls))
     kl = kl_per_example(tf.constant(z_mean), tf.constant(z_scale)).numpy()
     kl_dims = 0.5 * (z_mean.astype(np.float64) ** 2 + z_scale.astype(np.float64) ** 2 - 1.0
                      - 2.0 * np.log(z_scale.astype(np.float64)))
@@ -148,6 +149,27 @@ def reconstruction(runner: inference.Runner, tokens: np.ndarray, z: np.ndarray, 
         acc = token_accuracy.reconstruction_accuracy(runner.decode(code, controls), tokens, runner.vocabulary)
         out[f"token_accuracy{suffix}"] = acc["token_accuracy"]
         out[f"note_accuracy{suffix}"] = acc["note_accuracy"]
+    return out
+
+
+def side_information(runner: inference.Runner, tokens: np.ndarray, z: np.ndarray,
+                     controls: Optional[np.ndarray]) -> dict:
+    """How much of the reconstruction a decoder-input model owes to its exact attribute values.
+
+    For a model whose controls are decoder inputs and that can say where its ordinal bins lie
+    (``bin_centre_controls``, ``mean_controls``: AdversarialVAE), the token accuracy of greedy decoding
+    from the sampled z [N, Z] with each attribute replaced by the centre of its bin
+    (``token_accuracy_bin_centres``) and by the training split's mean (``token_accuracy_train_mean``);
+    the true attributes give ``token_accuracy`` itself. Empty for other models.
+    """
+    model = runner.model
+    if controls is None or not hasattr(model, "bin_centre_controls"):
+        return {}
+    out = {}
+    for key, values in (("token_accuracy_bin_centres", model.bin_centre_controls(controls)),
+                        ("token_accuracy_train_mean", model.mean_controls(len(controls)))):
+        decoded = runner.decode(z, np.asarray(values, np.float32))
+        out[key] = token_accuracy.reconstruction_accuracy(decoded, tokens, runner.vocabulary)["token_accuracy"]
     return out
 
 

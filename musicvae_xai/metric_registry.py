@@ -4,7 +4,7 @@ Each ``Metric`` says where its value is in an evaluation report (``evaluation.ev
 JSON), what it is called, which direction is better, how it is printed and what it means. The
 readers iterate over ``METRICS`` instead of copying keys:
 
-* ``study.worker.summarize_evaluation``: a result.json's ``metrics`` holds every metric under ``key``;
+* ``summarize_evaluation``: a result.json's (and a curve point's) ``metrics`` holds every metric under ``key``;
 * ``study.report`` / ``study.figures``: a table column, a figure and a glossary entry per metric
   with ``in_study`` (in this order);
 * ``evaluation.format_report``: the metrics with a ``table`` line ("disentanglement",
@@ -102,6 +102,22 @@ def summarize(report: dict) -> dict:
     return {m.key: m.value(report) for m in _METRICS}
 
 
+def summarize_evaluation(report: dict) -> dict:
+    """The small metrics dict of a result (and of a learning-curve point) from an
+    ``evaluation.evaluate_model`` report: every registered metric under its key, plus the per-attribute
+    interpretability rows and the independence matrix (empty for a model without controls)."""
+    interp = report["interpretability"]
+    ind = report["attribute_independence"]
+    return {
+        "num_measures": report["num_measures"],
+        **summarize(report),
+        "interpretability": [{k: row[k] for k in ("attribute", "dim", "r2", "intended_dim", "is_intended")}
+                             for row in interp["per_attribute"]],
+        "independence_attributes": ind["attributes"],
+        "independence_matrix": ind["matrix"],
+    }
+
+
 # -- the metrics of this library, in the study report's column order ---------------------------------
 register(Metric("token_accuracy", "Recon. acc.", True,
                 "reconstruction accuracy: share of the 24 tokens of a test measure reproduced by greedy decoding "
@@ -113,6 +129,12 @@ register(Metric("token_accuracy_mean_z", "Token acc. (mean z)", True,
                 "reconstruction accuracy decoding from the posterior mean instead of a sample"))
 register(Metric("note_accuracy_mean_z", "Note acc. (mean z)", True,
                 "note accuracy decoding from the posterior mean instead of a sample"))
+register(Metric("token_accuracy_bin_centres", "Acc. (bin centres)", True,
+                "reconstruction accuracy of a decoder-input model (AdversarialVAE) when each attribute it is "
+                "given is replaced by the centre of its ordinal bin (null for other models)"))
+register(Metric("token_accuracy_train_mean", "Acc. (train mean)", True,
+                "the same with every attribute set to its training-split mean: what the decoder can "
+                "reconstruct without being told the measure's attributes (null for other models)"))
 register(Metric("kl_per_measure", "KL", None,
                 "KL divergence of the posterior from the N(0, I) prior per measure (nats); higher means the "
                 "code carries more information, lower means a smoother, more prior-like latent space",

@@ -264,7 +264,7 @@ class AdversarialVAE(MusicVAE):
         """Reconstruction logits [B, 24, V] of tokens int32 [B, 24] from z_mean and their own attributes."""
         tokens = tf.convert_to_tensor(tokens, tf.int32)
         z = self.encode(tokens)["z_mean"]
-        return self.decoder(z, self.normalise_controls(self.measure_attributes(tokens)))
+        return self.decoder(z, self.decoder_controls(self.measure_attributes(tokens)))
 
     @property
     def vae_variables(self) -> list:
@@ -278,6 +278,30 @@ class AdversarialVAE(MusicVAE):
         c = tf.where(tf.math.is_nan(c), self.attribute_mean[None, :], c)
         c = tf.clip_by_value(c, self.attribute_min, self.attribute_max)
         return (c - self.attribute_mean) / self.attribute_std
+
+    def decoder_controls(self, controls) -> tf.Tensor:
+        """Raw attribute values float32 [B, K] -> what the decoder receives (``attribute_input``): the
+        standardised values ('continuous') or the index of each value's ordinal bin, 0..C-1, as float32
+        ('classes', the discriminator's bins: ``losses.ordinal_targets`` summed)."""
+        if self.config.attribute_input == "classes":
+            c = tf.convert_to_tensor(controls, tf.float32)
+            c = tf.where(tf.math.is_nan(c), self.attribute_mean[None, :], c)
+            return tf.reduce_sum(losses.ordinal_targets(c, self.bin_edges), axis=-1)
+        return self.normalise_controls(controls)
+
+    def bin_centre_controls(self, controls) -> tf.Tensor:
+        """float32 [B, K]: each raw attribute value replaced by the centre of its ordinal bin (in attribute
+        units; the outer bins end at the training split's min and max)."""
+        c = tf.convert_to_tensor(controls, tf.float32)
+        c = tf.where(tf.math.is_nan(c), self.attribute_mean[None, :], c)
+        index = tf.cast(tf.reduce_sum(losses.ordinal_targets(c, self.bin_edges), axis=-1), tf.int32)  # [B, K]
+        bounds = tf.concat([self.attribute_min[:, None], self.bin_edges, self.attribute_max[:, None]], axis=1)
+        centres = 0.5 * (bounds[:, :-1] + bounds[:, 1:])  # [K, C]
+        return tf.transpose(tf.gather(centres, tf.transpose(index), axis=1, batch_dims=1))  # [K, B] -> [B, K]
+
+    def mean_controls(self, n) -> tf.Tensor:
+        """float32 [n, K]: the training split's mean of every attribute."""
+        return tf.tile(tf.convert_to_tensor(self.attribute_mean)[None, :], [n, 1])
 
     def _check_controls(self, z: tf.Tensor, controls) -> tf.Tensor:
         """Shape checks (ValueError naming the expected shape) and a logged warning for values that
@@ -330,7 +354,7 @@ class AdversarialVAE(MusicVAE):
         if z.shape.rank != 2 or (z.shape[1] is not None and z.shape[1] != self.config.latent_dim):
             raise ValueError(f"z must have shape [B, {self.config.latent_dim}], got {z.shape.as_list()}")
         c = self._check_controls(z, controls)
-        logits = self.decoder(z, self.normalise_controls(c))
+        logits = self.decoder(z, self.decoder_controls(c))
         return {"tokens": tf.argmax(logits, axis=-1, output_type=tf.int32),
                 "probabilities": tf.nn.softmax(logits, axis=-1)}
 
@@ -349,7 +373,7 @@ class AdversarialVAE(MusicVAE):
         """Encoder, decoder and loss terms except the discriminator's own (each a per-replica share)."""
         enc = self.encode(tokens, seed=seed, training=training, row_offset=row_offset,
                           global_batch_size=global_batch_size)
-        logits = self.decoder(enc["z"], self.normalise_controls(attributes), targets=tokens,
+        logits = self.decoder(enc["z"], self.decoder_controls(attributes), targets=tokens,
                               teacher_force=teacher_force)
         share = tf.cast(tf.shape(tokens)[0], tf.float32) / tf.cast(global_batch_size, tf.float32)
         return enc, {"reconstruction_loss": losses.reconstruction_loss(logits, tokens, global_batch_size),
@@ -394,8 +418,12 @@ class AdversarialVAE(MusicVAE):
             enc, out, share = self._forward(tokens, attributes, step_seed(cfg.seed, step, salt=21),
                                             forced, global_batch_size, row_offset, True)
             with tape.stop_recording():  # (1) discriminator update on z, encoder gradients stopped
+                z_d = enc["z"]
+                if cfg.discriminator_z == "fresh":  # the references encode again for each update
+                    z_d = self.encode(tokens, seed=step_seed(cfg.seed, step, salt=25), training=True,
+                                      row_offset=row_offset, global_batch_size=global_batch_size)["z"]
                 with tf.GradientTape() as d_tape:
-                    d_logits = self.discriminator(tf.stop_gradient(enc["z"]))
+                    d_logits = self.discriminator(tf.stop_gradient(z_d))
                     d_loss = losses.ordinal_bce(d_logits, targets, global_batch_size)
                 d_grads = d_tape.gradient(d_loss, d_vars)
                 d_norm = optim.apply_gradients(optimizers["discriminator"], d_grads, d_vars, self.clip_norm)

@@ -31,6 +31,7 @@ import traceback
 from typing import Optional
 
 from musicvae_xai.config import EvaluationOptions, RunConfig
+from musicvae_xai.metric_registry import summarize_evaluation  # the metrics of a result.json
 from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
 from musicvae_xai.training import runlock
 
@@ -45,7 +46,8 @@ RESULT_FORMAT = 1
 #: RunConfig fields that say where or how often things are written, not what is trained: a finished
 #: stage stays valid when only these change.
 LOCATION_FIELDS = frozenset({"run_dir", "cache_dir", "data_root", "strategy", "checkpoint_every", "log_every",
-                             "max_to_keep", "eval_every", "eval_summaries"})
+                             "max_to_keep", "eval_every", "eval_summaries", "curve_epochs", "curve_steps",
+                             "curve_measures"})
 
 
 def same_settings(a: Optional[dict], b: Optional[dict]) -> bool:
@@ -89,24 +91,6 @@ def one_line(error: BaseException) -> str:
     return line if line.startswith(f"{type(error).__name__}:") else f"{type(error).__name__}: {line}"
 
 
-def summarize_evaluation(report: dict) -> dict:
-    """The small metrics dict of a result from an ``evaluation.evaluate_run`` report: every metric of
-    ``metric_registry`` under its key, plus the per-attribute interpretability rows and the
-    independence matrix (empty for a model without controls)."""
-    from musicvae_xai import metric_registry
-
-    interp = report["interpretability"]
-    ind = report["attribute_independence"]
-    return {
-        "num_measures": report["num_measures"],
-        **metric_registry.summarize(report),
-        "interpretability": [{k: row[k] for k in ("attribute", "dim", "r2", "intended_dim", "is_intended")}
-                             for row in interp["per_attribute"]],
-        "independence_attributes": ind["attributes"],
-        "independence_matrix": ind["matrix"],
-    }
-
-
 def cpu_seconds() -> float:
     """User + system CPU time of this process so far (every thread)."""
     import resource
@@ -136,7 +120,7 @@ def train_stage(entry: dict, run_dir: str) -> dict:
     config = RunConfig.from_dict(entry["config"])
     start = _latest_step(run_dir)
     t0 = time.time()
-    metrics = Trainer(config, progress=False).run()
+    metrics = Trainer(config, progress=False, evaluation=EvaluationOptions(**entry["evaluation"])).run()
     seconds = time.time() - t0
     out = {"metrics": {k: float(v) for k, v in metrics.items()}, "seconds": seconds, "resumed_from_step": start,
            "steps": int(metrics.get("steps", 0)), "config": entry["config"]}

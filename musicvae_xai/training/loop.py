@@ -18,11 +18,12 @@ import tensorflow as tf
 from absl import logging
 
 from musicvae_xai import datasets
-from musicvae_xai.config import RunConfig
+from musicvae_xai.config import EvaluationOptions, RunConfig
 from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
 from musicvae_xai.models.base import build_model
 from musicvae_xai.training import checkpoints as ckpts
 from musicvae_xai.training import cpu_threads
+from musicvae_xai.training import curve
 from musicvae_xai.training import determinism
 from musicvae_xai.training import summaries
 from musicvae_xai.training.hparams import write_run_hparams
@@ -56,9 +57,13 @@ def _format(metrics: dict) -> str:
 class Trainer:
     """Owns one run: call ``run()``. Every side effect happens there, after all validation."""
 
-    def __init__(self, config: RunConfig, progress: Optional[bool] = None):
+    def __init__(self, config: RunConfig, progress: Optional[bool] = None,
+                 evaluation: Optional[EvaluationOptions] = None):
+        """``evaluation``: options of the learning-curve evaluations (``training.curve``; the split and
+        the number of measures come from the config), e.g. a study's; default: sweeps from 32 measures."""
         self.config = config.validate()
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.evaluation = evaluation
 
     def run(self) -> dict:
         """Trains (or resumes) the run; returns the last metrics. The chief holds the run_dir's lock
@@ -148,6 +153,20 @@ class Trainer:
 
         writer = tf.summary.create_file_writer(os.path.join(cfg.run_dir, "train")) if chief else None
         val_writer = tf.summary.create_file_writer(os.path.join(cfg.run_dir, "validation")) if chief else None
+        points = curve.curve_points(cfg, steps_per_epoch, total_steps)
+        recorder = None
+        if chief and points:
+            recorder = curve.CurveRecorder(
+                cfg, {"validation": val_tokens, "test": built.tokens("test")}, train_tokens, steps_per_epoch,
+                self.evaluation, {split: tf.summary.create_file_writer(os.path.join(cfg.run_dir, f"curve_{split}"))
+                                  for split in curve.CURVE_SPLITS})
+            missed = [p for p in points if p < start and p not in recorder.done()]
+            if missed:
+                logging.warning("curve points %s lie before the restored step %d and were not evaluated",
+                                ", ".join(map(str, missed)), start)
+            if start in points and start not in recorder.done():  # interrupted while evaluating it
+                recorder.record(model, start)
+        points = set(points)
         eval_every = cfg.eval_every or steps_per_epoch
         music = (summaries.MusicSummaries(model, val_tokens, vocab)
                  if chief and cfg.eval_summaries and len(val_tokens) else None)
@@ -186,8 +205,10 @@ class Trainer:
                 if bar:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}")
-                if step % cfg.checkpoint_every == 0 or step == total_steps:
+                if step % cfg.checkpoint_every == 0 or step == total_steps or step in points:
                     manager.save(step)
+                if recorder is not None and step in points:  # after its checkpoint: resumable
+                    recorder.record(model, step)
                 if chief and (step % eval_every == 0 or step == total_steps) and len(val_tokens):
                     val = self._validate(eval_step, val_tokens, vocab)
                     with val_writer.as_default(step=step):
