@@ -179,8 +179,10 @@ def script_of_module(module: str) -> Optional[str]:
     for path in (base + ".py", os.path.join(base, "__main__.py")):
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
-                found = re.search(r"from (musicvae_xai\.cli\.\w+) import[^\n]*\brun\b", f.read())
-            if found:
+                source = f.read()
+            runnable = path.endswith("__main__.py") or 'if __name__ == "__main__"' in source
+            found = re.search(r"from (musicvae_xai\.cli\.\w+) import[^\n]*\brun\b", source)
+            if runnable and found:
                 return script_of_module(found.group(1))
     return None
 
