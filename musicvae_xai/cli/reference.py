@@ -249,12 +249,14 @@ def markdown_page(script: str) -> str:
     """The reference page of ``script``: what it does (its module's docstring), how to run it, and a table
     of its flags (name, type, default, allowed values, help, where it is declared)."""
     cmd = command(script)
-    lines = [f"# `{script}`", "", f"Also `python -m {cmd.module}`. Generated from the flag definitions of "
-             f"`{cmd.module}`; flags on the command line override a `--config`/`--flagfile`.", "",
+    lines = ["---", "hide: [toc]", "---", "", f"# `{script}`", "",
+             f"Also `python -m {cmd.module}`. Generated from the flag definitions of `{cmd.module}`; flags on "
+             "the command line override a `--config`/`--flagfile`.", "",
              _docstring_markdown(cmd.doc), "## Flags", "",
+             "A boolean flag `--X` is turned off with `--noX` (or `--X=false`).", "",
              "| flag | type | default | allowed | help |", "|---|---|---|---|---|"]
     for flag in cmd.own_flags():
-        name = f"`--{flag.name}`" + (f" / `--no{flag.name}`" if flag.boolean else "")
+        name = f"`--{flag.name}`"
         helptext = _cell(flag.help)
         if flag.setting:
             helptext += f" *(declared in `{flag.setting}`)*"
