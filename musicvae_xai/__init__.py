@@ -8,4 +8,5 @@ from musicvae_xai._quiet import quiet_startup
 
 quiet_startup()
 
+#: The release; pyproject.toml reads it from here (single source), CHANGELOG.md lists what each brought.
 __version__ = "0.1.0"

@@ -23,6 +23,11 @@ from typing import Any, Callable, Optional, Sequence
 
 from absl import flags
 
+#: Flag name -> (settings class, field) for every flag ``define_flags`` made in this process; read by the
+#: command-line reference (``musicvae_xai.cli.reference``), so each flag is documented from its declaration.
+DECLARATIONS: dict = {}
+
+
 def setting(default: Any, help: str, *, choices: Optional[Sequence] = None, minimum: Optional[float] = None,
             maximum: Optional[float] = None, above: Optional[float] = None, below: Optional[float] = None,
             check: Optional[Callable[[Any], Optional[str]]] = None, flag: Optional[str] = "",
@@ -42,6 +47,14 @@ def setting(default: Any, help: str, *, choices: Optional[Sequence] = None, mini
 
 def _meta(field: dataclasses.Field, key: str) -> Any:
     return field.metadata.get(key)
+
+
+def constraints(field: dataclasses.Field) -> dict:
+    """The declared checks of a settings field that are data (``choices``, ``minimum``, ``maximum``,
+    ``above``, ``below``), without the unset ones; a ``check`` callable is described by its message only
+    when it fails, so it is not listed."""
+    return {key: field.metadata[key] for key in ("choices", "minimum", "maximum", "above", "below")
+            if field.metadata.get(key) is not None}
 
 
 def help_texts(cls: type) -> dict:
@@ -110,6 +123,7 @@ def define_flags(cls: type, flag_values: flags.FlagValues = flags.FLAGS, skip: S
         if name is None or field.name in skip:
             continue
         default, helptext = field.default, field.metadata.get("help", "")
+        DECLARATIONS[name] = (cls, field)
         if field.metadata.get("negate"):
             default = not default
         kind = _kind(field, default)
