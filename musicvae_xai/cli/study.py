@@ -49,9 +49,12 @@ _define(flags.DEFINE_bool, "retry_failed", True, "Rerun configurations whose res
 _define(flags.DEFINE_string, "emit_commands", None, "Write the per-configuration commands here (and a Slurm "
         "array script beside it) instead of running.")
 _define(flags.DEFINE_integer, "status_every", 60, "Seconds between progress lines while configurations run.")
-_define(flags.DEFINE_string, "output", "docs/RESULTS.md", "report: markdown file to write (figures go beside it).")
+_define(flags.DEFINE_string, "output", "docs/RESULTS.md", "report, curves: markdown file to write (figures go "
+        "beside it).")
+_define(flags.DEFINE_string, "classes_dir", None, "curves: study folder of AdversarialVAE runs given their "
+        "attributes as bin indices (configs/study/curves_classes.flags), reported beside --study_dir's.")
 
-COMMANDS = ("run", "prepare", "report")
+COMMANDS = ("run", "prepare", "report", "curves")
 
 
 def _log(line: str) -> None:
@@ -76,6 +79,13 @@ def main(argv) -> None:
             if not FLAGS.study_dir:
                 raise grid.StudyError("--study_dir is required")
             path, figures = write_report(FLAGS.study_dir, FLAGS.output or "docs/RESULTS.md")
+            print(f"wrote {path} and {len(figures)} figure(s)")
+            return
+        if command == "curves":
+            from musicvae_xai.study import curves  # here: matplotlib, scipy (seconds)
+            if not FLAGS.study_dir:
+                raise grid.StudyError("--study_dir is required")
+            path, figures = curves.write_report(FLAGS.study_dir, FLAGS.output or "docs/CURVES.md", FLAGS.classes_dir)
             print(f"wrote {path} and {len(figures)} figure(s)")
             return
         spec, entries, chosen = _load()
