@@ -293,7 +293,7 @@ def write_report(study_dir: str, output: str, classes_dir: Optional[str] = None)
     figures = {}
     for metric, label in FIGURE_METRICS:
         figures[metric] = curve_figure(runs, metric, label, os.path.join(folder, f"{metric}_epochs.png"))
-    for metric, label in (("interpretability_mean", "test interpretability"), ("token_accuracy", "test token accuracy")):
+    for metric, label in FIGURE_METRICS[2::-2]:  # interpretability and token accuracy against steps
         figures[f"{metric}_steps"] = curve_figure(runs, metric, label, os.path.join(folder, f"{metric}_steps.png"),
                                                   x="step")
     with open(output, "w", encoding="utf-8") as f:
