@@ -2,7 +2,7 @@
 // DOMParser as the package's reader reads it through music21 (readers.musicxml, readers.music21_part):
 // the part named "Soprano", else the first part; its measures are the bars (a short first measure is a
 // pickup); grace notes are left out, tied notes joined, the highest note of a chord kept; style from the
-// first metronome mark, time signature, MIDI program and part name. No npm library reads MusicXML in
+// first metronome mark (quarter notes per minute), time signature, MIDI program and part name. No npm library reads MusicXML in
 // the browser without a bundler (music21j and OpenSheetMusicDisplay are renderers of several MB), and
 // this subset of the format is what a melody needs. Compressed .mxl is not read here (it needs unzip).
 
@@ -10,6 +10,7 @@ import { buildMelody, ReadError } from "./grid.js";
 import { fromMelody, MAX_UPLOAD_BYTES } from "./midifile.js";
 
 const STEPS = {C: 0, D: 2, E: 4, F: 5, G: 7, A: 9, B: 11};
+const BEAT_UNITS = {whole: 4, half: 2, quarter: 1, eighth: 0.5, "16th": 0.25};
 const MELODY_PART = "soprano";
 
 const text = (el, tag) => { const c = el.getElementsByTagName(tag)[0]; return c ? c.textContent.trim() : null; };
@@ -37,9 +38,10 @@ function readPart(part) {
         divisions = Number(text(el, "divisions")) || divisions;
         const time = el.getElementsByTagName("time")[0];
         if (time) { num = Number(text(time, "beats")) || num; den = Number(text(time, "beat-type")) || den; }
-      } else if (el.tagName === "sound" || el.tagName === "direction") {
-        const sound = el.tagName === "sound" ? el : el.getElementsByTagName("sound")[0];
-        if (qpm === null && sound && sound.getAttribute("tempo")) qpm = Number(sound.getAttribute("tempo"));
+      } else if (el.tagName === "direction") {  // a metronome mark, in quarter notes per minute
+        const mark = el.getElementsByTagName("metronome")[0];
+        const unit = mark && BEAT_UNITS[text(mark, "beat-unit")], perMinute = mark && Number(text(mark, "per-minute"));
+        if (qpm === null && unit && perMinute > 0) qpm = perMinute * unit * (mark.getElementsByTagName("beat-unit-dot").length ? 1.5 : 1);
       } else if (el.tagName === "backup" || el.tagName === "forward") {
         const d = Number(text(el, "duration")) / divisions;
         pos += el.tagName === "backup" ? -d : d;
