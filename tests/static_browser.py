@@ -3,7 +3,11 @@ by Playwright) and a built site opened from a local static HTTP server."""
 
 import contextlib
 import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -54,3 +58,28 @@ def open_site(browser, folder: str, query: str = "", **page_options):
             yield page, errors
         finally:
             page.close()
+
+
+@contextlib.contextmanager
+def http_server(folder: str):
+    """``python -m http.server`` on a free port serving ``folder``; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                             "--directory", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -6,18 +6,14 @@ oscillators started) and downloaded (tempo, program and track name of the upload
 notes in it), a MusicXML file read as the Python reader reads it, and unreadable files refused with one
 line each."""
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
 from midi_fixtures import humanised_midi, read_back
-from static_browser import chromium, wait_for
+from static_browser import chromium, http_server, wait_for
 
 from musicvae_xai.representation import Vocabulary, measures_to_sequence
 
@@ -85,31 +81,6 @@ def site(tmp_path_factory) -> str:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "static explorer written to" in done.stdout
     return folder
-
-
-@contextlib.contextmanager
-def http_server(folder: str):
-    """``python -m http.server`` on a free port serving ``folder``; yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                             "--directory", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def _python_upload(name: str, data: bytes, vocab: Vocabulary) -> dict:

@@ -263,6 +263,7 @@ async function start() {
     wire();
     if (view.sources.length) openSource(0);
     api.ready = true;
+    api.readyAt = performance.now();  // ms since the navigation started
     document.body.dataset.ready = "1";
     say("ready: move a slider, or drop a file of your own");
   } catch (e) {
