@@ -67,7 +67,8 @@ function openSource(index) {
   $("phrase-to").value = String(Math.min(source.tokens.length, 4) - 1);
   if (source.style) $("qpm").value = String(Math.round(source.style.qpm));
   fillSources();
-  selectBar(0);
+  const startId = model.vocabulary.start_id;  // open on the first full bar, past a pickup
+  selectBar(Math.max(0, source.tokens.findIndex((row) => row[0] !== startId)));
 }
 
 function selectBar(i) {
