@@ -5,6 +5,8 @@ latent means within 1e-4 and the greedy tokens identical on at least 99% of the 
 the SavedModel's latent means), traversals likewise, on the WebAssembly backend the page picks and
 on the JavaScript CPU backend it falls back to."""
 
+import os
+
 import numpy as np
 import pytest
 from static_browser import chromium, open_site
@@ -13,7 +15,7 @@ from musicvae_xai import pretrained
 from musicvae_xai.explorer.static_site import build_site
 
 pytestmark = pytest.mark.slow
-FIXTURE = "tests/fixtures/pretrained_irish_test.npz"
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "pretrained_irish_test.npz")
 MAX_Z_DIFF, MIN_SAME = 1e-4, 0.99
 
 
