@@ -32,8 +32,9 @@ def test_vendored_files_are_the_pinned_npm_builds():
     if not os.path.isdir(NODE_MODULES):
         pytest.skip("no web/node_modules: run `npm ci` in musicvae_xai/explorer/web (CI does)")
     for name, source in static_site.VENDOR_FILES.items():
-        with open(os.path.join(static_site.VENDOR_DIR, name), "rb") as a, open(os.path.join(NODE_MODULES, source), "rb") as b:
-            assert a.read() == b.read(), f"vendor/{name} differs from {source}: run static_site.refresh_vendor"
+        with open(os.path.join(static_site.VENDOR_DIR, name), "rb") as vendored:
+            with open(os.path.join(NODE_MODULES, source), "rb") as pinned:
+                assert vendored.read() == pinned.read(), f"vendor/{name} differs from {source}: run refresh_vendor"
 
 
 def test_the_page_loads_nothing_from_another_host():
