@@ -13,6 +13,7 @@ from static_browser import chromium, open_site
 
 from musicvae_xai import pretrained
 from musicvae_xai.explorer.static_site import build_site
+from musicvae_xai.serving.local import LocalModel, resolve_export_dir
 
 pytestmark = pytest.mark.slow
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "pretrained_irish_test.npz")
@@ -43,11 +44,9 @@ def _browser_run(page, tokens, z, controls, control, values) -> dict:
            }""", [tokens.tolist(), z.tolist(), None if controls is None else controls.tolist(), control, values])
 
 
-def _compare(export_dir: str, site: str, browser, tokens: np.ndarray, query: str = "") -> dict:
-    """Runs the SavedModel and the page on the same inputs; returns the figures and asserts the bounds."""
-    from musicvae_xai.serving.local import LocalModel
-
-    model = LocalModel(export_dir)
+def _compare(model, site: str, browser, tokens: np.ndarray, query: str = "") -> dict:
+    """Runs the SavedModel (a ``LocalModel``) and the page on the same inputs; returns the figures and
+    asserts the bounds."""
     needs_controls = bool(model.assets["export"]["needs_controls"])
     enc = model.encode(tokens)
     z = np.asarray(enc["z_mean"], np.float32)
@@ -68,7 +67,7 @@ def _compare(export_dir: str, site: str, browser, tokens: np.ndarray, query: str
     figures = {"measures": len(tokens), "same_tokens": float(same), "max_z_diff": float(z_diff),
                "max_scale_diff": float(np.abs(np.asarray(got["scale"]) - np.asarray(enc["z_scale"])).max()),
                "traverse_same": float((np.asarray(got["traverse"]) == np.asarray(trav["tokens"])).all(-1).mean())}
-    print(f"{export_dir}{query}: {figures}")
+    print(f"{model.export_dir}{query}: {figures}")
     assert z_diff <= MAX_Z_DIFF
     assert figures["max_scale_diff"] <= MAX_Z_DIFF * 10
     assert same >= MIN_SAME
@@ -87,15 +86,15 @@ def test_pretrained_measure_vae_in_the_browser_matches_the_savedmodel(browser, t
     build_site(site)
     tokens = _fixture_tokens()
     assert len(tokens) == pretrained.FIXTURE_MEASURES
-    _compare(pretrained.export_dir(), site, browser, tokens)
-    _compare(pretrained.export_dir(), site, browser, tokens[:32], query="?backend=cpu")
+    model = LocalModel(pretrained.export_dir())
+    _compare(model, site, browser, tokens)
+    _compare(model, site, browser, tokens[:16], query="?backend=cpu")
 
 
 def test_adversarial_vae_in_the_browser_matches_the_savedmodel(browser, tiny_export, tmp_path):
-    from musicvae_xai.serving.local import resolve_export_dir
-
     export_dir = resolve_export_dir(str(tiny_export("adversarial_vae")))
     site = str(tmp_path / "site")
     build_site(site, export_dir)
-    _compare(export_dir, site, browser, _fixture_tokens())
-    _compare(export_dir, site, browser, _fixture_tokens()[:32], query="?backend=cpu")
+    model = LocalModel(export_dir)
+    _compare(model, site, browser, _fixture_tokens())
+    _compare(model, site, browser, _fixture_tokens()[:16], query="?backend=cpu")
