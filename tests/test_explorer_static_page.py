@@ -3,12 +3,13 @@ model, the folder served by ``python -m http.server`` and opened in headless Chr
 to another host refused; a humanised MIDI file dropped in (read into the same measures as the package's
 Python reader), a slider moved with the mouse and with the keyboard, the phrase played (Web Audio
 oscillators started) and downloaded (tempo, program and track name of the upload kept, the decoded
-notes in it), a MusicXML file read as the Python reader reads it, and unreadable files refused with one
-line each."""
+notes in it), a MusicXML file, plain and compressed, read as the Python reader reads it, and
+unreadable files refused with one line each."""
 
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -62,6 +63,11 @@ MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
       <note><pitch><step>B</step><octave>4</octave></pitch><duration>6</duration></note></measure>
   </part>
 </score-partwise>
+"""
+
+
+CONTAINER = """<?xml version="1.0" encoding="UTF-8"?>
+<container><rootfiles><rootfile full-path="score/chorale.xml"/></rootfiles></container>
 """
 
 
@@ -184,7 +190,20 @@ def test_the_static_site_of_the_pretrained_model_in_a_browser(browser, site, tmp
         assert (got["style"]["qpm"], got["style"]["program"], got["style"]["track_name"]) == (
             want["style"]["qpm"], want["style"]["program"], want["style"]["track_name"])
 
+        # the same score compressed (.mxl): unpacked in the page, read alike
+        mxl = tmp_path / "chorale.mxl"
+        with zipfile.ZipFile(mxl, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("META-INF/container.xml", CONTAINER)
+            z.writestr("score/chorale.xml", MUSICXML)
+        _upload(page, mxl)
+        want = _python_upload("chorale.mxl", mxl.read_bytes(), vocab)
+        assert _page_source(page)["tokens"] == want["tokens"].tolist()
+
         # files it cannot read: one line each, naming the file; the page keeps working
+        bomb = tmp_path / "bomb.mxl"
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("score.xml", b"<" * (40 * 2 ** 20))
+        assert "bomb.mxl: " in _upload(page, bomb) and "bytes" in page.locator("#message").inner_text()
         bad = tmp_path / "broken.mid"
         bad.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01")
         assert _upload(page, bad).startswith("broken.mid: ")

@@ -6,8 +6,9 @@
 import { Player } from "./audio.js";
 import { compute as measureAttributes } from "./attributes.js";
 import { ReadError, tokensToNotes } from "./grid.js";
-import { readMidi, writeMidi } from "./midifile.js";
+import { MAX_UPLOAD_BYTES, readMidi, writeMidi } from "./midifile.js";
 import { readMusicXml } from "./musicxml.js";
+import { MAX_XML_BYTES, mxlDocument } from "./mxl.js";
 import { loadModel } from "./musicvae.js";
 import { drawRoll } from "./pianoroll.js";
 
@@ -199,7 +200,10 @@ async function upload(file) {
     let read;
     if (ext === "mid" || ext === "midi") read = readMidi(name, bytes, view.model.vocabulary, cutTime);
     else if (ext === "xml" || ext === "musicxml") read = readMusicXml(name, bytes, view.model.vocabulary, cutTime);
-    else throw new ReadError(`${name}: unsupported file type .${ext}; drop a MIDI (.mid, .midi) or MusicXML (.xml, .musicxml) file`);
+    else if (ext === "mxl") {
+      if (bytes.byteLength > MAX_UPLOAD_BYTES) throw new ReadError(`the file is too large (limit ${MAX_UPLOAD_BYTES / 1024} KiB)`);
+      read = readMusicXml(name, await mxlDocument(bytes), view.model.vocabulary, cutTime, MAX_XML_BYTES);
+    } else throw new ReadError(`unsupported file type .${ext}; drop a MIDI (.mid, .midi) or MusicXML (.xml, .musicxml, .mxl) file`);
     view.sources = view.sources.filter((s) => !s.upload);
     view.sources.push({title: `${name} (uploaded)`, upload: true, ...read});
     openSource(view.sources.length - 1);
@@ -207,7 +211,8 @@ async function upload(file) {
     say(`${name}: ${read.tokens.length} bar${read.tokens.length === 1 ? "" : "s"} read` + (skipped ? `, ${skipped} skipped` : "")
       + (read.shift && read.shift !== "per measure" ? `, moved ${read.shift} semitones` : ""));
   } catch (e) {
-    say(e instanceof ReadError ? e.message : `${name}: not a readable file (${e.message || e})`, true);
+    const text = e instanceof ReadError ? e.message : `not a readable file (${e.message || e})`;
+    say(text.startsWith(`${name}: `) ? text : `${name}: ${text}`, true);
   }
 }
 

@@ -4,7 +4,7 @@
 // pickup); grace notes are left out, tied notes joined, the highest note of a chord kept; style from the
 // first metronome mark (quarter notes per minute), time signature, MIDI program and part name. No npm library reads MusicXML in
 // the browser without a bundler (music21j and OpenSheetMusicDisplay are renderers of several MB), and
-// this subset of the format is what a melody needs. Compressed .mxl is not read here (it needs unzip).
+// this subset of the format is what a melody needs. A compressed .mxl is unpacked by mxl.js first.
 
 import { buildMelody, ReadError } from "./grid.js";
 import { fromMelody, MAX_UPLOAD_BYTES } from "./midifile.js";
@@ -69,10 +69,11 @@ function readPart(part) {
   return {notes: notes.filter((n) => Number.isFinite(n.pitch)), bars, qpm};
 }
 
-// A MusicXML upload -> the upload's measures (as midifile.readMidi); throws ReadError.
-export function readMusicXml(name, bytes, vocab, allowCutTime) {
+// A MusicXML document (bytes, at most `limit` of them) -> the upload's measures (as midifile.readMidi);
+// throws ReadError.
+export function readMusicXml(name, bytes, vocab, allowCutTime, limit = MAX_UPLOAD_BYTES) {
   if (!bytes.byteLength) throw new ReadError(`${name}: the file is empty`);
-  if (bytes.byteLength > MAX_UPLOAD_BYTES) throw new ReadError(`${name}: the file is too large (limit ${MAX_UPLOAD_BYTES / 1024} KiB)`);
+  if (bytes.byteLength > limit) throw new ReadError(`${name}: the file is too large (limit ${limit / 1024} KiB)`);
   const doc = new DOMParser().parseFromString(new TextDecoder().decode(bytes), "application/xml");
   if (doc.getElementsByTagName("parsererror").length) throw new ReadError(`${name}: not a readable MusicXML file (XML syntax error)`);
   try {
