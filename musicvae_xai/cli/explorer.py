@@ -1,6 +1,8 @@
 """``musicvae-explorer --export=DIR`` (in-process) or ``--serving_url=http://HOST:8501 --model=NAME
 [--assets=DIR]`` (TF-Serving REST): serves the explorer page on http://127.0.0.1:PORT/. With neither, it
-opens the pretrained model shipped in the package (``musicvae_xai/pretrained``).
+opens the pretrained model shipped in the package (``musicvae_xai/pretrained``). ``--static=DIR`` serves
+nothing: it writes the explorer as a static site into DIR, the model running in the browser
+(``explorer.static_site``; the shipped model, or ``--export=PATH``).
 
 ``python -m musicvae_xai.cli.explorer``, or the older ``python -m musicvae_xai.explorer``, alike."""
 
@@ -36,6 +38,9 @@ flags.DEFINE_enum("seed_data", "model", ["model", "embedded"], "Seed measures an
 flags.DEFINE_integer("train_limit", 2000, "Training measures encoded for the data backgrounds and the "
                      "attribute fits (0: none).")
 flags.DEFINE_integer("max_upload_kb", 2048, "Largest upload accepted, KiB.")
+flags.DEFINE_string("static", None, "Write the explorer as a static site into this folder (the model runs in the "
+                    "browser with TensorFlow.js; open it from any static file host) instead of serving it: "
+                    "the shipped pretrained model, or --export.")
 FLAGS = flags.FLAGS
 
 
@@ -47,6 +52,9 @@ def main(argv) -> None:
     from musicvae_xai.pretrained import explorer_export
     from musicvae_xai.serving.base import ServingError
 
+    if FLAGS.static:
+        write_static_site(FLAGS.static, FLAGS.export, FLAGS.serving_url)
+        return
     try:
         export = explorer_export(FLAGS.export, FLAGS.serving_url)  # no model flags: the shipped model
         explorer, backend = make_explorer(
@@ -58,6 +66,22 @@ def main(argv) -> None:
     logging.info("explorer: %s", backend)
     explorer.start_loading()
     serve(create_app(explorer, backend, max_upload_bytes=FLAGS.max_upload_kb * 1024), FLAGS.host, FLAGS.port)
+
+
+def write_static_site(out_dir: str, export, serving_url) -> None:
+    """``--static=DIR``: builds the static site and prints where it is and how to open it."""
+    from musicvae_xai.explorer.static_site import SiteError, build_site
+    from musicvae_xai.explorer.weights import WeightsError
+
+    if serving_url:
+        sys.exit("error: --static builds from an export folder (--export=PATH, or none for the shipped model), "
+                 "not from --serving_url")
+    try:
+        site = build_site(out_dir, export)
+    except (SiteError, WeightsError, ValueError, OSError) as e:  # a ConfigError is a ValueError
+        sys.exit(f"error: {e}")
+    print(f"static explorer written to {site['path']} ({site['files']} files, {site['bytes'] / 2**20:.1f} MiB); "
+          f"open it with: python -m http.server --directory {site['path']}", flush=True)
 
 
 def run() -> None:

@@ -8,6 +8,9 @@ Modules: ``model_info`` (vocabulary, attributes, controls of a served model), ``
 measures, training sample, uploads), ``engine`` (``Explorer``: encode, decode, measure, pad
 backgrounds, MIDI), ``app`` (the Flask app and JSON API), ``server`` (wiring and serving);
 ``static/`` holds the page (plain HTML/JS/CSS, Web Audio synthesis, no build step).
+
+The static site (``musicvae-explorer --static=DIR``, docs/explorer_static.md) runs the model in the
+browser instead: ``static_site`` builds it, ``weights`` names an export's weights, ``web/`` holds its page.
 """
 
 from musicvae_xai.explorer.app import create_app
