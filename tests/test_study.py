@@ -291,7 +291,8 @@ def _record(model, dataset, latent, attrs=2, seed=0, **metrics):
             "metrics": metrics}
 
 
-def _paired_grid(effect, noise=0.02, seeds=(0, 1, 2), datasets=("pop", "irish"), sizes=(8, 16, 32, 64),
+def _paired_grid(effect, noise=0.02, seeds=(0, 1, 2), datasets=("irish", "turkish", "classical", "pop"),
+                 sizes=(8, 16, 32, 64),
                  metric="token_accuracy", seed=1):
     """MeasureVAE and AdversarialVAE results whose ``metric`` differs by ``effect`` on average, with
     configuration-level and seed-level noise."""
@@ -313,7 +314,7 @@ def test_bootstrap_interval_and_verdict_known_answers():
     for effect, verdict in ((0.1, stats.SUPPORTED), (-0.1, stats.CONTRADICTED)):
         f = findings.finding_reconstruction(_paired_grid(effect))
         e = f.numbers["effect"]
-        assert f.verdict == verdict and e["configurations"] == 8 and tuple(e["seeds"]) == (3, 3)
+        assert f.verdict == verdict and e["configurations"] == 16 and tuple(e["seeds"]) == (3, 3)
         assert abs(e["estimate"] - effect) < 0.03 and e["ci"][0] < e["estimate"] < e["ci"][1]
         assert (e["ci"][0] > 0) if effect > 0 else (e["ci"][1] < 0)
     # zero effect: an interval that straddles zero, whatever the (random) wins
@@ -342,45 +343,6 @@ def test_wilcoxon_p_value_matches_scipy():
     assert stats.wilcoxon_p([0.0, 0.0, 0.0]) is None and stats.wilcoxon_p([0.1]) is None
     e = stats.paired_effect([[0.9 + d] for d in diffs], [[0.9]] * len(diffs))
     assert e.p_value == pytest.approx(0.02734375) and e.estimate == pytest.approx(np.mean(diffs))
-
-
-def test_interpretability_and_trade_off_findings():
-    gen = np.random.default_rng(0)
-    interp = [_record("measure_vae", ds, z, seed=s, interpretability_mean=v + gen.normal(0, 0.005),
-                      interpretability_intended_fraction=1.0)
-              for ds, v in (("pop", 0.9), ("irish", 0.7), ("turkish", 0.6)) for z in (8, 16, 32) for s in (0, 1)]
-    f3 = findings.finding_interpretability(interp)
-    assert f3.verdict == stats.SUPPORTED and f3.numbers["part_b"]["closest_genre"] == "irish"
-    lower = [dict(r, metrics=dict(r["metrics"], interpretability_mean=r["metrics"]["interpretability_mean"] - 0.25))
-             if r["grid"]["dataset"] == "pop" else r for r in interp]
-    assert findings.finding_interpretability(lower).verdict == stats.CONTRADICTED  # pop 0.65 < irish 0.7
-    assert findings.finding_interpretability(interp[:6]).verdict == stats.INCONCLUSIVE  # one genre
-    partial = findings.finding_interpretability(interp + [_record("measure_vae", "classical", 8,
-                                                                  interpretability_mean=0.1)])
-    assert partial.verdict == stats.SUPPORTED and "classical (1)" in " ".join(partial.evidence)
-
-    curve = {4: (0.70, 0.9), 16: (0.80, 0.85), 32: (0.85, 0.8), 64: (0.86, 0.6), 256: (0.87, 0.2)}
-    rec = [_record("measure_vae", ds, z, attrs=4, seed=s, token_accuracy=a + gen.normal(0, 0.002),
-                   interpretability_mean=i + gen.normal(0, 0.002))
-           for ds in ("pop", "irish") for z, (a, i) in curve.items() for s in (0, 1, 2)]
-    f4 = findings.finding_trade_off(rec, draws=2000)
-    assert f4.verdict == stats.SUPPORTED and f4.numbers["best"] == 32
-    assert f4.numbers["probability_best"][32] > 0.95 and sum(f4.numbers["probability_best"].values()) == \
-        pytest.approx(1.0)
-    # 16 and 32 nearly tied: the draws split between them and the verdict is inconclusive
-    tied = [dict(r, metrics=dict(r["metrics"], token_accuracy=r["metrics"]["token_accuracy"] + 0.038))
-            if r["grid"]["latent_dim"] == 16 else r for r in rec]
-    f4t = findings.finding_trade_off(tied, draws=2000)
-    p = f4t.numbers["probability_best"]
-    assert f4t.verdict == stats.INCONCLUSIVE and 0.05 < p[16] < 0.95 and 0.05 < p[32] < 0.95
-    one_seed = [r for r in rec if r["grid"]["seed"] == 0]
-    assert findings.finding_trade_off(one_seed).verdict == stats.INCONCLUSIVE  # no seed spread to resample
-    # a partial grid where one cell has a second seed: the other cells still cannot move in the draws, the
-    # interval is nearly a point, and the verdict must not turn "supported" on it
-    mostly_one = one_seed + [r for r in rec if r["grid"]["seed"] == 1 and r["grid"]["latent_dim"] == 4][:1]
-    f4m = findings.finding_trade_off(mostly_one, draws=2000)
-    assert f4m.verdict == stats.INCONCLUSIVE and "cells have one seed" in " ".join(f4m.evidence)
-    assert findings.finding_trade_off(rec[:6]).verdict == stats.INCONCLUSIVE  # two latent sizes
 
 
 def test_baseline_section_compares_test_accuracies_with_test_baselines():
@@ -472,13 +434,16 @@ def test_partial_grid_report_states_coverage_and_seeds_per_cell(tmp_path):
     assert "| 8 | 2 |" in table and "| 32 | 1 |" in table and " ± " in table  # mean ± sd for 2 seeds
     row32 = [ln for ln in table.splitlines() if ln.startswith("| 32 |")][0]
     assert " ± " not in row32  # one seed: the mean alone
-    assert "1-2 seeds each" in text and "3 configuration(s)" in text  # finding 1 on the partial pairs
-    assert "Wilcoxon p = " in text and "| # | claim | effect | 95% CI | Wilcoxon p | verdict |" in text
+    # finding 1 on the partial pairs: one genre, so inconclusive by the genre rule, with its effective n
+    assert "n = 1 genre x 3 configurations x 1-2 seeds" in text and "needs all 4 genres" in text
+    assert "| # | claim | effect | 95% CI | genres agreeing | p | Holm p | verdict |" in text
+    assert "Holm-corrected" in text and "tests the Holm correction runs over" in text
 
 
 def test_findings_table_gives_each_part_of_a_two_part_finding_its_own_row():
-    def effect(estimate, lo, hi, verdict):
-        return stats.Effect(estimate, (lo, hi), 0.01, 14, (2, 2), verdict).to_dict()
+    def effect(estimate, lo, hi, verdict, p_holm=0.02):
+        return stats.Effect(estimate, (lo, hi), 0.01, 56, (2, 2), verdict, stats.HIERARCHICAL, 4, 4, (14, 14),
+                            0.125, p_holm).to_dict()
 
     one = findings.Finding(1, "claim one", "contradicted", "", [], {"effect": effect(-0.03, -0.04, -0.02,
                                                                                          "contradicted")})
@@ -486,15 +451,16 @@ def test_findings_table_gives_each_part_of_a_two_part_finding_its_own_row():
     # part that makes it so, not only the supported one.
     three = findings.Finding(3, "claim three", "inconclusive", "", [],
                              {"part_a": effect(0.003, -0.001, 0.007, "inconclusive"),
-                              "part_b": {**effect(0.051, 0.040, 0.062, "supported"), "closest_genre": "irish"}})
+                              "part_b": {**effect(0.051, 0.040, 0.062, "supported", 0.07), "closest_genre": "irish"}})
     unassessed = findings.Finding(3, "claim three", "inconclusive", "", [],
                                   {"part_a": effect(0.1, 0.05, 0.15, "supported"), "part_b": None})
     rows = _summary_rows([one, three])
-    assert rows[0] == [1, "claim one", "-0.030", "[-0.040, -0.020]", "0.01", "**contradicted**"]
-    assert rows[1] == [3, "claim three", "+0.003", "[-0.001, +0.007]", "0.01",
+    assert rows[0] == [1, "claim one", "-0.030", "[-0.040, -0.020]", "4 of 4", "0.01", "0.02", "**contradicted**"]
+    assert rows[1] == [3, "claim three", "+0.003", "[-0.001, +0.007]", "4 of 4", "0.01", "0.02",
                        "**inconclusive** (part (a): inconclusive)"]
-    assert rows[2] == ["", "", "+0.051", "[+0.040, +0.062]", "0.01", "part (b): supported"]
-    assert _summary_rows([unassessed])[1] == ["", "", "–", "–", "–", "part (b): not assessed"]
+    # a verdict whose Holm-adjusted p is 0.05 or more is marked
+    assert rows[2] == ["", "", "+0.051", "[+0.040, +0.062]", "4 of 4", "0.01", "0.07", "part (b): supported †"]
+    assert _summary_rows([unassessed])[1] == ["", "", "–", "–", "–", "–", "–", "part (b): not assessed"]
 
 
 def test_hparams_are_logged_and_read_back(tmp_path):
