@@ -222,6 +222,8 @@ def test_tiny_grid_runs_resumes_records_failures_and_reports(tmp_path, cache_dir
         assert r["wall_seconds"]["total"] > 0 and r["cpu_seconds"]["total"] > 0
         assert r["threads"] == 1
         assert 0.5 < r["baselines"]["validation"]["majority_token_accuracy"] < 1.0
+        # and the baselines on exactly the measures the run was scored on
+        assert m["baselines"]["measures"] == m["num_measures"] and 0.5 < m["baselines"]["majority_token_accuracy"] < 1
         assert (study_dir / "exports" / name / "1" / "saved_model.pb").is_file()
         assert glob.glob(str(study_dir / name / "hparams" / "events.out.tfevents.*")) and "hparams_error" not in r
     assert results[NAMES[0]]["training"]["resumed_from_step"] == 2
@@ -364,6 +366,16 @@ def test_baseline_section_compares_test_accuracies_with_test_baselines():
     for ds in ("irish", "turkish", "classical", "pop", "embedded"):
         assert f"| MeasureVAE | {ds} | 2 | 1 s0, 2 s0, 3 s0, 4 s0, 5 s0 | 0.500 – 0.500 | 0.640 |" in text
     assert text.index("| MeasureVAE | irish") < text.index("| MeasureVAE | pop") < text.index("| AdversarialVAE")
+    assert "scored on the whole `test` split" in text and "(whole split)" not in text  # no measure count given
+    # a result that carries the baselines of its evaluated measures: those are used, per run and per dataset
+    records[0]["metrics"]["baselines"] = {"majority_token": "hold", "majority_token_accuracy": 0.66,
+                                          "measures": 1000}
+    text = "\n".join(_baseline_section(records))
+    assert "| pop | `hold` | 1,000 evaluated | 0.660 |" in text
+    assert "Where the results carry them, baselines are scored on exactly the measures" in text
+    assert "| AdversarialVAE | pop | 2 | 4 s0, 8 s0, 32 s0 | 0.630 – 0.660 | 0.640 |" not in text  # 4 s0 vs 0.66
+    assert "| AdversarialVAE | pop | 2 | 8 s0, 32 s0 | 0.630 – 0.660 | 0.640 |" in text
+    assert "| AdversarialVAE | pop | 2 | 4 s0 | 0.650 – 0.650 | 0.660 |" in text
 
 
 def test_majority_baselines_count_note_accuracy_over_pitch_and_rest_targets():
