@@ -293,49 +293,6 @@ def _record(model, dataset, latent, attrs=2, seed=0, **metrics):
             "metrics": metrics}
 
 
-def _paired_grid(effect, noise=0.02, seeds=(0, 1, 2), datasets=("irish", "turkish", "classical", "pop"),
-                 sizes=(8, 16, 32, 64),
-                 metric="token_accuracy", seed=1):
-    """MeasureVAE and AdversarialVAE results whose ``metric`` differs by ``effect`` on average, with
-    configuration-level and seed-level noise."""
-    gen = np.random.default_rng(seed)
-    records = []
-    for ds in datasets:
-        for z in sizes:
-            base = 0.8 + gen.normal(0, noise)
-            for s in seeds:
-                records.append(_record("measure_vae", ds, z, seed=s, **{metric: base + effect + gen.normal(0, noise)}))
-                records.append(_record("adversarial_vae", ds, z, seed=s, **{metric: base + gen.normal(0, noise)}))
-    return records
-
-
-def test_bootstrap_interval_and_verdict_known_answers():
-    assert stats.verdict((0.01, 0.03)) == stats.SUPPORTED
-    assert stats.verdict((-0.03, -0.01)) == stats.CONTRADICTED
-    assert stats.verdict((-0.01, 0.02)) == stats.INCONCLUSIVE
-    for effect, verdict in ((0.1, stats.SUPPORTED), (-0.1, stats.CONTRADICTED)):
-        f = findings.finding_reconstruction(_paired_grid(effect))
-        e = f.numbers["effect"]
-        assert f.verdict == verdict and e["configurations"] == 16 and tuple(e["seeds"]) == (3, 3)
-        assert abs(e["estimate"] - effect) < 0.03 and e["ci"][0] < e["estimate"] < e["ci"][1]
-        assert (e["ci"][0] > 0) if effect > 0 else (e["ci"][1] < 0)
-    # zero effect: an interval that straddles zero, whatever the (random) wins
-    f = findings.finding_reconstruction(_paired_grid(0.0, noise=0.02, seed=3))
-    assert f.verdict == stats.INCONCLUSIVE and f.numbers["effect"]["ci"][0] < 0 < f.numbers["effect"]["ci"][1]
-    # leakage: positive effect = AdversarialVAE leaks less
-    f2 = findings.finding_independence(_paired_grid(0.2, metric="leakage"))
-    assert f2.verdict == stats.SUPPORTED
-    # the interval is reproducible (seeded) and a mean of one value per configuration is exact
-    groups = [[0.1], [0.2], [0.3], [0.4]]
-    est, draws = stats.mean_draws(groups, draws=2000)
-    assert est == pytest.approx(0.25) and len(draws) == 2000 and draws.min() >= 0.1 and draws.max() <= 0.4
-    assert np.array_equal(stats.mean_draws(groups, draws=2000)[1], draws)
-    # a cell's seeds are resampled with replacement: one cell [0, 1] gives means in {0, .5, 1}, ~1/4, 1/2, 1/4
-    _, d = stats.mean_draws([[0.0, 1.0]], draws=20000)
-    assert set(np.unique(d)) == {0.0, 0.5, 1.0} and abs(np.mean(d == 0.5) - 0.5) < 0.02
-    assert findings.finding_reconstruction([]).verdict == stats.INCONCLUSIVE
-
-
 def test_wilcoxon_p_value_matches_scipy():
     from scipy import stats as sps
 

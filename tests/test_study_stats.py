@@ -31,6 +31,33 @@ def _paired(effects, sizes=(8, 16, 32, 64), seeds=(0, 1, 2), noise=0.01, metric=
     return out
 
 
+def test_bootstrap_interval_and_verdict_known_answers():
+    assert stats.verdict((0.01, 0.03)) == stats.SUPPORTED
+    assert stats.verdict((-0.03, -0.01)) == stats.CONTRADICTED
+    assert stats.verdict((-0.01, 0.02)) == stats.INCONCLUSIVE
+    for effect, verdict in ((0.1, stats.SUPPORTED), (-0.1, stats.CONTRADICTED)):
+        f = findings.finding_reconstruction(_paired({g: effect for g in GENRES}, noise=0.02, seed=1))
+        e = f.numbers["effect"]
+        assert f.verdict == verdict and e["configurations"] == 16 and tuple(e["seeds"]) == (3, 3)
+        assert abs(e["estimate"] - effect) < 0.03 and e["ci"][0] < e["estimate"] < e["ci"][1]
+        assert (e["ci"][0] > 0) if effect > 0 else (e["ci"][1] < 0)
+    # zero effect: an interval that straddles zero, whatever the (random) wins
+    f = findings.finding_reconstruction(_paired({g: 0.0 for g in GENRES}, noise=0.02, seed=3))
+    assert f.verdict == stats.INCONCLUSIVE and f.numbers["effect"]["ci"][0] < 0 < f.numbers["effect"]["ci"][1]
+    # leakage: positive effect = AdversarialVAE leaks less
+    f2 = findings.finding_independence(_paired({g: 0.2 for g in GENRES}, noise=0.02, metric="leakage", seed=1))
+    assert f2.verdict == stats.SUPPORTED
+    # the interval is reproducible (seeded) and a mean of one value per configuration is exact
+    groups = [[0.1], [0.2], [0.3], [0.4]]
+    est, draws = stats.mean_draws(groups, draws=2000)
+    assert est == pytest.approx(0.25) and len(draws) == 2000 and draws.min() >= 0.1 and draws.max() <= 0.4
+    assert np.array_equal(stats.mean_draws(groups, draws=2000)[1], draws)
+    # a cell's seeds are resampled with replacement: one cell [0, 1] gives means in {0, .5, 1}, ~1/4, 1/2, 1/4
+    _, d = stats.mean_draws([[0.0, 1.0]], draws=20000)
+    assert set(np.unique(d)) == {0.0, 0.5, 1.0} and abs(np.mean(d == 0.5) - 0.5) < 0.02
+    assert findings.finding_reconstruction([]).verdict == stats.INCONCLUSIVE
+
+
 def test_holm_matches_a_hand_computation():
     # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> monotone: 0.06
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
