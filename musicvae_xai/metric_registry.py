@@ -105,7 +105,9 @@ def summarize(report: dict) -> dict:
 def summarize_evaluation(report: dict) -> dict:
     """The small metrics dict of a result (and of a learning-curve point) from an
     ``evaluation.evaluate_model`` report: every registered metric under its key, plus the per-attribute
-    interpretability rows and the independence matrix (empty for a model without controls)."""
+    interpretability rows, the independence matrix (empty for a model without controls) and the
+    majority-token ``baselines`` scored on exactly the evaluated measures (None when the evaluation had no
+    training split to fit them on)."""
     interp = report["interpretability"]
     ind = report["attribute_independence"]
     return {
@@ -115,6 +117,7 @@ def summarize_evaluation(report: dict) -> dict:
                              for row in interp["per_attribute"]],
         "independence_attributes": ind["attributes"],
         "independence_matrix": ind["matrix"],
+        "baselines": report.get("baselines"),
     }
 
 

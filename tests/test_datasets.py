@@ -316,22 +316,64 @@ def _ids_in_different_splits(first: str, template: str) -> str:
                 if split_of(template.format(n), (0.8, 0.1, 0.1)) != split_of(first, (0.8, 0.1, 0.1)))
 
 
-def test_fingerprints_are_transposition_invariant_and_rhythm_sensitive():
+def test_opening_keys_are_transposition_invariant_and_rhythm_sensitive():
     rng = np.random.default_rng(0)
     m = np.full((6, 24), FULL_RANGE.hold_id, np.int32)
     m[:, ::3] = rng.integers(60, 72, size=(6, 8))
-    keys = grouping.fingerprints(m)
-    assert len(keys) == 2
-    assert grouping.fingerprints(m + np.where(m < 128, 5, 0)) == keys            # up a fourth
+    keys = grouping.opening_keys(m)
+    assert len(keys) == 2 and set(keys) <= set(grouping.fingerprints(m))
+    assert grouping.opening_keys(m + np.where(m < 128, 5, 0)) == keys            # up a fourth
     moved = m.copy()
     moved[2, 3], moved[2, 4] = FULL_RANGE.hold_id, moved[2, 3]                   # one onset a tick late
-    assert not set(grouping.fingerprints(moved)) & set(keys)
+    assert not set(grouping.opening_keys(moved)) & set(keys)
     pickup = np.concatenate([np.full((1, 24), FULL_RANGE.rest_id, np.int32), m])  # a bar more in front
-    assert set(grouping.fingerprints(pickup)) & set(keys)
-    assert grouping.fingerprints(m[:3]) == []                                    # too short: 3 bars
+    assert set(grouping.opening_keys(pickup)) & set(keys)
+    assert grouping.opening_keys(m[:3]) == []                                    # too short: 3 bars
     sparse = np.full((4, 24), FULL_RANGE.hold_id, np.int32)
     sparse[:, 0] = 60                                                            # 4 onsets < MIN_ONSETS
-    assert grouping.fingerprints(sparse) == []
+    assert grouping.fingerprints(sparse) == []                                   # and one skeleton note
+
+
+def _melody(pitches, ticks=6, bars=8):
+    """FULL_RANGE measures [bars, 24] of ``pitches`` (None: a rest) of ``ticks`` each, holds after onsets."""
+    flat = np.full(bars * 24, FULL_RANGE.hold_id, np.int32)
+    t = 0
+    for p in pitches:
+        if isinstance(p, tuple):  # (pitch, ticks)
+            p, n = p
+        else:
+            n = ticks
+        flat[t] = FULL_RANGE.rest_id if p is None else p
+        if p is None:
+            flat[t:t + n] = FULL_RANGE.rest_id
+        t += n
+    return flat[:bars * 24].reshape(bars, 24)
+
+
+def test_melody_keys_catch_a_shared_melody_despite_pickup_ornament_rests_and_rhythm():
+    tune = [67, 66, 64, 66, 62, 64, 66, 67, 67, 62, 59, 60, 62, 60, 59, 57, 59, 55, 57, 59]
+    keys = set(grouping.melody_keys(_melody(tune)))
+    assert len(keys) == 3 and not keys & set(grouping.opening_keys(_melody(tune)))
+    variants = {
+        "transposed": _melody([p + 3 for p in tune]),
+        "pickup note": _melody([62] + tune),
+        "two pickup notes": _melody([60, 62] + tune),
+        # passing notes of a third of a beat between the beats: shorter than the median note
+        "ornament": _melody([x for p in tune[:8] for x in ((p, 4), (p + 1, 2))] + tune[8:]),
+        # an instrumental version: the last beat of the phrase is a rest, the next note repeats the pitch
+        "instrumental": _melody(tune[:8] + [None] + tune[8:]),
+        "rhythm": _melody([(p, 12 if i % 4 == 3 else 6) for i, p in enumerate(tune)]),
+    }
+    for name, measures in variants.items():
+        assert keys & set(grouping.melody_keys(measures)), name
+    other = [67, 69, 71, 72, 74, 72, 71, 69, 67, 65, 64, 62, 60, 62, 64, 65, 67]
+    assert not keys & set(grouping.melody_keys(_melody(other)))
+    assert grouping.melody_keys(_melody(tune[:10])) == []  # too few skeleton notes
+    assert grouping.melody_skeleton(_melody([60, 60, None, 60, 62])) == [60, 62]  # repeats merged, rests ignored
+    groups = grouping.group_pieces(["b", "a", "c"], [grouping.fingerprints(variants["instrumental"]),
+                                                     grouping.fingerprints(_melody(tune)),
+                                                     grouping.fingerprints(_melody(other))])
+    assert groups == ["a", "a", "c"]
 
 
 def test_group_pieces_is_transitive_and_named_by_the_smallest_id():
@@ -346,8 +388,8 @@ def test_group_pieces_is_transitive_and_named_by_the_smallest_id():
 def leak_build(tmp_path_factory):
     """irish data root: one melody in O'Neill's (ABC, C major) and twice in CRÉ (MIDI, transposed up a
     tone and down a minor third) under file names whose own hashes fall in different splits; a
-    3-bar transposed copy of its opening and a sparse 4-bar tune (both too short to fingerprint); and
-    ten other tunes."""
+    3-bar transposed copy of its opening (too short for an opening key, long enough for a melody key)
+    and a sparse 4-bar tune (too short for either); and ten other tunes."""
     root = tmp_path_factory.mktemp("leak") / "data"
     midi, abc_dir = root / "irish_cre" / "MIDI", root / "irish_oneills1850"
     midi.mkdir(parents=True)
@@ -378,7 +420,9 @@ def test_transposed_copies_across_sources_land_in_one_split(leak_build):
     assert {by_id[pid]["group"] for pid in copies} == {group}
     assert {by_id[pid]["split"] for pid in copies} == {split_of(group, (0.8, 0.1, 0.1))}
     s = built.stats
-    assert s["duplicate_groups"] == 1 and s["duplicate_pieces"] == 3 and s["cross_source_groups"] == 1
+    # the 3-bar transposed copy of the opening is too short for an opening key, but its melody key joins it
+    assert s["duplicate_groups"] == 1 and s["duplicate_pieces"] == 4 and s["cross_source_groups"] == 1
+    assert by_id["irish_cre/MIDI/short.mid"]["group"] == group
     for split in datasets.SPLITS:  # no measure of the melody in any other split
         rows = {built.pieces()[i]["id"] for i in np.unique(built.piece_index(split))}
         assert not (rows & copies) or split == by_id[group]["split"]
@@ -387,11 +431,11 @@ def test_transposed_copies_across_sources_land_in_one_split(leak_build):
 def test_too_short_melodies_are_kept_and_split_by_their_id(leak_build):
     built, _ = leak_build
     by_id = {p["id"]: p for p in built.pieces()}
-    assert built.stats["unfingerprinted_pieces"] == 2
-    for pid in ("irish_cre/MIDI/short.mid", "irish_cre/MIDI/sparse.mid"):
-        p = by_id[pid]
-        assert not p["fingerprinted"] and p["group"] == pid and p["split"] == split_of(pid, (0.8, 0.1, 0.1))
-        assert p["measures"] >= 3
+    assert built.stats["unfingerprinted_pieces"] == 1
+    p = by_id["irish_cre/MIDI/sparse.mid"]  # 4 notes: no opening key, no melody key
+    assert not p["fingerprinted"] and p["group"] == p["id"] and p["split"] == split_of(p["id"], (0.8, 0.1, 0.1))
+    assert p["measures"] >= 3
+    assert by_id["irish_cre/MIDI/short.mid"]["fingerprinted"]  # 3 bars: a melody key only
 
 
 def test_splits_json_names_every_kept_piece_and_its_split(leak_build):

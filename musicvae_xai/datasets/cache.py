@@ -26,7 +26,8 @@ from musicvae_xai.representation import Vocabulary
 #: Bump when the cached content changes meaning (readers, filters, layout), to invalidate caches.
 #: 3: content-hashed input fingerprint, melody-grouped splits, splits.json, listing skip reasons.
 #: 4: MIDI read through mido with quantisation of played timing; per-file length and size limits.
-CACHE_VERSION = 4
+#: 5: melody-skeleton fingerprints join the opening ones in the grouping, so splits change.
+CACHE_VERSION = 5
 MANIFEST = "manifest.json"
 PIECES = "pieces.json"
 SPLITS_FILE = "splits.json"

@@ -1,25 +1,31 @@
 """The paper's four findings (docs/METHOD.md section 1), each tested against a study's results with statistics.
 
 ``assess(records)`` returns one ``Finding`` per claim. Each has an *effect* oriented so that positive
-means "as the paper claims", a 95% bootstrap interval that resamples configurations and seeds, a
-Wilcoxon signed-rank p-value across configurations, and a verdict -- "supported", "contradicted" or
-"inconclusive" -- decided by the interval alone (``musicvae_xai.study.stats``), never by a count of
-wins. The rules are fixed here, before looking at any numbers, and stated in each finding's ``rule``:
+means "as the paper claims", a 95% bootstrap interval, p-values Holm-adjusted over the report's family of
+tests, and a verdict -- "supported", "contradicted" or "inconclusive" -- decided by the interval and the
+agreement of the genres (``musicvae_xai.study.stats``), never by a count of wins or a p-value. The genre
+is the unit of generalisation: a verdict other than inconclusive needs all ``stats.GENRES_REQUIRED`` (four)
+genres. The rules are fixed here, before looking at any numbers, and stated in each finding's ``rule``:
 
-1. MeasureVAE reconstructs better than AdversarialVAE: effect = mean over configurations run for both
-   models (same dataset, latent size and attributes) of MeasureVAE's minus AdversarialVAE's test
-   token accuracy, each averaged over its seeds.
-2. AdversarialVAE has better attribute independence: the same pairing on leakage, MeasureVAE minus
+1. MeasureVAE reconstructs better than AdversarialVAE: per genre, effect = mean over the configurations
+   run for both models (same latent size and attributes) of MeasureVAE's minus AdversarialVAE's test
+   token accuracy, each averaged over its seeds; overall effect = mean of the genre effects, with a
+   hierarchical bootstrap interval (genres, configurations, seeds).
+2. AdversarialVAE has better attribute independence: the same on leakage, MeasureVAE minus
    AdversarialVAE (positive: AdversarialVAE leaks less).
 3. MeasureVAE gives interpretable dimensions of control across genres, best on pop: (a) effect = the
-   lowest genre's mean interpretability minus 0.5; (b) effect = the smallest, over the other genres,
-   of pop's mean paired advantage in interpretability (configurations matched on latent size and
-   attributes). Supported when both intervals are above zero, contradicted when either is below.
-4. With 4 regularised attributes, 32 or 64 latent dims are MeasureVAE's best trade-off: per dataset,
+   lowest genre's mean interpretability minus 0.5; (b) effect = the smallest, over the other genres, of
+   pop's mean paired advantage in interpretability (configurations matched on latent size and
+   attributes). The genres are the compared conditions here, so the intervals resample configurations
+   and seeds within each genre. Supported when both parts are, contradicted when either is.
+4. With 4 regularised attributes, 32 or 64 latent dims are MeasureVAE's best trade-off: per genre,
    reconstruction accuracy and interpretability (seed means) are min-max scaled over the latent sizes
-   run; a size's score is the mean of the two, averaged over datasets. Effect = the better of 32 and
-   64's score minus the best other size's. Draws resample the seeds of every (dataset, latent size)
-   cell; they also give, for each latent size, the probability that it has the best score.
+   run; a size's score is the mean of the two, averaged over genres. Effect = the better of 32 and 64's
+   score minus the best other size's. Draws resample the genres, then the seeds of every (genre, latent
+   size) cell; they also give, for each latent size, the probability that it has the best score.
+
+Partial grids (a subset of genres, latent sizes or seeds, e.g. one curve point) are assessed on what they
+have; a finding without enough data says so and stays inconclusive.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class Finding:
     rule: str
     evidence: list  # markdown lines with the deciding numbers
     numbers: dict  # the same numbers, machine-readable (effects as Effect.to_dict())
+    tests: list = dataclasses.field(default_factory=list)  # [(label, effect dict of ``numbers``)] with p-values
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -72,6 +79,17 @@ def _model_pairs(records: Sequence[dict], metric: str) -> tuple:
     return keys, [mv[k] for k in keys], [av[k] for k in keys]
 
 
+def _pairs_by_genre(records: Sequence[dict], metric: str) -> dict:
+    """{genre: (MeasureVAE seed values, AdversarialVAE seed values) per configuration}, genres in report order."""
+    keys, mv, av = _model_pairs(records, metric)
+    out: dict = {}
+    for k, m, a in zip(keys, mv, av, strict=True):
+        side = out.setdefault(k[0], ([], []))
+        side[0].append(m)
+        side[1].append(a)
+    return out
+
+
 def _rank(dataset: str) -> int:
     return DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else len(DATASET_ORDER)
 
@@ -80,84 +98,125 @@ def _coverage(n: int, expected: Optional[int]) -> str:
     return f" of the {expected} the grid defines" if expected and expected > n else ""
 
 
+def _genre_rule_note(effect: stats.Effect, per: dict, what: str = "genre") -> Optional[str]:
+    """Why the genre rule leaves a finding inconclusive (too few genres, a genre of the other sign), or None."""
+    if effect.genres < stats.GENRES_REQUIRED:
+        return (f"Inconclusive by rule: a verdict needs all {stats.GENRES_REQUIRED} genres, and only "
+                f"{effect.genres} ({', '.join(per)}) have results.")
+    other = [g for g, e in per.items() if np.sign(e) != np.sign(effect.estimate)]
+    if other:
+        return (f"Inconclusive by rule: {', '.join(other)} {'disagrees' if len(other) == 1 else 'disagree'} in sign "
+                f"with the overall effect; a verdict needs every {what} to agree.")
+    return None
+
+
 def _paired_finding(number: int, claim: str, rule: str, records: Sequence[dict], metric: str, label: str,
                     expected: Optional[int], context: Sequence[tuple] = ()) -> Finding:
-    keys, mv, av = _model_pairs(records, metric)
-    if len(keys) < 2:
+    by_genre = _pairs_by_genre(records, metric)
+    n = sum(len(a) for a, _ in by_genre.values())
+    if not n:
         return Finding(number, claim, INCONCLUSIVE, rule,
-                       [f"Needs at least two configurations run for both models; have {len(keys)}."],
-                       {"configurations": len(keys)})
-    effect = stats.paired_effect(mv, av)
-    evidence = [f"Effect ({label}, MeasureVAE - AdversarialVAE): {effect.describe()}"
-                f"{_coverage(len(keys), expected)}.",
-                f"Means: MeasureVAE {np.mean([np.mean(v) for v in mv]):.3f}, AdversarialVAE "
-                f"{np.mean([np.mean(v) for v in av]):.3f}."]
-    numbers = {"effect": effect.to_dict(), "configurations": len(keys)}
+                       ["Needs at least one configuration run for both models; have 0."], {"configurations": 0})
+    effect, per = stats.paired_genre_effects(by_genre)
+    mv = [np.mean(v) for a, _ in by_genre.values() for v in a]
+    av = [np.mean(v) for _, b in by_genre.values() for v in b]
+    evidence = [f"Effect ({label}, MeasureVAE - AdversarialVAE, mean of the genre effects): {effect.describe()}"
+                f"{_coverage(n, expected)}.",
+                f"Means over configurations: MeasureVAE {np.mean(mv):.3f}, AdversarialVAE {np.mean(av):.3f}."]
+    note = _genre_rule_note(effect, {g: e.estimate for g, e in per.items()})
+    if note:
+        evidence.insert(1, note)
+    numbers = {"effect": effect.to_dict(), "configurations": n}
+    tests = [(f"{label}, across genres", numbers["effect"])]
     for key, text in context:
-        ck, cmv, cav = _model_pairs(records, key)
-        if len(ck) >= 2:
-            e = stats.paired_effect(cmv, cav)
+        c = _pairs_by_genre(records, key)
+        if c:
+            e = stats.paired_genre_effects(c)[0]
             evidence.append(f"{text}: {e.describe()}.")
             numbers[f"{key}_effect"] = e.to_dict()
-    per = {}
-    for ds in ordered({k[0] for k in keys}, DATASET_ORDER):
-        idx = [i for i, k in enumerate(keys) if k[0] == ds]
-        if len(idx) >= 2:
-            e = stats.paired_effect([mv[i] for i in idx], [av[i] for i in idx])
-            per[ds] = e.to_dict()
-            evidence.append(f"{ds}: {e.describe()} ({e.verdict} within this genre).")
-    numbers["per_dataset"] = per
-    return Finding(number, claim, effect.verdict, rule, evidence, numbers)
+            tests.append((f"{key.replace('_', ' ')}, across genres (no verdict)", numbers[f"{key}_effect"]))
+    numbers["per_dataset"] = {g: e.to_dict() for g, e in per.items()}
+    for g, e in per.items():
+        evidence.append(f"{g}: {e.describe()} (interval {'off zero' if e.verdict != INCONCLUSIVE else 'across zero'} "
+                        "within this genre).")
+        tests.append((f"{label}, {g}", numbers["per_dataset"][g]))
+    return Finding(number, claim, effect.verdict, rule, evidence, numbers, tests)
+
+
+_GENRE_RULE = (f"Supported or contradicted needs that interval entirely on one side of zero AND all "
+               f"{stats.GENRES_REQUIRED} genres agreeing in sign with the effect; anything else is inconclusive.")
 
 
 def finding_reconstruction(records: Sequence[dict], expected_pairs: Optional[int] = None) -> Finding:
     claim = "MeasureVAE reconstructs better than AdversarialVAE."
-    rule = ("Effect: mean over configurations run for both models (same dataset, latent size, attributes) of "
-            "MeasureVAE's minus AdversarialVAE's test token accuracy, each averaged over its seeds. Supported when "
-            "the 95% bootstrap interval (configurations and seeds resampled) is above zero, contradicted when below, "
-            "else inconclusive.")
+    rule = ("Per genre, effect = mean over the configurations run for both models (same latent size and attributes) "
+            "of MeasureVAE's minus AdversarialVAE's test token accuracy, each averaged over its seeds, with a 95% "
+            "bootstrap interval over the genre's configurations and seeds. Overall effect = mean of the genre "
+            "effects, with a 95% hierarchical bootstrap interval (genres, then configurations, then seeds). "
+            + _GENRE_RULE)
     return _paired_finding(1, claim, rule, records, "token_accuracy", "test token accuracy", expected_pairs,
                            [("note_accuracy", "Note accuracy (pitch and rest targets only), same pairing, no verdict")])
 
 
 def finding_independence(records: Sequence[dict], expected_pairs: Optional[int] = None) -> Finding:
     claim = "AdversarialVAE has better attribute independence."
-    rule = ("Effect: mean over configurations run for both models of MeasureVAE's minus AdversarialVAE's leakage "
-            "(mean |Spearman rho| between a swept control and the attributes it should not move; positive: "
-            "AdversarialVAE leaks less), seed-averaged. Verdict by the 95% bootstrap interval as in finding 1.")
+    rule = ("As finding 1 on leakage (mean |Spearman rho| between a swept control and the attributes it should not "
+            "move), MeasureVAE minus AdversarialVAE: positive when AdversarialVAE leaks less. " + _GENRE_RULE)
     return _paired_finding(2, claim, rule, records, "leakage", "leakage", expected_pairs,
                            [("controllability", "For context, controllability (MeasureVAE - AdversarialVAE; "
                              "low leakage means little when the control does not move its own attribute either)")])
 
 
+def _min_part(estimates: dict, draws: list, offset: float, runs: dict, required: int) -> tuple:
+    """(Effect, note) of a part of finding 3: the smallest of ``estimates`` ({genre: value}) minus ``offset``,
+    its interval from the element-wise minimum of the within-genre ``draws`` ([B] each). Supported or
+    contradicted only with ``required`` estimates and two or more runs in every genre of ``runs``
+    ({genre: (configurations, (fewest, most) seeds)})."""
+    boot = np.min(np.stack(draws), axis=0) - offset
+    ci = stats.interval(boot)
+    values = [v - offset for v in estimates.values()]
+    few = [g for g, (c, s) in runs.items() if c * s[1] < 2]
+    verdict = stats.verdict(ci) if len(values) >= required and not few else INCONCLUSIVE
+    configs = [c for c, _ in runs.values()]
+    seeds = (min(s[0] for _, s in runs.values()), max(s[1] for _, s in runs.values()))
+    effect = stats.Effect(float(min(values)), ci, stats.bootstrap_p(boot), sum(configs), seeds, verdict,
+                          stats.BOOTSTRAP, len(values), stats.agreeing(values, 1.0), (min(configs), max(configs)),
+                          stats.sign_test_p(values))
+    note = None
+    if len(values) < required:
+        note = f"inconclusive by rule: needs all {stats.GENRES_REQUIRED} genres, have {len(runs)}"
+    elif few:
+        note = f"inconclusive by rule: {', '.join(few)} has a single run, with no spread to resample"
+    return effect, note
+
+
 def finding_interpretability(records: Sequence[dict]) -> Finding:
     claim = ("MeasureVAE gives interpretable dimensions of control across genres, and does best on "
              "low-complexity music (pop).")
-    rule = (f"(a) effect = the lowest genre's mean MeasureVAE interpretability minus {INTERPRETABLE_R2} "
-            "(configurations and seeds resampled per genre); (b) effect = the smallest, over the other genres, of "
-            "pop's mean paired advantage in interpretability over configurations matched on latent size and "
-            "attributes. Supported when both 95% intervals are above zero, contradicted when either is below, "
+    rule = (f"(a) effect = the lowest genre's mean MeasureVAE interpretability minus {INTERPRETABLE_R2}; (b) effect "
+            "= the smallest, over the other genres, of pop's mean paired advantage in interpretability over "
+            "configurations matched on latent size and attributes. The genres are the compared conditions here, so "
+            "each interval is the minimum, draw by draw, of within-genre bootstrap draws (configurations, then "
+            "seeds), and both effects are minima over genres: a part is supported only when every genre agrees "
+            "(all above 0.5; pop ahead of every other genre). A part's verdict needs all "
+            f"{stats.GENRES_REQUIRED} genres and two or more runs in each; its interval above zero -> supported, "
+            "below -> contradicted. The finding is supported when both parts are, contradicted when either is, "
             "else inconclusive.")
     by_genre: dict = {}
     for (ds, attrs_, z), values in cells(records, "interpretability_mean", "measure_vae",
                                          drop=("model", "seed")).items():
         if ds != "embedded":
             by_genre.setdefault(ds, {})[(attrs_, z)] = values
-    sparse = {g: len(v) for g, v in by_genre.items() if len(v) < 2}  # too few to resample: left out
-    by_genre = {g: v for g, v in by_genre.items() if g not in sparse}
     if len(by_genre) < 2:
         return Finding(3, claim, INCONCLUSIVE, rule,
-                       ["Needs MeasureVAE interpretability in at least two genres with two or more configurations "
-                        f"each; have {', '.join(f'{g}: {len(v)}' for g, v in by_genre.items()) or 'none'}"
-                        + "".join(f", {g}: {n}" for g, n in sparse.items()) + "."], {})
+                       ["Needs MeasureVAE interpretability in at least two genres; have "
+                        f"{', '.join(f'{g}: {len(v)} configuration(s)' for g, v in by_genre.items()) or 'none'}."], {})
     generator = stats.rng()
     genres = ordered(by_genre, DATASET_ORDER)
+    runs = {g: (len(by_genre[g]), (min(map(len, by_genre[g].values())), max(map(len, by_genre[g].values()))))
+            for g in genres}
     fractions = cells(records, "interpretability_intended_fraction", "measure_vae", drop=("model", "seed"))
-    evidence, per = [], {}
-    if sparse:
-        evidence.append("Left out for now (fewer than two configurations with results): "
-                        + ", ".join(f"{g} ({n})" for g, n in sparse.items()) + ".")
-    a_draws, a_est = [], {}
+    evidence, per, a_draws, a_est = [], {}, [], {}
     for g in genres:
         est, draws = stats.mean_draws(list(by_genre[g].values()), generator=generator)
         a_est[g], ci = est, stats.interval(draws)
@@ -169,42 +228,37 @@ def finding_interpretability(records: Sequence[dict]) -> Finding:
                         f"{len(by_genre[g])} configuration(s); regularised dim is the most informative one for "
                         f"{'–' if not frac else f'{np.mean(frac):.0%}'} of attributes")
     worst = min(genres, key=lambda g: a_est[g])
-    a_ci = stats.interval(np.min(np.stack(a_draws), axis=0) - INTERPRETABLE_R2)
-    a_p = stats.wilcoxon_p([np.mean(v) - INTERPRETABLE_R2 for v in by_genre[worst].values()])
-    counts = [len(v) for g in genres for v in by_genre[g].values()]
-    part_a = stats.Effect(a_est[worst] - INTERPRETABLE_R2, a_ci, a_p, len(by_genre[worst]),
-                          (min(counts), max(counts)), stats.verdict(a_ci))
-    evidence.insert(0, f"(a) lowest genre {worst}, interpretability - {INTERPRETABLE_R2}: {part_a.describe()} "
-                       f"-> {part_a.verdict}.")
+    part_a, note_a = _min_part(a_est, a_draws, INTERPRETABLE_R2, runs, stats.GENRES_REQUIRED)
+    evidence.insert(0, f"(a) lowest genre {worst}, interpretability - {INTERPRETABLE_R2}: {part_a.describe()} -> "
+                       f"{part_a.verdict}{f' ({note_a})' if note_a else ''}.")
     numbers = {"per_dataset": per, "part_a": part_a.to_dict(), "part_b": None}
+    tests = [(f"(a) lowest genre minus {INTERPRETABLE_R2}", numbers["part_a"])]
     if "pop" in by_genre:
-        b_draws, b_est, rivals = [], {}, {}
+        b_draws, b_est = [], {}
         for g in genres:
-            if g == "pop":
-                continue
-            common = sorted(set(by_genre["pop"]) & set(by_genre[g]))
-            if len(common) < 2:
-                continue
-            est, draws, diffs = stats.paired_draws([by_genre["pop"][k] for k in common],
+            common = sorted(set(by_genre["pop"]) & set(by_genre[g])) if g != "pop" else []
+            if common:
+                est, draws, _ = stats.paired_draws([by_genre["pop"][k] for k in common],
                                                    [by_genre[g][k] for k in common], generator=generator)
-            b_est[g], rivals[g] = est, diffs
-            b_draws.append(draws)
+                b_est[g] = est
+                b_draws.append(draws)
         if b_draws:
             rival = min(b_est, key=lambda g: b_est[g])
-            b_ci = stats.interval(np.min(np.stack(b_draws), axis=0))
-            part_b = stats.Effect(b_est[rival], b_ci, stats.wilcoxon_p(rivals[rival]), len(rivals[rival]),
-                                  part_a.seeds, stats.verdict(b_ci))
+            part_b, note_b = _min_part(b_est, b_draws, 0.0, {g: runs[g] for g in ["pop", *b_est]},
+                                        stats.GENRES_REQUIRED - 1)
             numbers["part_b"] = {**part_b.to_dict(), "closest_genre": rival}
-            evidence.insert(1, f"(b) pop minus the closest other genre ({rival}): {part_b.describe()} "
-                               f"-> {part_b.verdict}.")
+            tests.append(("(b) pop minus the closest other genre", numbers["part_b"]))
+            evidence.insert(1, f"(b) pop minus the closest other genre ({rival}): {part_b.describe()} (pop "
+                               f"ahead of {part_b.genres_agreeing} of {len(b_est)} other genres) -> "
+                               f"{part_b.verdict}{f' ({note_b})' if note_b else ''}.")
     if numbers["part_b"] is None:
-        evidence.insert(1, "(b) needs pop and another genre with two or more matched configurations.")
+        evidence.insert(1, "(b) needs pop and another genre with a matched configuration.")
         verdict = CONTRADICTED if part_a.verdict == CONTRADICTED else INCONCLUSIVE
     else:
         parts = (part_a.verdict, numbers["part_b"]["verdict"])
         verdict = CONTRADICTED if CONTRADICTED in parts else SUPPORTED if parts == (SUPPORTED, SUPPORTED) \
             else INCONCLUSIVE
-    return Finding(3, claim, verdict, rule, evidence, numbers)
+    return Finding(3, claim, verdict, rule, evidence, numbers, tests)
 
 
 def _scaled(x: np.ndarray) -> np.ndarray:
@@ -220,15 +274,22 @@ def trade_off_scores(acc: np.ndarray, itp: np.ndarray) -> np.ndarray:
     return (_scaled(acc) + _scaled(itp)) / 2
 
 
+def _trade_off_gap(score: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """score [..., Z] -> [...]: the better of 32 and 64's score minus the best other size's."""
+    claimed = [j for j, z in enumerate(sizes) if z in TRADE_OFF_SIZES]
+    others = [j for j, z in enumerate(sizes) if z not in TRADE_OFF_SIZES]
+    return score[..., claimed].max(axis=-1) - score[..., others].max(axis=-1)
+
+
 def finding_trade_off(records: Sequence[dict], draws: int = stats.BOOTSTRAP_DRAWS) -> Finding:
     claim = "With 4 regularised attributes, 32 or 64 latent dimensions are MeasureVAE's best trade-off."
-    rule = ("MeasureVAE with four attributes; per dataset, test token accuracy and interpretability (seed means) are "
-            "min-max scaled over the latent sizes run; a size's score is the mean of the two, averaged over datasets. "
-            "Effect = the better of 32 and 64's score minus the best other size's; its 95% interval and each size's "
-            "probability of scoring best come from bootstrap draws over the seeds of every (dataset, latent size). "
-            "Supported when the interval is above zero, contradicted when below, else inconclusive (always "
+    rule = ("MeasureVAE with four attributes, at the latent sizes run on every genre; per genre, test token "
+            "accuracy and interpretability (seed means) are min-max scaled over those sizes; a size's score is the "
+            "mean of the two, averaged over genres. Effect = the better of 32 and 64's score minus the best other "
+            "size's; its 95% interval and each size's probability of scoring best come from hierarchical bootstrap "
+            "draws (genres, then the seeds of every (genre, latent size) cell). " + _GENRE_RULE + " Also always "
             "inconclusive unless every cell has two or more seeds: a cell with one seed has no spread to resample, "
-            "and the draws would understate the uncertainty).")
+            "and the draws would understate the uncertainty.")
     runs: dict = {}  # (dataset, latent) -> [(acc, interp)] of runs that have both
     for r in ok(records):
         g = r["grid"]
@@ -236,71 +297,90 @@ def finding_trade_off(records: Sequence[dict], draws: int = stats.BOOTSTRAP_DRAW
             a, i = metric_value(r, "token_accuracy"), metric_value(r, "interpretability_mean")
             if a is not None and i is not None and np.isfinite(a) and np.isfinite(i):
                 runs.setdefault((g["dataset"], int(g["latent_dim"])), []).append((a, i))
-    datasets = [ds for ds in ordered({k[0] for k in runs}, DATASET_ORDER)
-                if sum(1 for k in runs if k[0] == ds) >= 2]
-    sizes = sorted({z for ds, z in runs if ds in datasets})
+    datasets = ordered({k[0] for k in runs}, DATASET_ORDER)
+    sizes = sorted(set.intersection(*[{z for d, z in runs if d == ds} for ds in datasets])) if datasets else []
     if len(sizes) < 3 or not set(sizes) & set(TRADE_OFF_SIZES) or not set(sizes) - set(TRADE_OFF_SIZES):
         return Finding(4, claim, INCONCLUSIVE, rule,
-                       ["Needs MeasureVAE four-attribute results at three or more latent sizes including 32 or 64 "
-                        f"and another size; have {', '.join(map(str, sizes)) or 'none'}."], {"latent_sizes": sizes})
+                       ["Needs MeasureVAE four-attribute results at three or more latent sizes run on every genre, "
+                        f"including 32 or 64 and another size; have {', '.join(map(str, sizes)) or 'none'}."],
+                       {"latent_sizes": sizes})
     generator = stats.rng()
-    total = np.zeros((draws + 1, len(sizes)))  # row 0: the point estimate from the seed means
-    present = np.zeros(len(sizes))
-    per_dataset = {}
+    slots = len(datasets)
+    point, boots, per_dataset = [], [], {}
     for ds in datasets:
-        zs = [z for z in sizes if (ds, z) in runs]
-        cols = [sizes.index(z) for z in zs]
-        a_tab, counts = stats.seed_table([[a for a, _ in runs[(ds, z)]] for z in zs])
-        i_tab, _ = stats.seed_table([[i for _, i in runs[(ds, z)]] for z in zs])
-        chosen = np.broadcast_to(np.arange(len(zs)), (draws, len(zs)))
+        a_tab, counts = stats.seed_table([[a for a, _ in runs[(ds, z)]] for z in sizes])
+        i_tab, _ = stats.seed_table([[i for _, i in runs[(ds, z)]] for z in sizes])
+        chosen = np.broadcast_to(np.arange(len(sizes)), (draws, slots, len(sizes)))
         # the same seed picks for accuracy and interpretability: both come from the same runs
         state = generator.bit_generator.state
         a_boot = stats.resampled_seed_means(a_tab, counts, chosen, generator)
         generator.bit_generator.state = state
         i_boot = stats.resampled_seed_means(i_tab, counts, chosen, generator)
-        a_all = np.vstack([np.nanmean(a_tab, axis=1), a_boot])
-        i_all = np.vstack([np.nanmean(i_tab, axis=1), i_boot])
-        score = trade_off_scores(a_all, i_all)
-        total[:, cols] += score
-        present[cols] += 1
-        per_dataset[ds] = {z: float(score[0, j]) for j, z in enumerate(zs)}
-    score = total / present
-    best_idx = np.argmax(score[1:], axis=1)
+        score = trade_off_scores(np.nanmean(a_tab, axis=1), np.nanmean(i_tab, axis=1))
+        point.append(score)
+        boots.append(trade_off_scores(a_boot, i_boot))  # [B, slots, Z]
+        per_dataset[ds] = {z: float(score[j]) for j, z in enumerate(sizes)}
+    score = np.mean(point, axis=0)
+    boot = stats.hierarchical_draws(boots, generator)  # [B, Z]
+    best_idx = np.argmax(boot, axis=1)
     probability = {z: float(np.mean(best_idx == j)) for j, z in enumerate(sizes)}
-    claimed = [j for j, z in enumerate(sizes) if z in TRADE_OFF_SIZES]
-    others = [j for j, z in enumerate(sizes) if z not in TRADE_OFF_SIZES]
-    gap = score[:, claimed].max(axis=1) - score[:, others].max(axis=1)
-    ci = stats.interval(gap[1:])
-    ds_gaps = [max(v[z] for z in v if z in TRADE_OFF_SIZES) - max(v[z] for z in v if z not in TRADE_OFF_SIZES)
-               for v in per_dataset.values() if set(v) & set(TRADE_OFF_SIZES) and set(v) - set(TRADE_OFF_SIZES)]
-    counts = [len(v) for v in runs.values()]
-    verdict = stats.verdict(ci) if min(counts) >= 2 else INCONCLUSIVE
-    effect = stats.Effect(float(gap[0]), ci, stats.wilcoxon_p(ds_gaps), len(ds_gaps), (min(counts), max(counts)),
-                          verdict)
-    best = sizes[int(np.argmax(score[0]))]
-    evidence = [f"Effect (score of the better of 32 and 64 minus the best other size): {effect.describe(2)} "
-                "(Wilcoxon across datasets).",
-                f"Best trade-off with the seed means: latent size {best} (score {score[0, sizes.index(best)]:.2f}).",
+    gap_boot = _trade_off_gap(boot, sizes)
+    ds_gaps = [float(_trade_off_gap(p, sizes)) for p in point]
+    counts = [len(runs[(ds, z)]) for ds in datasets for z in sizes]
+    effect = stats.genre_effect(ds_gaps, gap_boot, [len(sizes)] * len(datasets), (min(counts), max(counts)))
+    effect.estimate = float(_trade_off_gap(score, sizes))  # the gap of the mean scores, as the rule says
+    effect.genres_agreeing = stats.agreeing(ds_gaps, effect.estimate)
+    effect.verdict = stats.genre_verdict(effect.ci, len(datasets), effect.genres_agreeing) if min(counts) >= 2 \
+        else INCONCLUSIVE
+    best = sizes[int(np.argmax(score))]
+    evidence = [f"Effect (score of the better of 32 and 64 minus the best other size): {effect.describe(2)}.",
+                f"Best trade-off with the seed means: latent size {best} (score {score[sizes.index(best)]:.2f}).",
                 "Probability of being the best size over the bootstrap draws: "
-                + ", ".join(f"{z}: {probability[z]:.2f}" for z in sizes) + "."]
+                + ", ".join(f"{z}: {probability[z]:.2f}" for z in sizes) + ".",
+                "Per genre, the better of 32 and 64 minus the best other size: "
+                + ", ".join(f"{ds} {g:+.2f}" for ds, g in zip(datasets, ds_gaps, strict=True)) + "."]
+    note = _genre_rule_note(effect, dict(zip(datasets, ds_gaps, strict=True)))
+    if note:
+        evidence.insert(1, note)
     if min(counts) < 2:
         single = sum(1 for c in counts if c < 2)
         evidence.append(f"{single} of {len(counts)} (dataset, latent size) cells have one seed, which the draws "
                         "cannot move, so the interval understates the uncertainty: the verdict stays inconclusive "
                         "until every cell has two or more seeds.")
     for j, z in enumerate(sizes):
-        a = np.mean([np.mean([a for a, _ in runs[k]]) for k in runs if k[1] == z])
-        i = np.mean([np.mean([i for _, i in runs[k]]) for k in runs if k[1] == z])
-        n = [len(runs[k]) for k in runs if k[1] == z]
-        evidence.append(f"latent {z}: score {score[0, j]:.2f} (token accuracy {a:.3f}, interpretability {i:.3f}; "
-                        f"{int(present[j])} dataset(s), {min(n) if min(n) == max(n) else f'{min(n)}-{max(n)}'} seed(s) "
+        a = np.mean([np.mean([a for a, _ in runs[(ds, z)]]) for ds in datasets])
+        i = np.mean([np.mean([i for _, i in runs[(ds, z)]]) for ds in datasets])
+        n = [len(runs[(ds, z)]) for ds in datasets]
+        evidence.append(f"latent {z}: score {score[j]:.2f} (token accuracy {a:.3f}, interpretability {i:.3f}; "
+                        f"{len(datasets)} dataset(s), {min(n) if min(n) == max(n) else f'{min(n)}-{max(n)}'} seed(s) "
                         "per dataset)")
-    return Finding(4, claim, verdict, rule, evidence,
-                   {"effect": effect.to_dict(), "scores": {z: float(score[0, j]) for j, z in enumerate(sizes)},
-                    "best": best, "probability_best": probability, "per_dataset": per_dataset})
+    numbers = {"effect": effect.to_dict(), "scores": {z: float(score[j]) for j, z in enumerate(sizes)},
+               "best": best, "probability_best": probability, "per_dataset": per_dataset}
+    return Finding(4, claim, effect.verdict, rule, evidence, numbers, [("trade-off gap", numbers["effect"])])
+
+
+def family(assessed: Sequence[Finding]) -> list:
+    """The report's family of tests: [(finding number, label, effect dict)] of every test with a p-value."""
+    return [(f.number, label, e) for f in assessed for label, e in f.tests if e.get("p_value") is not None]
+
+
+def apply_holm(assessed: Sequence[Finding]) -> int:
+    """Holm-adjusts the p-values of every test of ``assessed`` as one family: sets ``p_holm`` in the effect
+    dicts of the findings' numbers and adds one evidence line per finding. Returns the family's size."""
+    tests = family(assessed)
+    for (_, _, e), p in zip(tests, stats.holm([e["p_value"] for _, _, e in tests]), strict=True):
+        e["p_holm"] = p
+    for f in assessed:
+        mine = [(label, e) for number, label, e in tests if number == f.number]
+        if mine:
+            f.evidence.append(f"Holm-adjusted p in the report's family of {len(tests)} tests: "
+                              + "; ".join(f"{label} {e['p_holm']:.2g}" for label, e in mine) + ".")
+    return len(tests)
 
 
 def assess(records: Sequence[dict], expected_pairs: Optional[int] = None) -> list:
-    """The four findings, in the paper's order."""
-    return [finding_reconstruction(records, expected_pairs), finding_independence(records, expected_pairs),
-            finding_interpretability(records), finding_trade_off(records)]
+    """The four findings, in the paper's order, with every p-value Holm-adjusted over all of them."""
+    out = [finding_reconstruction(records, expected_pairs), finding_independence(records, expected_pairs),
+           finding_interpretability(records), finding_trade_off(records)]
+    apply_holm(out)
+    return out

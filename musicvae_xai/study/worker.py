@@ -173,9 +173,10 @@ def build_result(entry: dict, train: dict, evaluation: dict, timings: dict, expo
     """The ``result.json`` record of a finished configuration.
 
     Keys: format, status ("ok"), name, grid {model, latent_dim, dataset, attributes, attribute_count,
-    seed}, flags (the complete RunConfig), metrics (``summarize_evaluation``), training {val_* and
-    final training metrics, steps, resumed_from_step}, baselines (majority-token accuracies of the
-    dataset), wall_seconds and cpu_seconds {train, evaluate, export, total} (of the invocation that
+    seed}, flags (the complete RunConfig), metrics (``summarize_evaluation``; its ``baselines`` are the
+    majority-token accuracies on exactly the evaluated measures), training {val_* and final training
+    metrics, steps, resumed_from_step}, baselines (majority-token accuracies of the dataset's whole splits),
+    wall_seconds and cpu_seconds {train, evaluate, export, total} (of the invocation that
     ran each stage; CPU = user + system time of the worker, less affected by a busy machine), throughput
     {measures_per_second, steps_per_second, batch_size}, threads, export_dir, host.
     """

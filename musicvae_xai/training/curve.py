@@ -100,8 +100,7 @@ class CurveRecorder:
         for name, tokens in self.splits.items():
             report = evaluation.evaluate_model(self.config, model, tokens, self.options[name],
                                                runner=self._runner, train_tokens=self.train_tokens)
-            point[name] = summarize_evaluation(report)
-            point[name]["baselines"] = report.get("baselines")
+            point[name] = summarize_evaluation(report)  # with the baselines on these measures
             self._summaries(name, step, point[name])
         self.points = [p for p in self.points if p.get("step") != step] + [point]
         self.points.sort(key=lambda p: p["step"])
