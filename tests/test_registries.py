@@ -17,7 +17,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
 #: The keys of a result.json's "metrics" before the registry (a running study writes these).
 RESULT_METRIC_KEYS = {"num_measures", "token_accuracy", "note_accuracy", "token_accuracy_mean_z",
-                      "note_accuracy_mean_z", "kl_per_measure", "active_dims", "interpretability_mean",
+                      "note_accuracy_mean_z", "token_accuracy_bin_centres", "token_accuracy_train_mean", "baselines",
+                      "kl_per_measure", "active_dims", "interpretability_mean",
                       "interpretability_intended_fraction", "interpretability", "mig", "sap", "scc", "modularity",
                       "modularity_mi_weighted", "controllability", "leakage", "independence_attributes",
                       "independence_matrix"}
