@@ -26,7 +26,8 @@ TF_FREE = ("musicvae_xai.config", "musicvae_xai.settings", "musicvae_xai.attribu
            "musicvae_xai.readers.musicxml", "musicvae_xai.readers.pop909", "musicvae_xai.readers.symbtr",
            "musicvae_xai.datasets", "musicvae_xai.datasets.builder", "musicvae_xai.cli",
            "musicvae_xai.cli.train", "musicvae_xai.cli.evaluate", "musicvae_xai.cli.study", "musicvae_xai.study.worker",
-           "musicvae_xai.study.runner")
+           "musicvae_xai.study.runner", "musicvae_xai.music_io", "musicvae_xai.explorer.data",
+           "musicvae_xai.serving.commands")
 
 
 def test_config_readers_and_dataset_build_import_without_tensorflow():
@@ -39,6 +40,25 @@ def test_config_readers_and_dataset_build_import_without_tensorflow():
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_file_goes_to_measures_and_back_and_an_upload_is_read_without_tensorflow(tmp_path):
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from musicvae_xai import music_io\n"
+            "from musicvae_xai.explorer.data import read_upload\n"
+            "from musicvae_xai.representation import Vocabulary\n"
+            "vocab = Vocabulary()\n"
+            "tokens = np.array([[vocab.encode_item(60 + k)] + [vocab.hold_id] * 23 for k in range(3)], np.int32)\n"
+            f"path = music_io.write_measures(tokens, vocab, {str(tmp_path / 'a.mid')!r})\n"
+            "assert (music_io.read_file(path, vocab).tokens == tokens).all()\n"
+            "upload = read_upload('a.mid', open(path, 'rb').read(), vocab)\n"
+            "assert (upload['tokens'] == tokens).all() and upload['bars'] == [0, 1, 2]\n"
+            "print('tensorflow' in sys.modules)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_the_tensorflow_twins_live_apart():

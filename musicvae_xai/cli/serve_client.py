@@ -25,9 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags
 
 from musicvae_xai.cli import run_command
+from musicvae_xai.music_io import MusicFileError
+from musicvae_xai.readers import registry as reader_registry
 from musicvae_xai.serving import commands
 from musicvae_xai.serving.base import ServingError
-from musicvae_xai.serving.midi_io import MidiError
 from musicvae_xai.serving.targets import connect
 
 FLAGS = flags.FLAGS
@@ -37,7 +38,7 @@ flags.DEFINE_integer("version", None, "Model version (default: the server's newe
 flags.DEFINE_float("timeout", 30.0, "Deadline of the whole call in seconds (metadata fetch and retries included).")
 flags.DEFINE_integer("retries", 3, "Retries while the server is unavailable.")
 flags.DEFINE_enum("format", "row", ["row", "columnar"], "REST request format.")
-flags.DEFINE_string("midi", None, "Input MIDI file.")
+flags.DEFINE_string("midi", None, f"Input music file: {reader_registry.describe()}.")
 flags.DEFINE_string("out", None, "Output file (MIDI for music, JSON for encode/metadata).")
 flags.DEFINE_string("z", None, "decode: JSON file with z_mean (or z) [B, Z], e.g. written by encode.")
 flags.DEFINE_string("controls", None, "decode (adversarial model): JSON with controls or attributes [B, K]; "
@@ -68,7 +69,7 @@ def main(argv) -> None:
                          request_format=FLAGS.format)
         with client:
             summary = commands.run(client, argv[1], options)
-    except (ServingError, MidiError, commands.CommandError, ValueError, FileNotFoundError) as e:
+    except (ServingError, MusicFileError, commands.CommandError, ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     print(json.dumps(summary, indent=1))
 

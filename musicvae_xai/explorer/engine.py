@@ -26,7 +26,7 @@ from musicvae_xai import attributes as attrs
 from musicvae_xai.explorer.data import MusicData
 from musicvae_xai.explorer.model_info import ATTRIBUTE_INPUT, LATENT_DIM, ModelInfo
 from musicvae_xai.representation import MEASURE_TICKS, measures_to_sequence
-from musicvae_xai.serving.midi_io import write_midi
+from musicvae_xai.music_io import write_midi
 
 #: Rows per encode request while calibrating.
 ENCODE_BATCH = 256
@@ -305,7 +305,7 @@ class Explorer:
         return {"histograms": out, "controls": [c.to_dict() for c in self.info.controls]}
 
     def midi(self, tokens: np.ndarray, qpm: Optional[float] = 120.0, style=None, markers=None) -> bytes:
-        """Standard MIDI file bytes of measures int32 [M, 24] back to back (``serving.midi_io.write_midi``):
+        """Standard MIDI file bytes of measures int32 [M, 24] back to back (``music_io.write_midi``):
         at ``qpm`` (None: the style's tempo), in ``style`` (an uploaded file's ``SourceStyle``), with
         one marker text per measure."""
         if qpm is not None and not QPM_RANGE[0] <= qpm <= QPM_RANGE[1]:
