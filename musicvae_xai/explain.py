@@ -28,9 +28,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from note_seq.protobuf import music_pb2
 
-from musicvae_xai import inference, music_io, representation
-from musicvae_xai.models.base import Control
+from musicvae_xai import inference, music_io, pretrained, representation
+from musicvae_xai.controls import Control
 from musicvae_xai.music_io import SKIP_TEXT, FileMeasures  # noqa: F401 (public names of this module)
+from musicvae_xai.pretrained.savedmodel import load_export
 from musicvae_xai.readers import registry as reader_registry
 from musicvae_xai.readers.registry import MELODY_PART
 from musicvae_xai.representation import MEASURE_TICKS
@@ -99,16 +100,12 @@ class Explainer:
     def from_export(cls, export_dir: str, batch_size: int = inference.DEFAULT_BATCH_SIZE) -> "Explainer":
         """Loads an export of ``musicvae-export`` (a version folder, or a base whose newest version is
         taken) and runs it through its serving signatures (``pretrained.savedmodel.ExportedVAE``)."""
-        from musicvae_xai.pretrained.savedmodel import load_export
-
         return cls(*load_export(export_dir), batch_size)
 
     @classmethod
     def pretrained(cls, batch_size: int = inference.DEFAULT_BATCH_SIZE) -> "Explainer":
         """The MeasureVAE shipped in the package, trained on Irish dance tunes (O'Neill's, public domain;
         CRÉ, CC BY 4.0): see ``musicvae_xai/pretrained/README.md`` for its figures and attribution."""
-        from musicvae_xai import pretrained
-
         return cls.from_export(pretrained.export_dir(), batch_size)
 
     @property

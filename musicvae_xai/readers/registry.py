@@ -29,9 +29,7 @@ import os
 import pathlib
 from typing import Callable, Optional
 
-from musicvae_xai.readers.common import ReaderError
-
-MELODY_PART = "Soprano"  # the MusicXML part read by default (Bach chorales' melody)
+from musicvae_xai.readers.common import MELODY_PART, ReaderError
 
 
 class UnknownFormatError(ValueError):

@@ -15,9 +15,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from musicvae_xai import music_io
+from musicvae_xai.readers import registry as reader_registry
 from musicvae_xai.representation import DEFAULT_MAX_PITCH, DEFAULT_MIN_PITCH, Vocabulary
 from musicvae_xai.serving import signatures as sigs
 from musicvae_xai.serving.base import ModelClient
+from musicvae_xai.settings import setting
 
 VERBS = ("encode", "decode", "reconstruct", "traverse", "sample", "metadata")
 #: Flags each verb cannot do without.
@@ -31,19 +33,32 @@ class CommandError(ValueError):
 
 @dataclasses.dataclass
 class Options:
-    midi: Optional[str] = None
-    out: Optional[str] = None
-    z: Optional[str] = None            # JSON file with "z_mean" (or "z") [B, Z], as written by encode
-    controls: Optional[str] = None     # JSON file with "controls" or "attributes" [B, K]
-    bars: Sequence[int] = ()
-    control: int = 0
-    values: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0)
-    num: int = 1
-    seed: int = 0
-    min_pitch: int = DEFAULT_MIN_PITCH
-    max_pitch: int = DEFAULT_MAX_PITCH
-    transpose: str = "auto"
-    qpm: Optional[float] = None         # None: the input file's tempo, else 120
+    """What a verb works on, each option declared once (``musicvae_xai.settings``): the serve client's
+    flags are generated from these fields. Lists given as strings (flags) are parsed here."""
+
+    midi: Optional[str] = setting(None, f"Input music file: {reader_registry.describe()}.")
+    out: Optional[str] = setting(None, "Output file (MIDI for music, JSON for encode/metadata).")
+    z: Optional[str] = setting(None, "decode: JSON file with z_mean (or z) [B, Z], e.g. written by encode.")
+    controls: Optional[str] = setting(None, "decode (a model whose decoder takes controls): JSON with controls or "
+                                            "attributes [B, K]; default: the attributes in the --z file.")
+    bars: tuple = setting((), "0-based bar indices of the input file to use (default: every usable bar).")
+    control: int = setting(0, "traverse: control index (a latent dim, or a decoder input).")
+    values: tuple = setting((-2.0, -1.0, 0.0, 1.0, 2.0), "traverse: values to set the control to.")
+    num: int = setting(1, "sample: number of measures.")
+    seed: int = setting(0, "sample: seed of the latent codes drawn here.")
+    min_pitch: int = setting(DEFAULT_MIN_PITCH, "Vocabulary of a server's model: lowest MIDI pitch.")
+    max_pitch: int = setting(DEFAULT_MAX_PITCH, "Vocabulary of a server's model: highest MIDI pitch.")
+    transpose: str = setting("auto", "Semitones to shift the input by, or auto (fit the model's range).")
+    qpm: Optional[float] = setting(None, "Tempo of the MIDI written (default: the input file's tempo, else 120).")
+
+    def __post_init__(self):
+        try:
+            self.bars = tuple(int(b) for b in self.bars)
+            self.values = tuple(float(v) for v in self.values)
+            if self.transpose != "auto":
+                self.transpose = int(self.transpose)
+        except ValueError as e:
+            raise CommandError(f"bad option: {e}") from None
 
 
 def vocabulary_for(client: ModelClient, options: Options) -> Vocabulary:

@@ -9,9 +9,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from musicvae_xai.metric_registry import Metric
 from musicvae_xai.models import registry as model_registry
-from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, Metric, ok, ordered,
-                                        spread_over_seeds)
+from musicvae_xai.study.results import DATASET_ORDER, METRICS, MODEL_LABELS, ok, ordered, spread_over_seeds
 
 #: Models in table and figure order (the model registry's).
 MODEL_ORDER = model_registry.names()

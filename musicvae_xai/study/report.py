@@ -30,7 +30,6 @@ from musicvae_xai.study.figures import MODEL_ORDER, all_figures
 from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, load_baselines, load_expected,
                                         load_results, load_study_info, ok, ordered, spread_over_seeds)
 
-_GRID_AXES = ("model", "latent_dim", "dataset", "attributes", "seed", "run_dir")
 #: Optional file of the study folder whose text the report includes under "Notes on this run".
 NOTES_FILENAME = "NOTES.md"
 _SETTINGS = ("hidden_size", "embedding_dim", "num_layers", "dropout", "batch_size", "learning_rate", "epochs",

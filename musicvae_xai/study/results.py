@@ -14,9 +14,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from musicvae_xai import metric_registry
-from musicvae_xai.metric_registry import Metric  # noqa: F401 (public name of this module)
 from musicvae_xai.models import registry as model_registry
 
+#: What the study worker writes in each run folder (``study.worker``).
 RESULT_FILENAME = "result.json"
 STUDY_FILENAME = "study.json"
 BASELINES_FILENAME = "baselines.json"
@@ -116,7 +116,3 @@ def ordered(values, order: Sequence[str]) -> list:
     """Sorted by position in ``order``, unknown values last (alphabetically)."""
     return sorted(set(values), key=lambda v: (order.index(v) if v in order else len(order), str(v)))
 
-
-def attribute_count_label(attributes: Sequence[str]) -> str:
-    n = len(attributes)
-    return f"{n} attribute{'s' if n != 1 else ''} ({', '.join(attributes)})"

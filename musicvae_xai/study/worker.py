@@ -30,33 +30,31 @@ import time
 import traceback
 from typing import Optional
 
-from musicvae_xai.config import EvaluationOptions, RunConfig
+from musicvae_xai.config import LOCATION_FIELDS, EvaluationOptions, RunConfig
 from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
+from musicvae_xai.study.results import RESULT_FILENAME
 from musicvae_xai.training import runlock
 
 # TensorFlow (training, checkpoints, evaluation, export) is imported inside the stages that use it: the
 # study runner imports this module (``same_settings``, the file names) and stays free of TensorFlow.
 
 ENTRY_FILENAME = "entry.json"
-RESULT_FILENAME = "result.json"
 TRAIN_METRICS_FILENAME = "train_metrics.json"
 STAGES_FILENAME = "study_stages.json"
 RESULT_FORMAT = 1
-#: RunConfig fields that say where or how often things are written, not what is trained: a finished
-#: stage stays valid when only these change.
-LOCATION_FIELDS = frozenset({"run_dir", "cache_dir", "data_root", "strategy", "checkpoint_every", "log_every",
-                             "max_to_keep", "eval_every", "eval_summaries"})
 
 
 def same_settings(a: Optional[dict], b: Optional[dict]) -> bool:
-    """True when two RunConfig dicts differ at most in ``LOCATION_FIELDS``.
+    """True when two RunConfig dicts differ at most in ``LOCATION_FIELDS``, among the settings of their
+    model (the shared ones and the model's own; a key of another model's settings, which older
+    configurations held, does not count).
 
-    A field one side lacks (a configuration saved before the field existed) counts as its default, so
-    adding a RunConfig field with a default that keeps the old behaviour does not retrain a study."""
+    A setting one side lacks (a configuration saved before the setting existed) counts as its default,
+    so adding a setting with a default that keeps the old behaviour does not retrain a study."""
     if not isinstance(a, dict) or not isinstance(b, dict):
         return False
-    defaults = RunConfig().to_dict()
-    keys = (set(a) | set(b)) - LOCATION_FIELDS
+    defaults = RunConfig(model=a.get("model", RunConfig().model)).to_dict()
+    keys = set(defaults) - LOCATION_FIELDS
     return all(a.get(k, defaults.get(k)) == b.get(k, defaults.get(k)) for k in keys)
 
 
@@ -289,9 +287,3 @@ def log_hparams(run_dir: str, result: dict) -> None:
     except Exception as e:  # the result stands without its dashboard entry
         traceback.print_exc()
         result["hparams_error"] = one_line(e)
-
-
-if __name__ == "__main__":  # the path the study runner and its Slurm commands run; see musicvae_xai.cli.study_worker
-    from musicvae_xai.cli.study_worker import run
-
-    run()
