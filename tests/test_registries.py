@@ -54,14 +54,13 @@ def test_registries_import_without_tensorflow():
 
 
 def test_model_registry_names_labels_and_controls():
-    assert model_registry.names() == ("measure_vae", "adversarial_vae", "plain_vae", "partial_vae")
+    assert model_registry.names() == ("measure_vae", "adversarial_vae", "plain_vae")
     assert model_registry.labels() == {"measure_vae": "MeasureVAE", "adversarial_vae": "AdversarialVAE",
-                                       "plain_vae": "PlainVAE", "partial_vae": "PartialVAE"}
-    assert [s.controls for s in model_registry.specs()] == ["latent_dim", "attribute_input", None, "latent_dim"]
+                                       "plain_vae": "PlainVAE"}
+    assert [s.controls for s in model_registry.specs()] == ["latent_dim", "attribute_input", None]
     assert not model_registry.spec("plain_vae").has_controls and model_registry.spec("measure_vae").has_controls
     assert model_registry.label("some_old_model") == "some_old_model"
-    with pytest.raises(model_registry.UnknownModelError,
-                       match="choose one of measure_vae, adversarial_vae, plain_vae, partial_vae"):
+    with pytest.raises(model_registry.UnknownModelError, match="choose one of measure_vae, adversarial_vae, plain_vae"):
         model_registry.spec("vqvae")
     with pytest.raises(ValueError, match="already registered"):
         model_registry.register(model_registry.spec("plain_vae"))

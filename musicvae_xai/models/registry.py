@@ -211,19 +211,3 @@ register(ModelSpec("adversarial_vae", "musicvae_xai.models.adversarial_vae:Adver
 register(ModelSpec("plain_vae", "musicvae_xai.models.plain_vae:PlainVAE", "PlainVAE", 2, None,
                    description="MeasureVAE's encoder and decoder without attribute regularisation (gamma = 0)",
                    settings=MeasureVAESettings))
-
-
-@dataclasses.dataclass
-class PartialVAESettings(MeasureVAESettings):
-    """MeasureVAE's settings and how many attributes are regularised."""
-
-    regularised_count: int = setting(
-        1,
-        "PartialVAE: how many of --attributes (the first) are regularised, on latent dims 0..N-1; the "
-        "others are only measured.",
-        minimum=0)
-
-
-register(ModelSpec("partial_vae", "musicvae_xai.models.partial_vae:PartialVAE", "PartialVAE", 3, LATENT_DIM,
-                   description="MeasureVAE regularising only its first --regularised_count attributes",
-                   settings=PartialVAESettings))
