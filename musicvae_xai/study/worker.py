@@ -1,6 +1,6 @@
 """One configuration of a study, run in its own process: train -> evaluate -> export -> result.json.
 
-    python -m musicvae_xai.study.worker --run_dir=STUDY_DIR/NAME
+    musicvae-study-worker --run_dir=STUDY_DIR/NAME     (python -m musicvae_xai.cli.study_worker)
 
 reads ``STUDY_DIR/NAME/entry.json`` (written by the study runner: the configuration, evaluation
 options, export folder, thread budget and the dataset's majority baselines) and runs each stage that
