@@ -26,10 +26,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import time
 import traceback
 from typing import Optional
 
+from musicvae_xai import __version__, metric_registry
 from musicvae_xai.config import LOCATION_FIELDS, EvaluationOptions, RunConfig
 from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
 from musicvae_xai.study.results import RESULT_FILENAME
@@ -91,8 +93,6 @@ def summarize_evaluation(report: dict) -> dict:
     """The small metrics dict of a result from an ``evaluation.evaluate_run`` report: every metric of
     ``metric_registry`` under its key, plus the per-attribute interpretability rows and the
     independence matrix (empty for a model without controls)."""
-    from musicvae_xai import metric_registry
-
     interp = report["interpretability"]
     ind = report["attribute_independence"]
     return {
@@ -107,7 +107,6 @@ def summarize_evaluation(report: dict) -> dict:
 
 def cpu_seconds() -> float:
     """User + system CPU time of this process so far (every thread)."""
-    import resource
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -193,8 +192,6 @@ def build_result(entry: dict, train: dict, evaluation: dict, timings: dict, expo
     ran each stage; CPU = user + system time of the worker, less affected by a busy machine), throughput
     {measures_per_second, steps_per_second, batch_size}, threads, export_dir, host.
     """
-    from musicvae_xai import __version__
-
     tm = train.get("metrics", {})
     batch = entry["config"]["batch_size"]
     mps = float(tm.get("measures_per_second", 0.0))
