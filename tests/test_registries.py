@@ -73,8 +73,8 @@ def test_config_validation_and_study_read_the_model_registry(scratch_entry):
     scratch_entry(model_registry._MODELS, "toy_vae",
                   model_registry.ModelSpec("toy_vae", "tests_toy:Toy", "ToyVAE", 9, None))
     RunConfig(model="toy_vae").validate()  # registered: valid, no other file changed
-    from musicvae_xai.study import figures, results
-    assert results.MODEL_LABELS["plain_vae"] == "PlainVAE"
+    from musicvae_xai.study import figures, report
+    assert report.model_label("plain_vae") == "PlainVAE" and report.model_label("toy_vae") == "ToyVAE"
     assert figures.MODEL_ORDER[:3] == ("measure_vae", "adversarial_vae", "plain_vae")
 
 

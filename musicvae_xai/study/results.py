@@ -14,7 +14,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from musicvae_xai import metric_registry
-from musicvae_xai.models import registry as model_registry
 
 #: What the study worker writes in each run folder (``study.worker``).
 RESULT_FILENAME = "result.json"
@@ -26,8 +25,6 @@ BASELINES_FILENAME = "baselines.json"
 #: registry marked ``in_study``.
 METRICS = metric_registry.metrics(in_study=True)
 METRIC_KEYS = tuple(m.key for m in METRICS)
-#: Model labels and table order, from the model registry (an unknown model is its own label, last).
-MODEL_LABELS = model_registry.labels()
 DATASET_ORDER = ("irish", "turkish", "classical", "pop", "embedded")
 
 
