@@ -5,7 +5,7 @@
 Runs the four commands of the README's first code block (``musicvae-train --config=quickstart``,
 ``musicvae-evaluate``, ``musicvae-export``, ``musicvae-analysis``) one after the other, each in its own
 process as a user would, with their run, export and analysis folders under a temporary directory (or
-``--workdir``), and prints each stage's wall time, the total against issue 15's target (the main job in
+``--workdir``), and prints each stage's wall time, the total against its target (the main job in
 <= 3 minutes on a quiet 2-core machine) with PASS/FAIL, and the load averages at start and end. The
 commands are read from the README, so the bench measures what the README tells a user to run.
 """
@@ -25,7 +25,7 @@ from absl import app, flags
 
 flags.DEFINE_string("workdir", None, "Folder for the run, export and analysis (default: a temporary one).")
 flags.DEFINE_bool("keep", False, "Keep the temporary folder.")
-flags.DEFINE_float("target_s", 180.0, "Issue 15's target for the whole job, seconds.")
+flags.DEFINE_float("target_s", 180.0, "Target for the whole job, seconds.")
 FLAGS = flags.FLAGS
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")

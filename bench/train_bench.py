@@ -16,7 +16,7 @@ synthetic tokens: throughput does not depend on the data), which prints:
     could come to the ceiling if everything between the matmuls cost nothing, and what share of the
     step's time is spent outside them.
 Each child applies ``RunConfig.cpu_threading`` (``--cpu_threading`` to choose) as ``musicvae-train`` does.
-Then every target of issue 15 is printed beside its figure with PASS/FAIL, with the load averages
+Then every speed and memory target is printed beside its figure with PASS/FAIL, with the load averages
 (1, 5, 15 min) at start and end: on a shared machine absolute figures mean little, fractions of the
 ceiling measured in the same process are what counts.
 
@@ -50,7 +50,7 @@ flags.DEFINE_string("baseline_tree", None, "Another checkout whose package is me
 flags.DEFINE_string("child", None, "Internal: model:hidden:mode measured in this process.")
 FLAGS = flags.FLAGS
 
-#: Issue 15's targets: (key, comparison, threshold, description).
+#: The speed and memory targets: (key, comparison, threshold, description).
 TRAIN_FRACTION = {512: 0.90, 128: 0.60}
 INFER_FRACTION = {512: 0.5}
 FIRST_STEP_S = 30.0  # hidden 512, default mode
@@ -276,7 +276,7 @@ def replay_text(r: dict) -> str:
 
 
 def targets(results: list) -> list:
-    """(description, figure, passed) for every target of issue 15 the results cover."""
+    """(description, figure, passed) for every target the results cover."""
     out = []
     for r in results:
         _, train_f, infer_f = fractions(r)
@@ -324,7 +324,7 @@ def main(argv):
                           f"inference {fractions(r)[2] / fractions(b)[2]:.2f}x (fractions of each one's GEMM), "
                           f"first step {r['first_step_s'] / b['first_step_s']:.2f}x, "
                           f"peak RSS {r['rss_mb'] / b['rss_mb']:.2f}x", flush=True)
-    print(f"\nTargets (issue 15), load average at end {load()}, bench wall time "
+    print(f"\nTargets, load average at end {load()}, bench wall time "
           f"{time.perf_counter() - t_start:.0f} s:")
     rows = targets(results)
     for desc, figure, ok in rows:

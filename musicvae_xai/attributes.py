@@ -37,6 +37,20 @@ LABELS = {
     CONTOUR: ("contour", "(last - first pitch) / 26"),
 }
 
+
+
+def label_and_unit(name: str) -> tuple:
+    """(label, unit) of an attribute for plots, tables and pages: ``LABELS``'s, or for a name the
+    library does not know its words and no unit."""
+    return LABELS.get(name, (name.replace("_", " "), ""))
+
+
+def attribute_label(name: str, units: bool = True) -> str:
+    """'note density (onsets / 24 ticks)' (``units=False``: 'note density') for an attribute name."""
+    label, unit = label_and_unit(name)
+    return f"{label} ({unit})" if units and unit else label
+
+
 _BEAT_WEIGHTS = {0: 0.20, 1: 0.67, 2: 0.25, 3: 0.67}
 #: Metrical weight of each of the 24 ticks (float32 [24]).
 METRICAL_WEIGHTS = np.array(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from musicvae_xai import attributes as attrs
-from musicvae_xai.representation import Vocabulary
-from musicvae_xai.settings import check_fields, help_texts, setting
+from musicvae_xai.controls import LATENT_DIM
+from musicvae_xai.representation import DEFAULT_MAX_PITCH, DEFAULT_MIN_PITCH, Vocabulary
+from musicvae_xai.settings import OUTPUT, SCHEDULE, check_fields, help_texts, resumable_fields, setting
 from musicvae_xai.models import registry as model_registry  # TF-free: names and labels, classes lazily
 
 MODELS = model_registry.names()
@@ -24,25 +25,14 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 CONFIG_FILENAME = "config.json"
 #: Measures per model call unless told otherwise (evaluation, analysis, ``Explainer``).
 DEFAULT_BATCH_SIZE = 256
-SAMPLING_COINS = ("step", "token")
 INITS = ("reference", "keras")
 #: ``--cpu_threading`` policies (applied by ``training.cpu_threads``).
 CPU_THREADING = ("ops", "tensorflow")
-#: ``--attribute_input``: what AdversarialVAE's decoder receives for each attribute.
-ATTRIBUTE_INPUTS = ("continuous", "classes")
-#: ``--discriminator_z``: whether AdversarialVAE's VAE step samples z again after the discriminator step.
-DISCRIMINATOR_Z = ("fresh", "shared")
 #: Version of the model and loss definitions. 2: reference architectures by default and the
 #: AdversarialVAE KL term as a mean over latent dims (docs/FIDELITY.md). Configurations saved before
 #: have no ``model_version`` and are refused on load (``check_saved_version``).
 MODEL_VERSION = 2
 
-#: Fields that may change between a run and its resumption (how long or how, not what is trained).
-RESUMABLE_FIELDS = frozenset({
-    "epochs", "train_steps", "checkpoint_every", "eval_every", "log_every", "strategy", "run_dir",
-    "cache_dir", "data_root", "xla", "cpu_threading", "max_to_keep", "eval_summaries", "deterministic",
-    "curve_epochs", "curve_steps", "curve_measures",
-})
 
 
 def _check_attributes(names: tuple) -> Optional[str]:
@@ -87,11 +77,19 @@ class ConfigError(ValueError):
     """A configuration that cannot be trained; the message is one line meant for the user."""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class RunConfig:
     """Every setting of a training run, each declared once: its default, type, help text (the
     ``musicvae-train`` flag of the same name is generated from it, ``musicvae_xai.settings``) and
-    single-value checks; ``validate`` adds the checks that involve several fields."""
+    single-value checks; ``validate`` adds the checks that involve several fields.
+
+    The fields here are those every model shares; a model's own settings (``beta``, ``lambda_d``, ...)
+    are declared by its settings class (``models.registry``) and held in ``model_settings``. The
+    configuration reads and writes flat: ``RunConfig(model="adversarial_vae", lambda_d=0.5)``,
+    ``config.lambda_d``, the flags and ``config.json`` name the settings of any registered model (those of
+    another model than ``model`` are accepted and dropped, so the ``config.json`` of older runs, which
+    held every model's settings, still loads).
+    """
 
     # What is trained.
     model: str = setting("measure_vae", f"Model: {', '.join(MODELS)} (models/registry.py).")
@@ -111,76 +109,6 @@ class RunConfig:
         "rhythmic_complexity, note_range, note_density, average_interval_jump, contour. The paper uses 2 or "
         "4, any 1 to 5 are accepted.",
         check=_check_attributes)
-    # MeasureVAE loss weights.
-    beta: float = setting(1e-3, "MeasureVAE: weight of the KL term.")
-    gamma: float = setting(1.0, "MeasureVAE: weight of the attribute-regularisation loss.")
-    delta: float = setting(10.0, "MeasureVAE: tanh sharpness in the attribute-regularisation loss.")
-    teacher_forcing: float = setting(0.5, "MeasureVAE: probability that a training batch is teacher-forced.")
-    # AdversarialVAE.
-    lambda_d: float = setting(0.1, "AdversarialVAE: weight of the adversarial (flipped-target) term.")
-    lambda_kl: float = setting(
-        0.1,
-        "AdversarialVAE: weight of the KL term, which is KL(q||p) averaged over latent dims and batch as in "
-        "Kawai et al. (FaderVAE), so the paper's 0.1 means the same at every latent size.")
-    num_bins: int = setting(
-        8,
-        "AdversarialVAE: ordinal bins per attribute for the discriminator (octiles = 8).",
-        minimum=1)
-    sampling_k: float = setting(
-        1000.0,
-        "AdversarialVAE: scheduled sampling constant k, teacher forcing p = k / (k + exp(step / k)).")
-    discriminator_hidden: int = setting(
-        0,
-        "AdversarialVAE: 0 = the reference discriminator (Kawai's Classifier: each hidden layer halves the "
-        "width, z -> z/2 -> ...); > 0 = every hidden layer this wide (ours before v2).")
-    discriminator_layers: int = setting(
-        2,
-        "AdversarialVAE: Linear layers of the discriminator, hidden layers + output (reference num_layers = "
-        "2: one hidden layer).",
-        minimum=1)
-    adversarial_encoder_layers: int = setting(
-        1,
-        "AdversarialVAE: bidirectional GRU layers of the encoder (reference 1).",
-        minimum=1)
-    adversarial_posterior_hidden: bool = setting(
-        False,
-        "AdversarialVAE: False (reference) = Linear from the GRU states to mean and log-scale; True = "
-        "MeasureVAE's Linear+SELU hidden layer of 2H before each.")
-    adversarial_state_per_layer: bool = setting(
-        False,
-        "AdversarialVAE: False (reference) = h1 = tanh(Linear(z)), each higher GRU layer starts from the new "
-        "state of the layer below at t=0; True = tanh(Linear([z, a])) gives every layer its own initial "
-        "state.")
-    sampling_coin: str = setting(
-        "step",
-        "AdversarialVAE scheduled sampling: 'step' (reference) = one coin per tick for the whole batch; "
-        "'token' = one coin per (example, tick).",
-        choices=SAMPLING_COINS)
-    one_hot_inputs: bool = setting(
-        True,
-        "AdversarialVAE: True (reference) = tokens enter the encoder and decoder GRUs one-hot; False = "
-        "through a learned --embedding_dim embedding.")
-    attribute_input: str = setting(
-        "continuous",
-        "AdversarialVAE: what its decoder receives for each attribute: 'continuous' = the value standardised "
-        "with the training split's mean and std; 'classes' = the index 0..num_bins-1 of its ordinal bin (the "
-        "discriminator's --num_bins quantile bins) as a number, as the authors' training script feeds it. "
-        "Controls are given in attribute units either way.",
-        choices=ATTRIBUTE_INPUTS)
-    discriminator_z: str = setting(
-        "fresh",
-        "AdversarialVAE: 'fresh' (reference) = the VAE step encodes the batch again and samples a new z after "
-        "the discriminator step; 'shared' = both steps use one z sample (cheaper; the cpu_v2 study ran so).",
-        choices=DISCRIMINATOR_Z)
-    # MeasureVAE architecture switches (reference behaviour by default, see docs/FIDELITY.md).
-    beat_conditioning: bool = setting(
-        True,
-        "MeasureVAE: True (reference) = the tick GRU gets c_i = SELU(Linear(H->H))(beat output i); False = "
-        "the raw beat output.")
-    logits_relu: bool = setting(
-        True,
-        "MeasureVAE: True (reference) = ReLU on the decoder logits as ar-vae does; False = plain logits "
-        "(ours before v2; no measured difference, docs/FIDELITY.md).")
     # Both models.
     clip_log_scale: bool = setting(
         False,
@@ -200,10 +128,11 @@ class RunConfig:
     dataset: str = setting("embedded", "Registered dataset: embedded, irish, turkish, classical, pop.")
     data_root: Optional[str] = setting(
         None,
-        "Folder holding the raw datasets (e.g. ../shared/datasets); not needed for embedded.")
-    cache_dir: Optional[str] = setting(None, "Folder for the dataset cache (default ~/.cache/musicvae_xai).")
-    min_pitch: int = setting(55, "Lowest MIDI pitch in the vocabulary.")
-    max_pitch: int = setting(84, "Highest MIDI pitch in the vocabulary.")
+        "Folder holding the raw datasets (e.g. ../shared/datasets); not needed for embedded.", resumable=OUTPUT)
+    cache_dir: Optional[str] = setting(None, "Folder for the dataset cache (default ~/.cache/musicvae_xai).",
+                                       resumable=OUTPUT)
+    min_pitch: int = setting(DEFAULT_MIN_PITCH, "Lowest MIDI pitch in the vocabulary.")
+    max_pitch: int = setting(DEFAULT_MAX_PITCH, "Highest MIDI pitch in the vocabulary.")
     allow_cut_time: bool = setting(False, "Admit 2/2 bars as four quarter beats.")
     transpose: bool = setting(True, "Transposition augmentation of the training split.")
     # Optimisation.
@@ -212,70 +141,111 @@ class RunConfig:
     clip_norm: float = setting(
         0.0,
         "Global gradient-norm clipping (0 = off; the adversarial model always clips at 1.0).")
-    epochs: int = setting(30, "Training epochs (ignored when --train_steps > 0).")
-    train_steps: int = setting(0, "Total training steps; overrides --epochs when > 0.")
+    epochs: int = setting(30, "Training epochs (ignored when --train_steps > 0).", resumable=SCHEDULE)
+    train_steps: int = setting(0, "Total training steps; overrides --epochs when > 0.", resumable=SCHEDULE)
     seed: int = setting(0, "Random seed: weights, data order, sampling, dropout.")
     # Bookkeeping.
     run_dir: str = setting(
         "runs/default",
-        "Folder for checkpoints, config.json and TensorBoard summaries; re-running resumes.")
+        "Folder for checkpoints, config.json and TensorBoard summaries; re-running resumes.", resumable=OUTPUT)
     strategy: str = setting(
         "default",
         "tf.distribute strategy: default, mirrored or multi_worker (reads TF_CONFIG).",
-        choices=STRATEGIES)
+        choices=STRATEGIES, resumable=OUTPUT)
     checkpoint_every: int = setting(
         500,
         "Save a checkpoint every N steps (a crash loses at most N steps).",
-        minimum=1)
-    eval_every: int = setting(0, "Validate every N steps (0 = once per epoch).")
+        minimum=1, resumable=OUTPUT)
+    eval_every: int = setting(0, "Validate every N steps (0 = once per epoch).", resumable=OUTPUT)
     eval_summaries: bool = setting(
         True,
-        "At each validation, write piano-roll images and audio of reconstructions and traversals.")
-    log_every: int = setting(50, "Write training summaries every N steps.")
-    max_to_keep: int = setting(3, "Checkpoints kept.")
+        "At each validation, write piano-roll images and audio of reconstructions and traversals.", resumable=OUTPUT)
+    log_every: int = setting(50, "Write training summaries every N steps.", resumable=OUTPUT)
+    max_to_keep: int = setting(3, "Checkpoints kept.", resumable=OUTPUT)
     xla: bool = setting(False, "Compile the training step with XLA (single-device runs). Off by default: measured "
                         "on the 2-core CPU (bench/train_bench.py), XLA trains no faster at hidden 512, 1.17x "
-                        "faster at 128, but its first step takes twice as long and it needs 0.85 GB more memory.")
+                        "faster at 128, but its first step takes twice as long and it needs 0.85 GB more memory.",
+                        resumable=SCHEDULE)
     cpu_threading: str = setting(
         "ops",
         "How a training step uses the cores of a machine without GPUs: 'ops' runs independent ops in parallel, "
         "one core each (inter-op threads = usable cores, intra-op threads = 1; measured 1.2-1.4x faster at "
         "hidden 128 and 1.05x at 512, bench/train_bench.py); 'tensorflow' keeps TensorFlow's defaults. "
         "TF_NUM_INTEROP_THREADS / TF_NUM_INTRAOP_THREADS in the environment, a GPU, or --xla take precedence.",
-        choices=CPU_THREADING)
+        choices=CPU_THREADING, resumable=SCHEDULE)
     curve_epochs: tuple = setting(
         (),
         "Evaluate the run during training at these epochs (fractions allowed, e.g. 0.15,0.6,6): every metric "
         "of a study's result.json, on fixed validation and test measures, appended with its step and epoch "
         "to curve.json in the run folder and shown in TensorBoard (curve_validation, curve_test).",
-        check=_check_points(float, "curve_epochs"))
+        check=_check_points(float, "curve_epochs"), resumable=OUTPUT)
     curve_steps: tuple = setting(
         (),
         "Evaluate the run during training at these steps (as --curve_epochs; both lists may be given).",
-        check=_check_points(int, "curve_steps"))
+        check=_check_points(int, "curve_steps"), resumable=OUTPUT)
     curve_measures: int = setting(
         1000,
         "Measures of each split evaluated at a curve point, drawn once with seed 0 (0 = the whole split).",
-        minimum=0)
+        minimum=0, resumable=OUTPUT)
     deterministic: bool = setting(
         False,
         "TF op determinism (tf.config.experimental.enable_op_determinism) in training and in the evaluation "
         "of this run: same seed and flags give bit-identical weights whatever the thread counts on one "
-        "machine; not across CPU types (README, Reproducibility).")
+        "machine; not across CPU types (README, Reproducibility).", resumable=SCHEDULE)
 
-    def __post_init__(self):
-        self.attributes = tuple(self.attributes)
-        self.curve_epochs = _as_numbers(self.curve_epochs, float)
-        self.curve_steps = _as_numbers(self.curve_steps, int)
+    model_settings: Optional[Any] = dataclasses.field(default=None, metadata={"flag": None})
+
+    def __init__(self, **values: Any):
+        given = values.pop("model_settings", None)
+        for field in _shared_fields():
+            object.__setattr__(self, field.name, values.pop(field.name, field.default))
+        unknown = sorted(set(values) - set(model_registry.setting_names()))
+        if unknown:
+            raise TypeError(f"RunConfig got an unexpected keyword argument {unknown[0]!r}")
+        kind = model_registry.settings_class(self.model)
+        if given is not None and not isinstance(given, dict):
+            given = dataclasses.asdict(given)
+        own = {} if kind is None else {f.name for f in dataclasses.fields(kind)}
+        picked = {k: v for k, v in {**(given or {}), **values}.items() if k in own}
+        object.__setattr__(self, "model_settings", None if kind is None else kind(**picked))
+        object.__setattr__(self, "attributes", tuple(self.attributes))
+        object.__setattr__(self, "curve_epochs", _as_numbers(self.curve_epochs, float))
+        object.__setattr__(self, "curve_steps", _as_numbers(self.curve_steps, int))
+
+    @classmethod
+    def declared_fields(cls) -> tuple:
+        """The ``dataclasses.Field`` of every setting a configuration may name: the shared ones, then every
+        registered model's (``models.registry.setting_fields``). The flags, ``HELP`` and the study
+        files follow it."""
+        return _shared_fields() + model_registry.setting_fields()
+
+    def _own_settings(self) -> tuple:
+        return () if self.model_settings is None else tuple(f.name for f in dataclasses.fields(self.model_settings))
+
+    def __getattr__(self, name: str) -> Any:
+        """A setting of the model's own (``config.beta``); only called when ``name`` is not a shared field."""
+        if name.startswith("__") or name == "model_settings":
+            raise AttributeError(name)
+        if name in self._own_settings():
+            return getattr(self.model_settings, name)
+        raise AttributeError(f"model {self.__dict__.get('model')!r} has no setting {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._own_settings():
+            setattr(self.model_settings, name, value)
+        else:
+            object.__setattr__(self, name, value)
 
     def validate(self) -> "RunConfig":
         """Raises ConfigError (one line) for any setting that cannot work; returns self."""
         try:
-            model_registry.spec(self.model)
+            spec = model_registry.spec(self.model)
         except model_registry.UnknownModelError as e:
             raise ConfigError(str(e)) from None
         check_fields(self, ConfigError)  # each field's declared choices, bounds and checks
-        if self.model == "measure_vae" and self.latent_dim < len(self.attributes):
+        if self.model_settings is not None:
+            check_fields(self.model_settings, ConfigError)
+        if spec.controls == LATENT_DIM and self.latent_dim < len(self.attributes):
             raise ConfigError(
                 f"latent_dim={self.latent_dim} is smaller than the {len(self.attributes)} regularised "
                 f"attributes ({', '.join(self.attributes)}): each needs its own latent dim")
@@ -287,15 +257,19 @@ class RunConfig:
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        """The shared settings and the model's own, flat (``config.json``)."""
+        d = {f.name: getattr(self, f.name) for f in _shared_fields()}
         d["attributes"] = list(self.attributes)
         d["curve_epochs"] = list(self.curve_epochs)
         d["curve_steps"] = list(self.curve_steps)
+        if self.model_settings is not None:
+            d.update(dataclasses.asdict(self.model_settings))
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
+        """From a flat dict (``to_dict``, a saved ``config.json``); ConfigError for a key no setting has."""
+        known = {f.name for f in cls.declared_fields()}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
@@ -327,8 +301,9 @@ class RunConfig:
         return cls.from_dict(saved)
 
     # -- comparisons -----------------------------------------------------------------------------
-    def differences(self, other: "RunConfig", ignore: Sequence[str] = RESUMABLE_FIELDS) -> list:
-        """Names of the fields that differ, skipping ``ignore``."""
+    def differences(self, other: "RunConfig", ignore: Optional[Sequence[str]] = None) -> list:
+        """Names of the fields that differ, skipping ``ignore`` (default ``RESUMABLE_FIELDS``)."""
+        ignore = RESUMABLE_FIELDS if ignore is None else ignore
         a, b = self.to_dict(), other.to_dict()
         return sorted(k for k in a if k not in ignore and a[k] != b[k])
 
@@ -350,12 +325,34 @@ def check_saved_version(saved: dict, where: str) -> None:
                           "architectures; see docs/FIDELITY.md); retrain or use the older code")
 
 
-#: Help text of every RunConfig field (the flags' help), read from the field declarations.
+def _shared_fields() -> tuple:
+    """The fields of ``RunConfig`` every model shares (all but ``model_settings``)."""
+    return tuple(f for f in dataclasses.fields(RunConfig) if f.name != "model_settings")
+
+
+#: Help text of every setting a RunConfig may name (the flags' help), read from the declarations.
 HELP = help_texts(RunConfig)
+#: Fields that may change between a run and its resumption (how long, how, or where it writes; not what
+#: is trained), read from the declarations (``resumable=``).
+RESUMABLE_FIELDS = resumable_fields(RunConfig)
+#: The resumable fields that say where or how often a run writes: a finished stage of a study stays
+#: valid when only these change (``study.worker.same_settings``).
+LOCATION_FIELDS = resumable_fields(RunConfig, OUTPUT)
 
 
 @dataclasses.dataclass
-class EvaluationOptions:
+class ReadingARun:
+    """The options of every command that reads a trained run (evaluation, analysis)."""
+
+    batch_size: int = setting(DEFAULT_BATCH_SIZE, "Measures per model call.", minimum=1)
+    cache_dir: Optional[str] = setting(None, "Dataset cache folder (default: the run's).")
+    data_root: Optional[str] = setting(None, "Raw dataset folder (default: the run's).")
+    expect_finished: bool = setting(True, "Use the latest checkpoint of a run that has not finished.",
+                                    flag="allow_unfinished", negate=True)
+
+
+@dataclasses.dataclass
+class EvaluationOptions(ReadingARun):
     """What to evaluate and how (``musicvae_xai.evaluation``; the ``musicvae-evaluate`` flags are
     generated from these fields). ``max_measures`` <= 0 means the whole split."""
 
@@ -364,11 +361,6 @@ class EvaluationOptions:
     seed: int = setting(0, "Seed of the sampled codes, the measure subsets and the MI estimator.")
     sweep_measures: int = setting(64, "Measures each control is swept from (attribute independence).", minimum=1)
     sweep_steps: int = setting(9, "Values of each control sweep, evenly spaced over its range.", minimum=2)
-    batch_size: int = setting(DEFAULT_BATCH_SIZE, "Measures per model call.", minimum=1)
-    cache_dir: Optional[str] = setting(None, "Dataset cache folder (default: the run's).")
-    data_root: Optional[str] = setting(None, "Raw dataset folder (default: the run's).")
-    expect_finished: bool = setting(True, "Evaluate the latest checkpoint of a run that has not finished.",
-                                    flag="allow_unfinished", negate=True)
 
     def validate(self) -> "EvaluationOptions":
         """Raises ValueError (one line) for an option out of its range; returns self."""
@@ -381,7 +373,7 @@ class AnalysisError(ValueError):
 
 
 @dataclasses.dataclass
-class AnalysisOptions:
+class AnalysisOptions(ReadingARun):
     """What the analysis of a run draws (``musicvae_xai.analysis.report``; the ``musicvae-analysis``
     flags are generated from these fields): split: where the traversed measures come from; data_split:
     the measures of the distribution figures (at most ``max_measures``); steps: values per traversal;
@@ -401,11 +393,6 @@ class AnalysisOptions:
                                               "measure.")
     input_bar: Optional[int] = setting(None, "0-based bar of --input_file (default: its first usable 4/4 bar).")
     qpm: float = setting(120.0, "Tempo of the MIDI files written.", above=0.0)
-    batch_size: int = setting(DEFAULT_BATCH_SIZE, "Measures per model call.", minimum=1)
-    cache_dir: Optional[str] = setting(None, "Dataset cache folder (default: the run's).")
-    data_root: Optional[str] = setting(None, "Raw dataset folder (default: the run's).")
-    expect_finished: bool = setting(True, "Analyse the latest checkpoint of a run that has not finished.",
-                                    flag="allow_unfinished", negate=True)
 
     def validate(self) -> "AnalysisOptions":
         """Raises AnalysisError (one line) for an option out of its range; returns self."""

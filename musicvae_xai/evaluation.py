@@ -39,6 +39,7 @@ import tensorflow as tf
 from musicvae_xai import attributes as attrs
 from musicvae_xai import inference, metric_registry, metrics, token_accuracy
 from musicvae_xai.config import EvaluationOptions, RunConfig
+from musicvae_xai.controls import LATENT_DIM
 from musicvae_xai.models.losses import kl_per_example
 from musicvae_xai.training import determinism
 from musicvae_xai.training.checkpoints import latest_checkpoint
@@ -102,7 +103,7 @@ def evaluate_model(config: RunConfig, model, tokens: np.ndarray, options: Option
     kl_dims = 0.5 * (z_mean.astype(np.float64) ** 2 + z_scale.astype(np.float64) ** 2 - 1.0
                      - 2.0 * np.log(z_scale.astype(np.float64)))
 
-    latent_dims = {c.attribute: c.index for c in runner.controls if c.kind == "latent_dim"}
+    latent_dims = {c.attribute: c.index for c in runner.controls if c.in_latent}
     intended = [latent_dims.get(n) for n in names]
     latent = metrics.disentanglement_report(z, a, random_state=options.seed, attribute_names=names,
                                             intended_dims=intended)
@@ -213,7 +214,7 @@ def attribute_independence(runner: inference.Runner, tokens: np.ndarray, z_mean:
 
 
 def _label(name: str) -> str:
-    return attrs.LABELS.get(name, (name, ""))[0]
+    return attrs.attribute_label(name, units=False)
 
 
 def _short(name: str) -> str:
@@ -245,9 +246,9 @@ def format_report(report: dict) -> str:
                      f"tick; per-tick = the most")
         lines.append(f"  frequent training token of each tick position; both scored on these {base['measures']} "
                      f"{report['split']} measures")
-    active = sum(1 for k in report["kl_per_dim"] if k > 0.01)
+    active = metric_registry.active_dims(report)
     lines.append(f"{'KL per measure (nats)':<56}{_fmt(report['kl_per_measure'], 4):>10}   "
-                 f"({active} of {report['latent_dim']} dims above 0.01)")
+                 f"({active} of {report['latent_dim']} dims above {metric_registry.ACTIVE_DIM_NATS:g})")
     lines.append("")
     interp = report["interpretability"]
     lines.append("Interpretability (dim with the highest mutual information; R^2 of a linear fit on it)")
@@ -275,7 +276,7 @@ def format_report(report: dict) -> str:
     cols = ind["attributes"]
     lines.append(f"  {'control (range swept)':<30}" + "".join(f"{_short(n):>7}" for n in cols))
     for c, row in zip(ind["controls"], ind["matrix"], strict=False):
-        if c["kind"] == "latent_dim":
+        if c["kind"] == LATENT_DIM:
             head = f"{c['name']} for {_short(c['attribute'])} ({c['low']:.3g}..{c['high']:.3g})"
         else:
             head = f"{_short(c['attribute'])} input ({c['low']:.3g}..{c['high']:.3g})"

@@ -15,7 +15,7 @@ an attribute input of the decoder, and the ``controls`` a decoder may need trave
 ``Encoding``. Bad input (a missing file, a file with no usable 4/4 measure, a bar that is not
 usable, pitches that do not fit the model's range) raises ``ExplainError``: one line naming the path
 and the reason. Played MIDI is quantised to the grid (``readers.common.quantise``); the Encoding's
-``source`` reports the quantisation error. Every MIDI file goes through ``serving.midi_io.write_midi``
+``source`` reports the quantisation error. Every MIDI file goes through ``music_io.write_midi``
 (track name, text markers, and the input file's tempo, time signature, program and track name).
 """
 
@@ -28,18 +28,19 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from note_seq.protobuf import music_pb2
 
-from musicvae_xai import inference, representation
-from musicvae_xai.models.base import Control
+from musicvae_xai import inference, music_io, pretrained, representation
+from musicvae_xai.controls import Control
+from musicvae_xai.music_io import SKIP_TEXT, FileMeasures  # noqa: F401 (public names of this module)
+from musicvae_xai.pretrained.savedmodel import load_export
 from musicvae_xai.readers import registry as reader_registry
-from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS
-from musicvae_xai.serving import midi_io
-from musicvae_xai.serving.midi_io import SKIP_TEXT, FileMeasures  # noqa: F401 (public names of this module)
+from musicvae_xai.readers.registry import MELODY_PART
+from musicvae_xai.representation import MEASURE_TICKS
 
 #: File types read by ``read_measures``: extension -> reader format (``readers.registry``).
 READERS = reader_registry.extension_map()
 
 
-class ExplainError(ValueError):
+class ExplainError(music_io.MusicFileError):
     """Bad input to the explanation API; the message is one line naming the path and the reason."""
 
 
@@ -99,16 +100,12 @@ class Explainer:
     def from_export(cls, export_dir: str, batch_size: int = inference.DEFAULT_BATCH_SIZE) -> "Explainer":
         """Loads an export of ``musicvae-export`` (a version folder, or a base whose newest version is
         taken) and runs it through its serving signatures (``pretrained.savedmodel.ExportedVAE``)."""
-        from musicvae_xai.pretrained.savedmodel import load_export
-
         return cls(*load_export(export_dir), batch_size)
 
     @classmethod
     def pretrained(cls, batch_size: int = inference.DEFAULT_BATCH_SIZE) -> "Explainer":
         """The MeasureVAE shipped in the package, trained on Irish dance tunes (O'Neill's, public domain;
         CRÉ, CC BY 4.0): see ``musicvae_xai/pretrained/README.md`` for its figures and attribution."""
-        from musicvae_xai import pretrained
-
         return cls.from_export(pretrained.export_dir(), batch_size)
 
     @property
@@ -122,40 +119,15 @@ class Explainer:
     # -- files -> measures ---------------------------------------------------------------------
     def read_measures(self, path: Union[str, os.PathLike], bars: Optional[Sequence[int]] = None,
                       transpose: Union[int, str] = "auto", track: Union[str, int, None] = None,
-                      part_name: str = "Soprano", tune: int = 0) -> FileMeasures:
-        """The usable 4/4 measures of a MIDI (.mid/.midi), MusicXML (.xml/.mxl/.musicxml) or ABC file.
-
-        bars: 0-based bar indices to keep (default: every usable bar), in the order given.
-        transpose: semitones to shift by, or ``"auto"``: no shift when the measures fit the model's
-        pitch range, else the smallest whole-octave shift that fits, else the smallest semitone shift.
-        track (MIDI): the melody track (None = all tracks, highest note wins); part_name (MusicXML):
-        the melody part (else the first part); tune (ABC): index of the tune in the file.
-        """
-        path = os.fspath(path)
-        result = read_source(path, track=track, part_name=part_name, tune=tune)
-        extraction = representation.sequence_to_measures(result.sequence)
-        skipped = {k: int(v) for k, v in sorted(extraction.skipped.items())}
-        if not len(extraction.measures):
-            raise ExplainError(f"{path}: {midi_io.no_measure_message(skipped, result.quantisation)}")
-        measures, bar_index = extraction.measures, extraction.bar_index
-        if bars is not None:
-            where = {int(b): i for i, b in enumerate(bar_index)}
-            missing = [int(b) for b in bars if int(b) not in where]
-            if missing:
-                raise ExplainError(f"{path}: bar {missing[0]} is not a usable 4/4 measure; usable bars: "
-                                   f"{_ranges(bar_index)}")
-            keep = [where[int(b)] for b in bars]
-            measures, bar_index = measures[keep], bar_index[keep]
-        shift = self._fit_shift(path, measures, transpose)
-        tokens = self.vocabulary.translate(measures, FULL_RANGE, shift)
-        return FileMeasures(path, tokens.astype(np.int32), bar_index.astype(np.int32), shift, skipped,
-                            result.style, result.quantisation)
-
-    def _fit_shift(self, path: str, measures: np.ndarray, transpose: Union[int, str]) -> int:
+                      part_name: str = MELODY_PART, tune: int = 0) -> FileMeasures:
+        """The usable 4/4 measures of a file in any registered format (MIDI, MusicXML, ABC), in the
+        model's ids: ``music_io.read_file`` (bars, transpose, track, part_name and tune are its options),
+        raising ExplainError."""
         try:
-            return representation.fit_transposition(measures, self.vocabulary, transpose)
-        except ValueError as e:
-            raise ExplainError(f"{path}: {e}") from None
+            return music_io.read_file(path, self.vocabulary, bars, transpose, track=track, part_name=part_name,
+                                      tune=tune)
+        except music_io.MusicFileError as e:
+            raise ExplainError(str(e)) from None
 
     # -- encoding and decoding -----------------------------------------------------------------
     def encode(self, tokens, sample_seed: Optional[int] = None, source: Optional[FileMeasures] = None) -> Encoding:
@@ -231,12 +203,12 @@ class Explainer:
     def write_midi(self, music, path: Union[str, os.PathLike], qpm: Optional[float] = None,
                    style=None, markers: Optional[Sequence[Optional[str]]] = None) -> str:
         """Writes token ids [..., 24] (measures back to back) or a NoteSequence as a MIDI file through
-        ``serving.midi_io.write_midi``: style (a ``readers.SourceStyle``, e.g. ``FileMeasures.style``)
+        ``music_io.write_midi``: style (a ``readers.SourceStyle``, e.g. ``FileMeasures.style``)
         keeps an input's tempo, time signature, program and track name; qpm overrides the tempo
         (default: the style's, else 120); markers: one text per measure."""
         try:
-            return midi_io.write_midi(music, path, self.vocabulary, style=style, markers=markers, qpm=qpm)
-        except (midi_io.MidiError, ValueError) as e:
+            return music_io.write_midi(music, path, self.vocabulary, style=style, markers=markers, qpm=qpm)
+        except ValueError as e:
             raise ExplainError(str(e) if os.fspath(path) in str(e) else f"{os.fspath(path)}: {e}") from None
 
     def write_reconstruction(self, encoding: Encoding, path: Union[str, os.PathLike],
@@ -275,10 +247,10 @@ def traversal_markers(traversal: Traversal) -> list:
     ctrl = traversal.control
     attribute = ctrl.attribute.replace("_", " ")
     label = attribute if ctrl.name == ctrl.attribute else f"{ctrl.name} {attribute}"
-    return [f"{label} = {midi_io.format_value(v)}" for v in np.asarray(traversal.values).reshape(-1)]
+    return [f"{label} = {music_io.format_value(v)}" for v in np.asarray(traversal.values).reshape(-1)]
 
 
-def read_melody(path: str, track: Union[str, int, None] = None, part_name: str = "Soprano",
+def read_melody(path: str, track: Union[str, int, None] = None, part_name: str = MELODY_PART,
                 tune: int = 0) -> music_pb2.NoteSequence:
     """The melody of a MIDI, MusicXML or ABC file as a tempo-normalised NoteSequence (see readers).
 
@@ -287,39 +259,10 @@ def read_melody(path: str, track: Union[str, int, None] = None, part_name: str =
     return read_source(path, track=track, part_name=part_name, tune=tune).sequence
 
 
-def read_source(path: str, track: Union[str, int, None] = None, part_name: str = "Soprano", tune: int = 0):
-    """``read_melody`` with what the reader measured: a ``readers.ReadResult`` (sequence,
-    quantisation error of played MIDI, the source's style). Same errors as ``read_melody``; files
-    over the per-file limits (``readers.limits``) name the limit."""
-    from musicvae_xai.readers import ReaderError
-
-    if not os.path.exists(path):
-        raise ExplainError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ExplainError(f"{path}: is a folder, not a music file")
-    ext = os.path.splitext(path)[1].lower()
-    fmt = reader_registry.for_path(path)
-    if fmt is None:
-        raise ExplainError(f"{path}: unsupported file type {ext or '(none)'!r}; expected one of "
-                           f"{', '.join(sorted(reader_registry.extension_map()))}")
+def read_source(path: str, track: Union[str, int, None] = None, part_name: str = MELODY_PART, tune: int = 0):
+    """``music_io.read_source`` (a ``readers.ReadResult``: sequence, quantisation error of played MIDI,
+    the source's style), raising ExplainError."""
     try:
-        return fmt.function("read_one")(path, track=track, part_name=part_name, tune=tune)
-    except LookupError as e:  # a tune number past the end of a tunebook
-        raise ExplainError(f"{path}: {e.args[0] if e.args else e}") from None
-    except ReaderError as e:
-        raise ExplainError(f"{path}: cannot read a melody ({e.reason.replace('_', ' ')}: {e.message})") from None
-    except OSError as e:
-        raise ExplainError(f"{path}: cannot read ({e.strerror or e})") from None
-
-
-def _ranges(values: np.ndarray) -> str:
-    """'0-3, 5, 7-9' for sorted ints."""
-    values = sorted(int(v) for v in values)
-    parts, start = [], None
-    for i, v in enumerate(values):
-        if start is None:
-            start = v
-        if i + 1 == len(values) or values[i + 1] != v + 1:
-            parts.append(str(start) if start == v else f"{start}-{v}")
-            start = None
-    return ", ".join(parts)
+        return music_io.read_source(path, track=track, part_name=part_name, tune=tune)
+    except music_io.MusicFileError as e:
+        raise ExplainError(str(e)) from None

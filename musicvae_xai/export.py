@@ -1,7 +1,7 @@
 """Export a trained run as a versioned, TF-Serving-ready SavedModel, published atomically.
 
 ``musicvae-export --run_dir=DIR --export_base=DIR/NAME [--version=N]`` (the command line is
-``musicvae_xai.cli.export``; ``python -m musicvae_xai.export`` still runs it) writes
+``musicvae_xai.cli.export``) writes
 ``NAME/<N>/`` (N = one more than the highest existing version when omitted; ``NAME`` is the model name
 TF-Serving serves it under):
 
@@ -31,13 +31,10 @@ free, or, without an owner file, untouched for ``STALE_TMP_SECONDS``), logging e
 
 from __future__ import annotations
 
-import os
-
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import errno
+import fcntl
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -46,11 +43,15 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from musicvae_xai import __version__
 from musicvae_xai import attributes as attrs
 from musicvae_xai.config import RunConfig
+from musicvae_xai.controls import ATTRIBUTE_INPUT, LATENT_DIM
 from musicvae_xai.representation import HOLD, Vocabulary
+from musicvae_xai.serving import signatures as sigs
 from musicvae_xai.serving.base import clean_message
 from musicvae_xai.serving.graph import ServingModule, sample_controls
 from musicvae_xai.training import checkpoints as ckpts
@@ -59,7 +60,6 @@ ASSETS_EXTRA = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 MANIFEST_FILENAME = "export.json"
 FORMAT_VERSION = 1
-_VERSION_DIR = re.compile(r"^[0-9]+$")
 #: The temporary folders ``publish`` makes (``tempfile.mkdtemp(prefix=".tmp-<version>-")``).
 _TMP_DIR = re.compile(r"^\.tmp-[0-9]+-[A-Za-z0-9_]+$")
 OWNER_FILENAME = ".export-owner"
@@ -103,8 +103,6 @@ def warmup_inputs(module: ServingModule) -> dict:
 
 def write_warmup(path: str, model_name: str, requests: dict) -> int:
     """Writes TF-Serving warmup records (TFRecord of PredictionLog) to ``path``; returns their count."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
-
     count = 0
     with tf.io.TFRecordWriter(path) as writer:
         for signature, inputs in requests.items():
@@ -120,8 +118,6 @@ def write_warmup(path: str, model_name: str, requests: dict) -> int:
 
 def read_warmup(path: str) -> list:
     """[(signature, {input: np.ndarray})] of a warmup file, in order."""
-    from tensorflow_serving.apis import prediction_log_pb2
-
     out = []
     for record in tf.data.TFRecordDataset(path):
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
@@ -149,10 +145,10 @@ def write_assets(directory: str, module: ServingModule, config: RunConfig, stats
         "hold_id": vocab.hold_id, "start_id": vocab.start_id, "end_id": vocab.end_id})
     names = list(model.attribute_names)
     _write_json(os.path.join(directory, "attributes.json"), {
-        "names": names, "labels": {n: attrs.LABELS[n][0] for n in names},
-        "units": {n: attrs.LABELS[n][1] for n in names}})
+        "names": names, "labels": {n: attrs.label_and_unit(n)[0] for n in names},
+        "units": {n: attrs.label_and_unit(n)[1] for n in names}})
     controls = {
-        "kind": "attribute_input" if module.needs_controls else "latent_dim",
+        "kind": ATTRIBUTE_INPUT if module.needs_controls else LATENT_DIM,
         "num_controls": module.num_controls,
         "controls": [c.to_dict() for c in model.controls],
     }
@@ -190,7 +186,7 @@ def existing_versions(export_base: str) -> list:
         names = os.listdir(export_base)
     except OSError as e:
         raise ExportError(f"cannot read the export folder {export_base}: {e.strerror or e}") from None
-    return sorted(int(d) for d in names if _VERSION_DIR.match(d))
+    return sorted(int(d) for d in names if sigs.VERSION_FOLDER.match(d))
 
 
 def resolve_version(export_base: str, version: Optional[int] = None) -> int:
@@ -322,8 +318,6 @@ def _reason(e: BaseException) -> str:
 
 def _claim(tmp: str):
     """Creates and locks ``tmp/.export-owner`` (pid inside, for people); the open file holds the lock."""
-    import fcntl
-
     path = os.path.join(tmp, OWNER_FILENAME)
     f = open(path, "w", encoding="utf-8")
     try:
@@ -346,8 +340,6 @@ def _release(tmp: str, owner) -> None:
 def _is_stale(path: str, now: float) -> bool:
     """Whether temporary folder ``path`` belongs to no running export: its owner lock is free, or it
     has no owner file and was not modified for ``STALE_TMP_SECONDS``."""
-    import fcntl
-
     owner = os.path.join(path, OWNER_FILENAME)
     if not os.path.isfile(owner):
         return now - os.path.getmtime(path) > STALE_TMP_SECONDS
@@ -364,8 +356,6 @@ def clean_stale_tmp(export_base: str) -> list:
     """Removes the temporary folders of killed exports inside ``export_base`` (directories named
     ``.tmp-<N>-<suffix>``, not links, that ``_is_stale``); logs and returns the paths removed. Folders
     it cannot judge or remove are left, with a warning."""
-    from absl import logging
-
     removed = []
     now = time.time()
     for name in sorted(os.listdir(export_base)):
@@ -395,7 +385,6 @@ def _make_readable(root: str) -> None:
             os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
 
 
-if __name__ == "__main__":  # the older path of ``musicvae-export`` (``musicvae_xai.cli.export``)
-    from musicvae_xai.cli.export import run
-
-    run()
+if __name__ == "__main__":  # a library module: its command line lives in musicvae_xai.cli
+    raise SystemExit("error: this module is a library; run "
+                     "`musicvae-export` (python -m musicvae_xai.cli.export)")

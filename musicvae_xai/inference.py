@@ -26,7 +26,8 @@ from musicvae_xai import attributes as attrs
 from musicvae_xai import datasets
 from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
 from musicvae_xai.config import DEFAULT_BATCH_SIZE, ConfigError, RunConfig
-from musicvae_xai.models.base import Control, MusicVAE
+from musicvae_xai.controls import Control
+from musicvae_xai.models.base import MusicVAE
 from musicvae_xai.representation import MEASURE_TICKS
 from musicvae_xai.training.checkpoints import restore_model
 
@@ -223,7 +224,7 @@ class Runner:
         """float32 [N, C]: where each row sits on every control (its latent dim, or its control input)."""
         cols = []
         for c in self.controls:
-            if c.kind == "latent_dim":
+            if c.in_latent:
                 cols.append(np.asarray(z)[:, c.index])
             else:
                 if controls is None:

@@ -65,7 +65,9 @@ class Metric:
         return f"{value:.{self.digits if digits is None else digits}f}"
 
 
-def _active_dims(report: dict) -> Optional[int]:
+def active_dims(report: dict) -> Optional[int]:
+    """How many latent dims of an evaluation report have a mean KL above ``ACTIVE_DIM_NATS`` (None without
+    ``kl_per_dim``)."""
     dims = report.get("kl_per_dim")
     return None if dims is None else int(sum(1 for k in dims if k > ACTIVE_DIM_NATS))
 
@@ -143,7 +145,7 @@ register(Metric("kl_per_measure", "KL", None,
                 "code carries more information, lower means a smoother, more prior-like latent space",
                 in_study=True))
 register(Metric("active_dims", "Active dims", None,
-                f"latent dims whose mean KL exceeds {ACTIVE_DIM_NATS} nats", derive=_active_dims, digits=0))
+                f"latent dims whose mean KL exceeds {ACTIVE_DIM_NATS} nats", derive=active_dims, digits=0))
 register(Metric("interpretability_mean", "Interp.", True,
                 "interpretability: for each attribute, the latent dim with the highest mutual information "
                 "with it and the R^2 of a linear fit of the attribute on that dim; mean over attributes",

@@ -328,14 +328,8 @@ def modularity(z, a, random_state: int = 0, mi=None) -> float:
     free dims of a large code weigh as much as the regularised ones (see
     :func:`modularity_mi_weighted`). With K = 1 every informative dim scores 1.
 
-    Args:
-      z: float [N, D] latent codes.
-      a: float [N, K] attributes.
-      random_state: seed of the MI estimator.
-      mi: optional precomputed ``mutual_information_matrix(z, a, random_state)`` [D, K].
-
-    Returns:
-      float in [0, 1]; 0.0 when no dim carries information.
+    z float [N, D], a float [N, K], random_state and mi [D, K] as for :func:`mig`. Returns a float in
+    [0, 1]; 0.0 when no dim carries information.
     """
     z, a = _check_za(z, a)
     mi = mutual_information_matrix(z, a, random_state) if mi is None else _check_mi(mi, z.shape[1], a.shape[1])

@@ -39,6 +39,23 @@ Item = Union[int, str]
 #: Default tolerance, in beats, for a time to count as on the grid.
 GRID_TOLERANCE = 1e-3
 
+#: The pitch range of the default vocabulary (MIDI pitches, inclusive): every run, dataset and
+#: serving client uses it unless told otherwise.
+DEFAULT_MIN_PITCH, DEFAULT_MAX_PITCH = 55, 84
+
+#: A bar that fits a vocabulary's pitch range under no transposition (datasets, uploads).
+OUT_OF_PITCH_RANGE = "out_of_pitch_range"
+#: Why a bar is not a usable measure, with the words of error messages: the ``skipped`` keys of
+#: ``sequence_to_measures``, then ``OUT_OF_PITCH_RANGE``.
+BAR_SKIP_TEXT = {
+    "not_4_4": "not in 4/4",
+    "incomplete_bar": "cut short by a time-signature change",
+    "polyphonic": "with overlapping notes",
+    "off_grid": "with notes off the 24-tick grid",
+    "empty": "with no note onset",
+    OUT_OF_PITCH_RANGE: "outside the model's pitch range",
+}
+
 
 class Vocabulary:
     """Deterministic token vocabulary: MIDI pitches ``min_pitch..max_pitch`` then rest, hold, start, end.
@@ -47,7 +64,7 @@ class Vocabulary:
     ``rest = P``, ``hold = P + 1``, ``start = P + 2``, ``end = P + 3``. ``size = P + 4``.
     """
 
-    def __init__(self, min_pitch: int = 55, max_pitch: int = 84):
+    def __init__(self, min_pitch: int = DEFAULT_MIN_PITCH, max_pitch: int = DEFAULT_MAX_PITCH):
         min_pitch, max_pitch = int(min_pitch), int(max_pitch)
         if not 0 <= min_pitch <= max_pitch <= 127:
             raise ValueError(f"need 0 <= min_pitch <= max_pitch <= 127, got {min_pitch}..{max_pitch}")

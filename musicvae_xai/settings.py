@@ -27,21 +27,32 @@ from absl import flags
 #: command-line reference (``musicvae_xai.cli.reference``), so each flag is documented from its declaration.
 DECLARATIONS: dict = {}
 
+#: ``setting(..., resumable=OUTPUT)``: the field says where or how often a run writes, not what it
+#: trains; it may change when a run resumes, and a finished stage of a study stays valid.
+OUTPUT = "output"
+#: ``setting(..., resumable=SCHEDULE)``: the field says how long a run trains or how a step is
+#: computed; it may change when a run resumes.
+SCHEDULE = "schedule"
+
 
 def setting(default: Any, help: str, *, choices: Optional[Sequence] = None, minimum: Optional[float] = None,
             maximum: Optional[float] = None, above: Optional[float] = None, below: Optional[float] = None,
             check: Optional[Callable[[Any], Optional[str]]] = None, flag: Optional[str] = "",
-            negate: bool = False) -> Any:
+            negate: bool = False, resumable: Optional[str] = None) -> Any:
     """A dataclass field with its default and everything else a setting needs (``dataclasses.field``
     metadata):
 
     help: the flag's help text. choices: the allowed values. minimum/maximum: inclusive bounds;
     above/below: exclusive bounds. check: a callable returning an error message (one line) or None.
     flag: the flag's name ("" = the field's name, None = no flag). negate: the flag is the negation of
-    the field (``--allow_unfinished`` for ``expect_finished``).
+    the field (``--allow_unfinished`` for ``expect_finished``). resumable: ``OUTPUT`` or ``SCHEDULE`` for a
+    field that may change when a run resumes (``resumable_fields``).
     """
+    if resumable not in (None, OUTPUT, SCHEDULE):
+        raise ValueError(f"resumable must be None, {OUTPUT!r} or {SCHEDULE!r}, got {resumable!r}")
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
-            "maximum": maximum, "above": above, "below": below, "check": check, "flag": flag, "negate": negate}
+            "maximum": maximum, "above": above, "below": below, "check": check, "flag": flag, "negate": negate,
+            "resumable": resumable}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -56,10 +67,23 @@ def constraints(field: dataclasses.Field) -> dict:
     return {key: field.metadata[key] for key in ("choices", "minimum", "maximum", "above", "below")
             if field.metadata.get(key) is not None}
 
+def declared_fields(cls: type) -> tuple:
+    """The settings of a settings dataclass: its fields declared with ``setting``, or what its
+    ``declared_fields()`` class method gives (a class that gathers settings declared elsewhere,
+    ``config.RunConfig``)."""
+    found = cls.declared_fields() if hasattr(cls, "declared_fields") else dataclasses.fields(cls)
+    return tuple(f for f in found if "help" in f.metadata)
+
+
+def resumable_fields(cls: type, *kinds: str) -> frozenset:
+    """Names of the settings of ``cls`` declared ``resumable`` as one of ``kinds`` (default: either)."""
+    kinds = kinds or (OUTPUT, SCHEDULE)
+    return frozenset(f.name for f in declared_fields(cls) if f.metadata.get("resumable") in kinds)
+
 
 def help_texts(cls: type) -> dict:
-    """{field name: help text} of a settings dataclass."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+    """{setting name: help text} of a settings dataclass."""
+    return {f.name: f.metadata.get("help", "") for f in declared_fields(cls)}
 
 
 def _bounds_message(name: str, value: Any, field: dataclasses.Field) -> Optional[str]:
@@ -118,7 +142,7 @@ def _kind(field: dataclasses.Field, default: Any) -> type:
 def define_flags(cls: type, flag_values: flags.FlagValues = flags.FLAGS, skip: Sequence[str] = ()) -> None:
     """One absl flag per field of the settings dataclass ``cls`` (but ``skip`` and fields declared with
     ``flag=None``), with the field's default and help text."""
-    for field in dataclasses.fields(cls):
+    for field in declared_fields(cls):
         name = _flag_name(field)
         if name is None or field.name in skip:
             continue
@@ -143,7 +167,7 @@ def from_flags(cls: type, flag_values: flags.FlagValues = flags.FLAGS, skip: Seq
     """An instance of ``cls`` from the parsed flags ``define_flags`` made (``given`` and the defaults of
     ``skip`` and flag-less fields otherwise)."""
     values = dict(given)
-    for field in dataclasses.fields(cls):
+    for field in declared_fields(cls):
         name = _flag_name(field)
         if name is None or field.name in skip or field.name in values:
             continue

@@ -16,8 +16,8 @@ import pytest
 from musicvae_xai.analysis import figures
 from musicvae_xai.analysis.report import (AnalysisError, AnalysisOptions, _Analysis, pick_measure,
                                           prepare_output_dir, run_analysis)
+from musicvae_xai.controls import ATTRIBUTE_INPUT, LATENT_DIM, Control
 from musicvae_xai.explain import Encoding, Explainer
-from musicvae_xai.models.base import Control
 from musicvae_xai.representation import Vocabulary
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -145,7 +145,7 @@ def test_regularised_vs_free_is_skipped_with_a_reason(tiny_trained_run, tmp_path
     only_regularised = Encoding(tokens, np.zeros((n, k)), np.zeros((n, k)), np.ones((n, k)), None)
     analysis.regularised_vs_free(only_regularised)
     assert "there is no free dim" in analysis.skipped[-1]["reason"]
-    analysis.controls = [Control("note_density", "note_density", "attribute_input", 0, 0.0, 1.0)]
+    analysis.controls = [Control("note_density", "note_density", ATTRIBUTE_INPUT, 0, 0.0, 1.0)]
     analysis.regularised_vs_free(only_regularised)
     assert "no control of this model is a latent dim" in analysis.skipped[-1]["reason"]
     assert analysis.figures == []
@@ -156,7 +156,7 @@ def test_traversal_figure_from_plain_arrays(tmp_path):
     tokens = np.full((5, 24), v.hold_id, np.int32)
     for s in range(5):
         tokens[s, :: 6 - s] = v.encode([60 + s])[0]
-    axis = figures.AxisInfo("z[2]", "note_density", -4.0, 4.0)
+    axis = Control("z[2]", "note_density", LATENT_DIM, 2, -4.0, 4.0)
     path = figures.traversal_figure(str(tmp_path / "t.png"), v, axis, np.linspace(-4, 4, 5), tokens, tokens[0],
                                     "note_density", np.linspace(0.1, 0.5, 5), 0.2, 0.3,
                                     np.linspace(0.1, 0.5, 5), np.full(5, 0.05), 7)

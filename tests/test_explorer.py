@@ -12,6 +12,7 @@ pytest.importorskip("flask")
 from musicvae_xai import attributes as attrs  # noqa: E402
 from musicvae_xai.explorer import model_info as mi  # noqa: E402
 from musicvae_xai.explorer.app import create_app  # noqa: E402
+from musicvae_xai.controls import ATTRIBUTE_INPUT, LATENT_DIM, Control  # noqa: E402
 from musicvae_xai.explorer.data import load_music_data, piece_title, read_upload  # noqa: E402
 from musicvae_xai.explorer.engine import Explorer  # noqa: E402
 from musicvae_xai.representation import Vocabulary, measures_to_sequence  # noqa: E402
@@ -106,10 +107,12 @@ def test_attributes_are_served_with_musical_units(explorers):
 
 
 def test_controls_are_named_by_their_attribute_first():
-    latent = mi.ControlInfo("z[0]", attrs.RHYTHMIC_COMPLEXITY, mi.LATENT_DIM, 0, -4.0, 4.0).to_dict()
+    latent = Control("z[0]", attrs.RHYTHMIC_COMPLEXITY, LATENT_DIM, 0, -4.0, 4.0).page_dict()
     assert latent["label"] == "rhythmic complexity (z[0])" and latent["attribute_label"] == "rhythmic complexity"
-    decoder_input = mi.ControlInfo(attrs.NOTE_RANGE, attrs.NOTE_RANGE, mi.ATTRIBUTE_INPUT, 1, 0.0, 1.0).to_dict()
-    assert decoder_input["label"] == "note range"
+    decoder_input = Control(attrs.NOTE_RANGE, attrs.NOTE_RANGE, ATTRIBUTE_INPUT, 1, 0.0, 1.0).page_dict()
+    assert decoder_input["label"] == "note range" and decoder_input["index"] == 1
+    assert Control.from_dict({**decoder_input, "unknown": 1}) == Control(attrs.NOTE_RANGE, attrs.NOTE_RANGE,
+                                                                          ATTRIBUTE_INPUT, 1, 0.0, 1.0)
 
 
 def test_read_assets_refuses_a_folder_without_export(tmp_path):

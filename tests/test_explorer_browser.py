@@ -277,14 +277,8 @@ def test_a_musician_reads_the_page_and_gets_played_midi_back(browser, tiny_expor
                     "!!document.querySelector(\".error[data-key='upload']\")", 60)
         _settle(page)
         rejected = page.locator(".error[data-key='upload']")
-        reader_rejects_played_timing = rejected.count() > 0
-        if reader_rejects_played_timing:  # the grid-exact reader of before issue 17 (item 1)
-            assert "off the 24-tick grid" in rejected.inner_text(), rejected.inner_text()
-            page.click(".error[data-key='upload'] button")
-            page.click("#tab-data")
-            _settle(page)
-        else:
-            assert "usable 4/4 measure" in page.locator("#upload-info").inner_text()
+        assert rejected.count() == 0, rejected.inner_text()  # played timing is quantised to the grid
+        assert "usable 4/4 measure" in page.locator("#upload-info").inner_text()
 
         # move the note-density slider to the far end of its range
         slider = page.locator('#sliders input[data-control="2"]')
@@ -304,20 +298,15 @@ def test_a_musician_reads_the_page_and_gets_played_midi_back(browser, tiny_expor
         messages = [m for track in song.tracks for m in track]
         tempos = [mido.tempo2bpm(m.tempo) for m in messages if m.type == "set_tempo"]
         assert tempos and tempos[0] == pytest.approx(qpm, abs=0.01)  # the page's tempo
-        if not reader_rejects_played_timing:
-            # With issue 17's reader and MIDI writer (another branch until merged): the upload's tempo
-            # became the page's, and the download keeps the input's track name and carries the page's
-            # marker for its one measure.
-            assert qpm == pytest.approx(120.0, abs=0.5)
-            assert "120 bpm" in page.locator("#upload-info").inner_text()
-            names = [m.name for m in messages if m.type == "track_name" and m.name]
-            assert names == ["flute melody"], names
-            markers = [m for m in messages if m.type == "marker"]
-            assert len(markers) == 1 and markers[0].time == 0, markers
-            assert f"z[2] note density = {_signed(target)}" in markers[0].text, markers[0].text
+        # The upload's tempo became the page's; the download keeps the input's track name and carries
+        # the page's marker for its one measure.
+        assert qpm == pytest.approx(120.0, abs=0.5)
+        assert "120 bpm" in page.locator("#upload-info").inner_text()
+        names = [m.name for m in messages if m.type == "track_name" and m.name]
+        assert names == ["flute melody"], names
+        markers = [m for m in messages if m.type == "marker"]
+        assert len(markers) == 1 and markers[0].time == 0, markers
+        assert f"z[2] note density = {_signed(target)}" in markers[0].text, markers[0].text
         page.screenshot(path=str(tmp_path / "musician.png"), full_page=True)
     assert not errors, errors
     page.close()
-    if reader_rejects_played_timing:
-        pytest.xfail("humanised MIDI is rejected by this branch's grid-exact reader; the quantising reader "
-                     "(issue 17, item 1) is on another branch")

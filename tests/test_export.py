@@ -393,7 +393,7 @@ def test_publish_never_replaces_a_version_that_appears_meanwhile(tmp_path):
 def test_cli_refuses_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
     RunConfig(hidden_size=16, latent_dim=4).save(str(run_dir))
-    out = subprocess.run([sys.executable, "-m", "musicvae_xai.export", f"--run_dir={run_dir}",
+    out = subprocess.run([sys.executable, "-m", "musicvae_xai.cli.export", f"--run_dir={run_dir}",
                           f"--export_base={tmp_path / 'e' / 'm'}"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode != 0

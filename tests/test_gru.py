@@ -117,12 +117,12 @@ def test_a_training_step_equals_autodiff_of_the_step_by_step_model(name, overrid
     from musicvae_xai.config import RunConfig
     from musicvae_xai.models import layers
     from musicvae_xai.models.base import build_model
-    from musicvae_xai.training.loop import data_statistics
+    from musicvae_xai.training.loop import data_statistics, statistics_bins
 
     cfg = RunConfig(model=name, hidden_size=8, latent_dim=4, embedding_dim=4, num_bins=3, batch_size=6,
                     discriminator_hidden=8, seed=5, **overrides)
     tokens = np.random.default_rng(1).integers(0, cfg.vocabulary.size, (6, 24)).astype(np.int32)
-    stats = data_statistics(tokens, cfg.vocabulary, cfg.attributes, cfg.num_bins)
+    stats = data_statistics(tokens, cfg.vocabulary, cfg.attributes, statistics_bins(cfg))
     from musicvae_xai import attributes
 
     attrs = attributes.compute(tokens, cfg.vocabulary, cfg.attributes).astype(np.float32)

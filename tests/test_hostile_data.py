@@ -1,4 +1,4 @@
-"""Hostile input against the data build (issue 18): stale caches, slow files, odd folder entries, a
+"""Hostile input against the data build: stale caches, slow files, odd folder entries, a
 build of nothing and a cache_dir that is a file. Every hostile file is generated here, in tmp_path,
 and every test is bounded in time."""
 
@@ -45,7 +45,7 @@ def irish_root(root: pathlib.Path, n_good: int = 2) -> pathlib.Path:
     return root
 
 
-# ---------------------------------------------------------------- stale caches (item 3)
+# ---------------------------------------------------------------- stale caches
 
 
 @pytest.mark.timeout(180)
@@ -85,7 +85,7 @@ def test_content_hash_is_of_the_bytes(tmp_path):
     assert builder.content_hash(str(tmp_path / "missing")) == "unreadable"
 
 
-# ---------------------------------------------------------------- per-file time limit (item 1)
+# ---------------------------------------------------------------- per-file time limit
 
 
 @pytest.mark.timeout(60)
@@ -150,7 +150,7 @@ def test_a_file_spanning_millions_of_beats_does_not_hang_the_build(tmp_path):
     assert sum(s["skipped"][r] for r in reasons) >= 1
 
 
-# ---------------------------------------------------------------- odd folder entries (item 8)
+# ---------------------------------------------------------------- odd folder entries
 
 
 @pytest.mark.timeout(180)
@@ -205,7 +205,7 @@ def test_a_build_without_one_readable_file_is_an_error(tmp_path):
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
 
 
-# ---------------------------------------------------------------- cache_dir is a file (item 7)
+# ---------------------------------------------------------------- cache_dir is a file
 
 
 @pytest.mark.timeout(120)

@@ -35,7 +35,7 @@ def bounded(fn, *args, **kwargs):
 
 
 def far_apart_midi(path, beats: int = 2 ** 27):
-    """The 53-byte MIDI file of issue 18: two notes ``beats`` beats apart (1 tick per beat)."""
+    """A 53-byte hostile MIDI file: two notes ``beats`` beats apart (1 tick per beat)."""
     mf = mido.MidiFile(ticks_per_beat=1)
     track = mido.MidiTrack()
     mf.tracks.append(track)

@@ -1,4 +1,5 @@
-"""Hostile requests and faults against the serving clients and the export (issue 18, items 4, 5, 7).
+"""Hostile requests and faults against the serving clients and the export: one deadline per call, non-finite
+and absurd inputs, export faults.
 
 * a whole-call deadline: servers that drip their answer one byte a second, stay unavailable slowly,
   or answer slowly to each of the requests a call needs, cannot hold a REST or gRPC call past its
@@ -43,7 +44,7 @@ def _timed(fn):
 
 
 # ----------------------------------------------------------------------------------------------
-# Item 4: one deadline per call
+# One deadline per call
 
 
 @pytest.mark.timeout(30, func_only=True)
@@ -113,7 +114,7 @@ def test_grpc_metadata_fetch_and_predict_share_one_deadline(serving_backend):
 
 
 # ----------------------------------------------------------------------------------------------
-# Item 5: non-finite and absurd float inputs
+# Non-finite and absurd float inputs
 
 BAD_Z = [(NAN, "nan"), (INF, "inf"), (-INF, "-inf"), (1e308, "1e+308"), (1001.0, "1001.0")]
 
@@ -210,7 +211,7 @@ def test_grpc_refuses_bad_inputs_in_the_client_and_on_the_server(serving_backend
 
 
 # ----------------------------------------------------------------------------------------------
-# Item 7: export faults
+# Export faults
 
 
 def _ok(tmp):

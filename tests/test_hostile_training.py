@@ -1,4 +1,4 @@
-"""Hostile conditions for training (issue 18, items 6 and 7): a second trainer on a run_dir in use, a
+"""Hostile conditions for training: a second trainer on a run_dir in use, a
 SIGKILLed study runner, damaged checkpoints, a full disk, a read-only run-dir parent and leftovers of an
 interrupted checkpoint save. Tiny models (one GRU layer of 16, latent 6), a few steps each; every subprocess has a
 timeout."""
@@ -82,7 +82,7 @@ def weights(run_dir):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Item 6: one trainer per run_dir; workers die with their runner
+# One trainer per run_dir; workers die with their runner
 
 
 @pytest.mark.slow
@@ -116,7 +116,7 @@ def test_second_trainer_on_a_run_dir_in_use_fails_at_once_naming_the_holder(tmp_
         from musicvae_xai.study.worker import ENTRY_FILENAME, RESULT_FILENAME, write_json
         write_json(str(run_dir / ENTRY_FILENAME),
                    {"name": "held", "config": tiny(run_dir, embedded_cache_dir).to_dict(), "evaluation": {}})
-        worker = subprocess.run([sys.executable, "-m", "musicvae_xai.study.worker", f"--run_dir={run_dir}"],
+        worker = subprocess.run([sys.executable, "-m", "musicvae_xai.cli.study_worker", f"--run_dir={run_dir}"],
                                 env=ENV, cwd=REPO, capture_output=True, text=True, timeout=180)
         assert worker.returncode == 1
         assert len(error_lines(worker.stderr)) == 1 and f"(pid {pid})" in worker.stderr, worker.stderr[-2000:]
@@ -263,7 +263,7 @@ def test_each_parent_death_mechanism_alone_kills_the_worker(poll_only):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Item 7: resume falls back to the newest checkpoint that restores
+# Resume falls back to the newest checkpoint that restores
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +327,7 @@ def test_resume_refuses_when_no_checkpoint_restores(four_steps, embedded_cache_d
 
 
 # ---------------------------------------------------------------------------------------------------
-# Item 7: disk full, read-only parent, leftovers of an interrupted save
+# Disk full, read-only parent, leftovers of an interrupted save
 
 FAULTY_CLI = textwrap.dedent("""
     import errno, os, sys

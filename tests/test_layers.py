@@ -9,7 +9,7 @@ import tensorflow as tf
 from musicvae_xai.config import RunConfig
 from musicvae_xai.models.base import build_model
 from musicvae_xai.models.layers import FusedGRUCell, autoregressive_tick, step_stacked_cells
-from musicvae_xai.training.loop import data_statistics
+from musicvae_xai.training.loop import data_statistics, statistics_bins
 
 
 @pytest.mark.parametrize("model_name", ["measure_vae", "adversarial_vae"])
@@ -18,7 +18,7 @@ def test_a_model_only_checkpoint_restores_every_weight(model_name, tmp_path):
     GRU cells and discriminator layers that Keras 3 keeps in lists."""
     config = RunConfig(model=model_name, hidden_size=8, latent_dim=4, embedding_dim=4, num_bins=4, seed=1)
     tokens = np.random.default_rng(0).integers(0, config.vocabulary.size, (32, 24))
-    stats = data_statistics(tokens, config.vocabulary, config.attributes, config.num_bins)
+    stats = data_statistics(tokens, config.vocabulary, config.attributes, statistics_bins(config))
     saved = build_model(config, data_statistics=stats)
     path = tf.train.Checkpoint(model=saved).save(str(tmp_path / "ckpt"))
     other = build_model(RunConfig(**{**config.to_dict(), "seed": 2}), data_statistics=stats)

@@ -15,8 +15,10 @@ from musicvae_xai import cli
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_named_configurations_resolve_to_shipped_flagfiles(tmp_path):
+def test_named_configurations_resolve_to_shipped_flagfiles(tmp_path, monkeypatch):
     shipped = pathlib.Path(cli.configs_dir())
+    assert (REPO_ROOT / "configs").resolve() == shipped.resolve()  # the checkout's top-level configs/: one copy
+    monkeypatch.chdir(tmp_path)  # a checkout path, from elsewhere
     assert (shipped / "quickstart.flags").is_file()
     assert "quickstart" in cli.available_configs() and "cpu_small" in cli.available_configs("study")
     assert cli.resolve_config("quickstart") == str(shipped / "quickstart.flags")
@@ -49,7 +51,7 @@ def test_console_scripts_match_entry_points():
     assert set(scripts) == set(cli.ENTRY_POINTS)
     for script, target in scripts.items():
         module, func = target.split(":")
-        assert module == "musicvae_xai.cli" and callable(getattr(cli, func)), script
+        assert module == "musicvae_xai.cli" and func == cli.entry_name(script) and callable(getattr(cli, func)), script
 
 
 def _run(args, cwd, env=None, timeout=300):

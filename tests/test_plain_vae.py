@@ -1,4 +1,4 @@
-"""The plain VAE (``--model=plain_vae``, issue 20): MeasureVAE's encoder and decoder without attribute
+"""The plain VAE (``--model=plain_vae``): MeasureVAE's encoder and decoder without attribute
 regularisation. It builds, trains, evaluates (independence not applicable), exports and opens in the
 explorer without controls; tiny models, few steps."""
 

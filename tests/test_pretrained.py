@@ -1,7 +1,7 @@
 """The pretrained MeasureVAE shipped in the package (musicvae_xai/pretrained): it loads through
 ``Explainer.pretrained()``, the explorer opens it by default, its flagfile reproduces its saved
 configuration, and on a fixed subset of its test split (tests/fixtures/pretrained_irish_test.npz, see
-tests/fixtures/README.md) it meets the figures the package promises (issue 17: every attribute's R^2 on
+tests/fixtures/README.md) it meets the figures the package promises (every attribute's R^2 on
 its own latent dim >= 0.8, controllability >= 0.85) and the figures measured when it was built."""
 
 import json

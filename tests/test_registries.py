@@ -1,17 +1,21 @@
-"""The registries (issue 20): models, reader formats and metrics are declared once and every reader of
+"""The registries: models, reader formats and metrics are declared once and every reader of
 them follows; a new entry needs no change elsewhere. Fast: no training."""
 
+import dataclasses
+import json
 import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
+from absl import flags
 
-from musicvae_xai import metric_registry
+from musicvae_xai import metric_registry, settings
 from musicvae_xai.config import ConfigError, RunConfig
 from musicvae_xai.models import registry as model_registry
 from musicvae_xai.readers import registry as reader_registry
+from musicvae_xai.settings import setting
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
@@ -70,9 +74,55 @@ def test_config_validation_and_study_read_the_model_registry(scratch_entry):
     scratch_entry(model_registry._MODELS, "toy_vae",
                   model_registry.ModelSpec("toy_vae", "tests_toy:Toy", "ToyVAE", 9, None))
     RunConfig(model="toy_vae").validate()  # registered: valid, no other file changed
-    from musicvae_xai.study import figures, results
-    assert results.MODEL_LABELS["plain_vae"] == "PlainVAE"
+    from musicvae_xai.study import figures, report
+    assert report.model_label("plain_vae") == "PlainVAE" and report.model_label("toy_vae") == "ToyVAE"
     assert figures.MODEL_ORDER[:3] == ("measure_vae", "adversarial_vae", "plain_vae")
+
+
+def test_a_model_with_its_own_settings_gets_flags_checks_and_config_json(scratch_entry, tmp_path):
+    beta = {f.name: f for f in dataclasses.fields(model_registry.MeasureVAESettings)}["beta"]
+    toy = dataclasses.make_dataclass("ToySettings", [  # its own setting, and one it shares with MeasureVAE
+        ("jitter", float, setting(0.25, "ToyVAE: a setting no other model has.", minimum=0.0, maximum=1.0)),
+        ("beta", float, setting(beta.default, beta.metadata["help"]))])
+    model_registry.register(model_registry.ModelSpec("toy_vae", "tests_toy:Toy", "ToyVAE", 9, None, settings=toy))
+    for table, key in ((model_registry._SETTING_FIELDS, "jitter"), (model_registry._MODELS, "toy_vae")):
+        scratch_entry(table, key, table[key])  # removed afterwards
+    fv = flags.FlagValues()
+    settings.define_flags(RunConfig, flag_values=fv)  # --jitter joins every other model's flags
+    fv(["prog", "--model=toy_vae", "--jitter=0.5", "--lambda_d=0.3"])
+    config = settings.from_flags(RunConfig, flag_values=fv).validate()
+    assert config.jitter == 0.5 and config.beta == beta.default
+    assert config.to_dict()["jitter"] == 0.5 and "lambda_d" not in config.to_dict()  # another model's: dropped
+    assert RunConfig.load(config.save(str(tmp_path))) == config
+    with pytest.raises(ConfigError, match=r"jitter must be in \[0, 1\], got 2"):
+        RunConfig(model="toy_vae", jitter=2.0).validate()
+    with pytest.raises(AttributeError, match="model 'measure_vae' has no setting 'jitter'"):
+        RunConfig().jitter  # noqa: B018
+    clash = dataclasses.make_dataclass("Clash", [("jitter", float, setting(0.9, "Other: another jitter."))])
+    with pytest.raises(ValueError, match="setting 'jitter' is declared otherwise by another model"):
+        model_registry.register(model_registry.ModelSpec("clash_vae", "tests_toy:Toy", "Clash", 10, None,
+                                                         settings=clash))
+
+
+def test_saved_configurations_of_every_model_still_load():
+    """config.json of runs saved when every model's settings were one flat RunConfig (all keys, whatever
+    the model) and the shipped pretrained model's load; the other models' keys are dropped."""
+    saved = json.loads((REPO / "musicvae_xai" / "pretrained" / "measure_vae_irish" / "1" / "assets.extra"
+                        / "config.json").read_text())
+    assert {"lambda_d", "num_bins", "beta", "gamma"} <= set(saved)
+    config = RunConfig.from_dict(saved).validate()
+    assert config.model == "measure_vae" and config.beta == saved["beta"] and config.gamma == saved["gamma"]
+    adversarial = {f.name for f in dataclasses.fields(model_registry.AdversarialVAESettings)}
+    assert set(saved) - adversarial <= set(config.to_dict()) and not adversarial & set(config.to_dict())
+    for model in model_registry.names():
+        old = {**saved, "model": model, "lambda_d": 0.7, "beta": 0.3}
+        loaded = RunConfig.from_dict(old).validate()
+        now = loaded.to_dict()
+        assert all(now[k] == (list(v) if isinstance(v, tuple) else v) for k, v in old.items() if k in now)
+        own = model_registry.settings_class(model)
+        assert type(loaded.model_settings) is own
+    with pytest.raises(ConfigError, match="unknown configuration keys: bogus"):
+        RunConfig.from_dict({**saved, "bogus": 1})
 
 
 class _ToyModel:

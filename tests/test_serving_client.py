@@ -1,4 +1,5 @@
-"""The serving client CLI: musicvae_xai.serving.client (thin), .commands (the verbs), .midi_io, .connect."""
+"""The serving client CLI: musicvae_xai.serving.client (thin), .commands (the verbs), .connect, and the
+music files it reads and writes (musicvae_xai.music_io)."""
 
 import json
 import os
@@ -8,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from musicvae_xai import music_io
 from musicvae_xai.representation import Vocabulary
-from musicvae_xai.serving import GrpcClient, LocalModel, RestClient, commands, connect, midi_io
+from musicvae_xai.serving import GrpcClient, LocalModel, RestClient, commands, connect
 from serving_doubles import GrpcDouble
 from serving_helpers import free_port
 
@@ -21,24 +23,24 @@ MEASURE = [60, "hold", "hold", 62, "hold", "hold", 64, "hold", "hold", "hold", "
 @pytest.fixture
 def midi_file(tmp_path):
     tokens = np.stack([VOCAB.encode(MEASURE), VOCAB.encode([59, "hold"] * 12)])
-    return str(midi_io.write_measures(tokens, VOCAB, str(tmp_path / "in.mid"))), tokens
+    return str(music_io.write_measures(tokens, VOCAB, str(tmp_path / "in.mid"))), tokens
 
 
 def test_midi_round_trip_bars_and_transposition(midi_file, tmp_path):
     path, tokens = midi_file
-    np.testing.assert_array_equal(midi_io.read_measures(path, VOCAB), tokens)
-    np.testing.assert_array_equal(midi_io.read_measures(path, VOCAB, bars=[1]), tokens[1:])
+    np.testing.assert_array_equal(music_io.read_file(path, VOCAB).tokens, tokens)
+    np.testing.assert_array_equal(music_io.read_file(path, VOCAB, bars=[1]).tokens, tokens[1:])
     high = Vocabulary(70, 96)  # the melody (59..72) does not fit: moved up by an octave
-    moved = midi_io.read_measures(path, high)
+    moved = music_io.read_file(path, high).tokens
     assert high.decode(moved[0])[0] == 72
-    with pytest.raises(midi_io.MidiError, match="bar 5 is not a usable 4/4 measure; usable bars: 0, 1"):
-        midi_io.read_measures(path, VOCAB, bars=[5])
-    with pytest.raises(midi_io.MidiError, match="shifted by 30 leave the model.s range"):
-        midi_io.read_measures(path, VOCAB, transpose=30)
-    with pytest.raises(midi_io.MidiError, match="no such file"):
-        midi_io.read_measures(str(tmp_path / "absent.mid"), VOCAB)
-    with pytest.raises(midi_io.MidiError, match="wider than the model.s range"):
-        midi_io.fit_shift(np.array([[40, 90] + [129] * 22]), VOCAB)
+    with pytest.raises(music_io.MusicFileError, match="bar 5 is not a usable 4/4 measure; usable bars: 0-1"):
+        music_io.read_file(path, VOCAB, bars=[5])
+    with pytest.raises(music_io.MusicFileError, match="shifted by 30 leave the model.s range"):
+        music_io.read_file(path, VOCAB, transpose=30)
+    with pytest.raises(music_io.MusicFileError, match="no such file"):
+        music_io.read_file(str(tmp_path / "absent.mid"), VOCAB)
+    with pytest.raises(music_io.MusicFileError, match="wider than the model.s range"):
+        music_io.fit_shift(np.array([[40, 90] + [129] * 22]), VOCAB)
 
 
 def test_connect_picks_the_client_from_the_target(tiny_export):

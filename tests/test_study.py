@@ -370,7 +370,7 @@ def test_cpu_v2_preset_gives_every_genre_the_same_epochs():
     train = {"pop": 470_579, "irish": 263_785, "turkish": 111_521, "classical": 90_411}
     epochs = {e.config.dataset: e.config.train_steps * e.config.batch_size / train[e.config.dataset] for e in entries}
     assert all(abs(v - 0.6) < 0.001 for v in epochs.values()), epochs
-    assert {e.config.lambda_kl for e in entries} == {0.1}  # no AdversarialVAE override any more
+    assert {e.config.lambda_kl for e in entries if e.config.model == "adversarial_vae"} == {0.1}  # no override
     # the reference discriminator for the AdversarialVAE (MeasureVAE has none; its 256 is inert)
     assert {e.config.discriminator_hidden for e in entries if e.config.model == "adversarial_vae"} == {0}
     assert not any(f == "lambda_kl" for _, f, _ in spec.overrides)
@@ -529,3 +529,17 @@ def test_scale_section_states_the_genre_gap_and_hidden_size_of_these_results():
     text = "\n".join(scale.scale_section(records))
     assert "closest two genres here differ by 0.050" in text and "hidden-64 GRU" in text
     assert scale.closest_genre_gap(records[:2]) is None  # one genre
+
+
+def test_study_evaluation_options_are_those_of_evaluation_options():
+    """Every EvaluationOptions field but the per-run ones is a study key ``eval_<field>`` with the same
+    default; a field added to EvaluationOptions alone fails here."""
+    from musicvae_xai.config import EvaluationOptions
+
+    defaults = {f.name: f.default for f in dataclasses.fields(EvaluationOptions)}
+    assert set(defaults) - set(grid.EVALUATION_FIELDS) == {"cache_dir", "data_root", "expect_finished"}
+    spec_fields = {f.name: f.default for f in dataclasses.fields(grid.StudySpec) if f.name.startswith("eval_")}
+    assert spec_fields == {f"eval_{name}": defaults[name] for name in grid.EVALUATION_FIELDS}
+    assert all(f"eval_{name}" in grid.STUDY_KEYS for name in grid.EVALUATION_FIELDS)
+    spec = grid.StudySpec(path="x", eval_split="validation", eval_sweep_steps=5)
+    assert EvaluationOptions(**spec.evaluation_options()).validate().sweep_steps == 5

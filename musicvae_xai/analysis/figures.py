@@ -6,7 +6,6 @@ saves one PNG. Axis labels name the control and the attribute with its unit (``a
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
 from typing import Optional, Sequence
@@ -19,6 +18,8 @@ import numpy as np  # noqa: E402
 from matplotlib import colors, patches, transforms  # noqa: E402
 
 from musicvae_xai import attributes as attrs  # noqa: E402
+from musicvae_xai.attributes import attribute_label  # noqa: E402,F401 (a name of this module)
+from musicvae_xai.controls import Control  # noqa: E402
 from musicvae_xai.representation import BEATS_PER_MEASURE, Vocabulary, measures_to_sequence  # noqa: E402
 
 DPI = 100
@@ -42,42 +43,14 @@ def save(fig, path: str) -> str:
     return path
 
 
-def attribute_label(name: str, units: bool = True) -> str:
-    """'note density (onsets / 24 ticks)' for an attribute name."""
-    label, unit = attrs.LABELS.get(name, (name.replace("_", " "), ""))
-    return f"{label} ({unit})" if units and unit else label
-
-
 def attribute_label_lines(name: str) -> str:
     """The attribute's name over its unit in brackets, for y axes and colour bars."""
-    label, unit = attrs.LABELS.get(name, (name.replace("_", " "), ""))
+    label, unit = attrs.label_and_unit(name)
     return f"{label}\n({unit})" if unit else label
 
 
 def pitch_name(pitch: int) -> str:
     return f"{_NAMES[pitch % 12]}{pitch // 12 - 1}"
-
-
-@dataclasses.dataclass
-class AxisInfo:
-    """How a control is named on an axis: its name (``z[2]``) and the attribute it is meant to move."""
-
-    name: str
-    attribute: str
-    low: float
-    high: float
-    kind: str = "latent_dim"
-
-    @property
-    def short(self) -> str:
-        """The control's name in text: ``z[2]``, or the attribute's name for a decoder input."""
-        return self.name if self.kind == "latent_dim" else attribute_label(self.attribute, units=False)
-
-    @property
-    def label(self) -> str:
-        if self.kind == "latent_dim":
-            return f"{self.name}  (latent dim for {attribute_label(self.attribute, units=False)})"
-        return f"{attribute_label(self.attribute)}, decoder input"
 
 
 def _notes(tokens: np.ndarray, vocab: Vocabulary):
@@ -127,7 +100,7 @@ def _pitch_axis(axes: Sequence, pitches: Sequence[int]) -> None:
         ax.set_axisbelow(True)
 
 
-def traversal_figure(path: str, vocab: Vocabulary, control: AxisInfo, values: np.ndarray, tokens: np.ndarray,
+def traversal_figure(path: str, vocab: Vocabulary, control: Control, values: np.ndarray, tokens: np.ndarray,
                      input_tokens: np.ndarray, attribute: str, curve: np.ndarray, input_value: float,
                      start: float, mean_curve: Optional[np.ndarray] = None, std_curve: Optional[np.ndarray] = None,
                      mean_count: int = 0, title: str = "") -> str:
@@ -200,7 +173,7 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def surface_figure(path: str, x: AxisInfo, y: AxisInfo, x_values: np.ndarray, y_values: np.ndarray,
+def surface_figure(path: str, x: Control, y: Control, x_values: np.ndarray, y_values: np.ndarray,
                    maps: Sequence[np.ndarray], map_attributes: Sequence[str], count: int, title: str = "") -> str:
     """Attribute surface maps: each map float [Gx, Gy] is an attribute of the measure decoded at
     (x_values[i], y_values[j]), averaged over ``count`` starting measures; one panel per map."""
@@ -242,7 +215,18 @@ def _range_visible(values: np.ndarray, low: float, high: float) -> bool:
     return (hi - lo) >= 0.2 * (high - low)
 
 
-def histogram_figure(path: str, pairs: Sequence[tuple], coords: np.ndarray, axes_info: Sequence[AxisInfo],
+def _save_panels(fig, axes, used: int, path: str, title: str) -> str:
+    """Hides the panels of the grid ``axes`` [rows][cols] past the first ``used``, titles the figure and
+    saves it."""
+    rows, cols = len(axes), len(axes[0])
+    for k in range(used, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(title, fontsize=10.5)
+    fig.tight_layout(rect=(0, 0, 1, 0.96 if rows > 1 else 0.93))
+    return save(fig, path)
+
+
+def histogram_figure(path: str, pairs: Sequence[tuple], coords: np.ndarray, axes_info: Sequence[Control],
                      show_range: Sequence[bool], count: int, split: str, title: str = "") -> str:
     """2-D histograms of encoded data in the plane of each pair (i, j) of controls.
 
@@ -280,17 +264,13 @@ def histogram_figure(path: str, pairs: Sequence[tuple], coords: np.ndarray, axes
         ax.set_xlabel(_wrap(axes_info[i].label, 44), fontsize=8.5)
         ax.set_ylabel(_wrap(axes_info[j].label, 40), fontsize=8.5)
         ax.tick_params(labelsize=8)
-    for k in range(n, rows * cols):
-        axes[k // cols][k % cols].axis("off")
-    fig.suptitle(title or f"Encoded {split} measures in the plane of two controls ({count} measures)",
-                 fontsize=10.5)
-    fig.tight_layout(rect=(0, 0, 1, 0.96 if rows > 1 else 0.93))
-    return save(fig, path)
+    return _save_panels(fig, axes, n, path, title or f"Encoded {split} measures in the plane of two controls "
+                                                     f"({count} measures)")
 
 
 def scatter_figure(path: str, panels: Sequence[tuple], count: int, split: str, title: str = "") -> str:
     """A regularised dim against a free dim, points coloured by an attribute; one panel per
-    (x AxisInfo, x values [N], free dim name, y values [N], attribute name, attribute values [N])."""
+    (x Control, x values [N], free dim name, y values [N], attribute name, attribute values [N])."""
     n = len(panels)
     cols = min(2, n)
     rows = math.ceil(n / cols)
@@ -308,9 +288,5 @@ def scatter_figure(path: str, panels: Sequence[tuple], count: int, split: str, t
         ax.set_ylabel(f"{free_name}  (free dim)", fontsize=8.5)
         ax.tick_params(labelsize=8)
         ax.set_title(f"coloured by {attribute_label(name, units=False)}", fontsize=9.5)
-    for k in range(n, rows * cols):
-        axes[k // cols][k % cols].axis("off")
-    fig.suptitle(title or f"Regularised against free latent dims ({count} encoded {split} measures)",
-                 fontsize=10.5)
-    fig.tight_layout(rect=(0, 0, 1, 0.96 if rows > 1 else 0.93))
-    return save(fig, path)
+    return _save_panels(fig, axes, n, path, title or f"Regularised against free latent dims ({count} encoded "
+                                                     f"{split} measures)")

@@ -25,10 +25,9 @@ from typing import Optional
 
 import numpy as np
 
-from musicvae_xai import attributes as attrs
 from musicvae_xai import inference
 from musicvae_xai.analysis import figures
-from musicvae_xai.analysis.figures import AxisInfo, attribute_label
+from musicvae_xai.attributes import attribute_label, label_and_unit
 from musicvae_xai.config import AnalysisError, AnalysisOptions
 from musicvae_xai.explain import Encoding, Explainer, traversal_markers
 
@@ -72,8 +71,6 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_")
 
 
-def _axis(control) -> AxisInfo:
-    return AxisInfo(control.name, control.attribute, control.low, control.high, control.kind)
 
 
 def pick_measure(tokens: np.ndarray, vocab, seed: int) -> int:
@@ -156,22 +153,22 @@ class _Analysis:
         slug = _slug(control.attribute)
         name = f"traversal_{slug}.png"
         label = attribute_label(control.attribute, units=False)
-        what = (f"latent dim {control.name} (regularised for {label})" if control.kind == "latent_dim"
+        what = (f"latent dim {control.name} (regularised for {label})" if control.in_latent
                 else f"the decoder's {label} input")
         figures.traversal_figure(
-            os.path.join(self.out, name), self.ex.vocabulary, _axis(control), tr.values, tr.tokens[0],
+            os.path.join(self.out, name), self.ex.vocabulary, control, tr.values, tr.tokens[0],
             start.tokens[0], control.attribute, tr.attributes[0, :, k], input_value, float(tr.start[0]),
             mean, std, count, title=f"Traversal of {what}, from {origin}")
         caption = (f"The input measure ({origin}, grey, left) is encoded; {what} is then set to "
                    f"{len(tr.values)} values from {tr.values[0]:g} to {tr.values[-1]:g} with every other "
-                   f"{'latent dim' if control.kind == 'latent_dim' else 'input'} kept, and each code is "
+                   f"{'latent dim' if control.in_latent else 'input'} kept, and each code is "
                    f"decoded greedily (blue piano rolls, one 4-beat measure per value). Beneath: the "
-                   f"{label} measured on each decoded measure ({attrs.LABELS[control.attribute][1]})"
+                   f"{label} measured on each decoded measure ({label_and_unit(control.attribute)[1]})"
                    + (f", and dashed its mean ± standard deviation over the same sweep from {count} other "
                       f"{opt.split} measures" if count else "")
                    + ". A control that works makes the curve rise steadily while the melody stays "
                      "recognisable.")
-        self._add(name, f"{'Latent traversal' if control.kind == 'latent_dim' else 'Traversal'}: {label}", caption,
+        self._add(name, f"{'Latent traversal' if control.in_latent else 'Traversal'}: {label}", caption,
                   "traversal")
         folder = os.path.join("midi", slug)
         os.makedirs(os.path.join(self.out, folder), exist_ok=True)
@@ -210,16 +207,16 @@ class _Analysis:
                 tokens = runner.sweep(z, c, j, yv)  # [B, G, 24]
                 maps[:, gx, :] = runner.attributes(tokens, names).mean(axis=0).T
             name = f"surface_{_slug(ci.attribute)}__{_slug(cj.attribute)}.png"
-            figures.surface_figure(os.path.join(self.out, name), _axis(ci), _axis(cj), xv, yv, maps, names,
+            figures.surface_figure(os.path.join(self.out, name), ci, cj, xv, yv, maps, names,
                                    len(idx))
             li, lj = attribute_label(ci.attribute, units=False), attribute_label(cj.attribute, units=False)
             caption = (f"Codes of {len(idx)} {opt.split} measures are decoded on a {opt.grid} x {opt.grid} grid "
-                       f"of {_axis(ci).short} (x) and {_axis(cj).short} (y), every other part of each code kept; "
+                       f"of {ci.short} (x) and {cj.short} (y), every other part of each code kept; "
                        f"each cell "
                        f"shows the attribute of the decoded measures, averaged over the {len(idx)} measures: "
                        f"left {li}, right {lj}. Independent controls give a left panel that changes only "
                        f"from left to right and a right panel that changes only from bottom to top.")
-            self._add(name, f"Attribute surface: {_axis(ci).short} x {_axis(cj).short}", caption, "surface")
+            self._add(name, f"Attribute surface: {ci.short} x {cj.short}", caption, "surface")
 
     def distribution(self, enc: Encoding) -> None:
         opt = self.opt
@@ -229,9 +226,9 @@ class _Analysis:
             return
         coords = self.ex.runner.control_coordinates(enc.z_mean, enc.controls)
         pairs = list(itertools.combinations(range(len(self.controls)), 2))
-        show = [c.kind == "latent_dim" for c in self.controls]
+        show = [c.in_latent for c in self.controls]
         name = "data_distribution.png"
-        figures.histogram_figure(os.path.join(self.out, name), pairs, coords, [_axis(c) for c in self.controls],
+        figures.histogram_figure(os.path.join(self.out, name), pairs, coords, list(self.controls),
                                  show, len(enc), opt.data_split)
         where = ("its posterior mean on each regularised latent dim"
                  if all(show) else "its value on each control (a latent dim: the posterior mean; a decoder "
@@ -244,7 +241,7 @@ class _Analysis:
 
     def regularised_vs_free(self, enc: Encoding) -> None:
         title = "Regularised against free latent dims"
-        latent = [c for c in self.controls if c.kind == "latent_dim"]
+        latent = [c for c in self.controls if c.in_latent]
         if not latent:
             self._skip(title, "no control of this model is a latent dim (its controls are decoder inputs), so "
                               "no latent dim is regularised to plot against a free one")
@@ -259,7 +256,7 @@ class _Analysis:
         panels = []
         for c in latent:
             k = self.ex.attribute_names.index(c.attribute)
-            panels.append((_axis(c), enc.z_mean[:, c.index], f"z[{f}]", enc.z_mean[:, f], c.attribute, a[:, k]))
+            panels.append((c, enc.z_mean[:, c.index], f"z[{f}]", enc.z_mean[:, f], c.attribute, a[:, k]))
         name = "regularised_vs_free.png"
         figures.scatter_figure(os.path.join(self.out, name), panels, len(enc), self.opt.data_split)
         caption = (f"{len(enc)} {self.opt.data_split} measures encoded (posterior means). Each panel plots a "

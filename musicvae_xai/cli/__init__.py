@@ -5,9 +5,9 @@ Every command is ``musicvae_xai/cli/NAME.py`` (``python -m musicvae_xai.cli.NAME
 (the absl main) and ``run()`` (resolve configuration names, define any flags defined late, ``app.run``);
 the library modules hold no ``main``. The console scripts of ``pyproject.toml`` (``musicvae-train``, ...)
 are the ``*_main`` functions here, which import the command's module and call its ``run()``. The older
-``python -m`` paths (``musicvae_xai.train``, ``.data``, ``.evaluate``, ``.export``, ``.analysis``,
-``.explorer``, ``.study``, ``.study.worker``, ``.serving.client``, ``.serving.models_config``) are kept
-as shims that call the same ``run()``. Every form resolves named configurations the same way
+``python -m`` paths (``musicvae_xai.train``, ``.data``, ``.evaluate``, ``.analysis``, ``.explorer``,
+``.study``, ``.serving.client``) are kept as shims that call the same ``run()``; library modules never
+import this package. Every form resolves named configurations the same way
 (``resolve_sys_argv``):
 
 - ``--flagfile=NAME`` / ``--config=NAME`` (and ``--flagfile NAME``): when NAME is not an existing
@@ -21,9 +21,10 @@ An unknown name stops with one line listing the names that exist.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from typing import Callable, Sequence
+
+from musicvae_xai.flagfiles import ConfigNameError, available_configs, configs_dir, resolve_config  # noqa: F401
 
 #: console-script name -> the command's module (what ``python -m`` takes).
 ENTRY_POINTS = {
@@ -39,45 +40,6 @@ ENTRY_POINTS = {
     "musicvae-serving-config": "musicvae_xai.cli.serving_config",
     "musicvae-pretrained": "musicvae_xai.cli.pretrained",
 }
-
-
-class ConfigNameError(ValueError):
-    """A ``--flagfile``/``--config``/``--study`` name that is neither a file nor a shipped config."""
-
-
-def configs_dir() -> str:
-    """The folder of the flagfiles shipped in the package (``musicvae_xai/configs``)."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-
-
-def available_configs(sub: str = "") -> list:
-    """Names of the shipped flagfiles (without ``.flags``), e.g. ``["quickstart", ...]``."""
-    folder = os.path.join(configs_dir(), sub)
-    if not os.path.isdir(folder):
-        return []
-    return sorted(f[:-len(".flags")] for f in os.listdir(folder) if f.endswith(".flags"))
-
-
-def resolve_config(value: str, sub: str = "") -> str:
-    """An existing path, or any other path-like value, is returned as it is; a name (``quickstart``,
-    ``quickstart.flags``, ``configs/quickstart.flags``, ``study/cpu_v2``) is the shipped
-    ``configs/[sub/]NAME.flags``."""
-    if os.path.exists(value):
-        return value
-    name = value[:-len(".flags")] if value.endswith(".flags") else value
-    for prefix in ("configs/", "musicvae_xai/configs/"):  # paths of a checkout, from elsewhere
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-    if os.path.isabs(value) or "/" in name.replace("study/", "", 1):
-        return value  # a path that does not exist: the command itself says so
-    if sub and name.startswith(sub + "/"):
-        name = name[len(sub) + 1:]
-    path = os.path.join(configs_dir(), sub, name + ".flags")
-    if os.path.isfile(path):
-        return path
-    names = ", ".join(available_configs(sub)) or "none"
-    raise ConfigNameError(f"{value!r} is neither a file nor a shipped configuration "
-                          f"(shipped{' ' + sub if sub else ''}: {names})")
 
 
 _RESOLVED = {"--flagfile": ("--flagfile", ""), "--config": ("--flagfile", ""), "--study": ("--study", "study")}
@@ -121,24 +83,20 @@ def run_command(main: Callable[[list], None], *before: Callable[[], None]) -> No
     app.run(main)
 
 
+def entry_name(script: str) -> str:
+    """The function of this module a console script calls: ``musicvae-study-worker`` -> ``study_worker_main``
+    (named ``*_main`` so it does not shadow the command modules of this package)."""
+    return script.replace("musicvae-", "").replace("-", "_") + "_main"
+
+
 def _entry(script: str) -> Callable[[], None]:
     def entry() -> None:
         importlib.import_module(ENTRY_POINTS[script]).run()
 
-    entry.__name__ = script.replace("musicvae-", "").replace("-", "_") + "_main"
+    entry.__name__ = entry_name(script)
     entry.__doc__ = f"``{script}``: ``python -m {ENTRY_POINTS[script]}``."
     return entry
 
 
-# Console scripts. Named ``*_main`` so they do not shadow the command modules of this package.
-train_main = _entry("musicvae-train")
-data_main = _entry("musicvae-data")
-evaluate_main = _entry("musicvae-evaluate")
-export_main = _entry("musicvae-export")
-analysis_main = _entry("musicvae-analysis")
-explorer_main = _entry("musicvae-explorer")
-study_main = _entry("musicvae-study")
-study_worker_main = _entry("musicvae-study-worker")
-serve_client_main = _entry("musicvae-serve-client")
-serving_config_main = _entry("musicvae-serving-config")
-pretrained_main = _entry("musicvae-pretrained")
+# The console scripts (``pyproject.toml`` names ``musicvae_xai.cli:<entry_name(script)>`` for each).
+globals().update({entry_name(script): _entry(script) for script in ENTRY_POINTS})

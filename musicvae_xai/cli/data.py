@@ -25,6 +25,7 @@ from absl import flags, logging  # noqa: E402
 from musicvae_xai import datasets  # noqa: E402
 from musicvae_xai.cli import run_command  # noqa: E402
 from musicvae_xai.datasets.summary import summary_table  # noqa: E402
+from musicvae_xai.representation import DEFAULT_MAX_PITCH, DEFAULT_MIN_PITCH  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "embedded", f"Dataset name: one of {', '.join(datasets.names())}.")
@@ -33,8 +34,8 @@ flags.DEFINE_string("data_root", None, "Folder holding the dataset's source fold
 flags.DEFINE_string("cache_dir", "cache", "Folder of dataset caches.")
 flags.DEFINE_string("stats_json", None, "If set, write the build statistics here as JSON.")
 flags.DEFINE_bool("allow_cut_time", False, "Admit 2/2 bars as four quarter beats.")
-flags.DEFINE_integer("min_pitch", 55, "Lowest MIDI pitch of the vocabulary.")
-flags.DEFINE_integer("max_pitch", 84, "Highest MIDI pitch of the vocabulary.")
+flags.DEFINE_integer("min_pitch", DEFAULT_MIN_PITCH, "Lowest MIDI pitch of the vocabulary.")
+flags.DEFINE_integer("max_pitch", DEFAULT_MAX_PITCH, "Highest MIDI pitch of the vocabulary.")
 flags.DEFINE_bool("transpose", True, "Augment the training split with every in-range transposition.")
 flags.DEFINE_integer("max_files", None, "Only the first N files of each source (quick runs).")
 flags.DEFINE_integer("workers", None, "Parser processes (default: every CPU core).")

@@ -1,7 +1,6 @@
 """Export a trained run for TF-Serving: ``musicvae-export --run_dir=DIR --export_base=DIR/NAME [--version=N]
-[--noverify]`` (``python -m musicvae_xai.cli.export``, or the older ``python -m musicvae_xai.export``,
-alike). What is written and how it is published: ``musicvae_xai.export``. Prints the version folder
-written; a run that cannot be exported ends with one ``error:`` line.
+[--noverify]`` (``python -m musicvae_xai.cli.export``). What is written and how it is published:
+``musicvae_xai.export``. Prints the version folder written; a run that cannot be exported ends with one ``error:`` line.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
 from musicvae_xai import pretrained  # noqa: E402
@@ -40,8 +41,7 @@ VERBS = ("build", "analysis", "info")
 
 
 def build() -> int:
-    import numpy as np
-
+    # TensorFlow modules, imported once the flags are parsed (as every command's main does).
     from musicvae_xai import inference
     from musicvae_xai.evaluation import EvaluationOptions, evaluate_model, format_report
     from musicvae_xai.pretrained.savedmodel import load_export
@@ -49,7 +49,7 @@ def build() -> int:
     if not FLAGS.reuse_export:
         if not FLAGS.run_dir:
             raise ValueError("build needs --run_dir (the finished training run), or --reuse_export")
-        from musicvae_xai.export import export_run
+        from musicvae_xai.export import export_run  # TensorFlow, as above
 
         path = export_run(FLAGS.run_dir, pretrained.export_base(), version=pretrained.VERSION, verify=True)
         print(f"exported {FLAGS.run_dir} to {path}")
@@ -89,6 +89,7 @@ def build() -> int:
 
 
 def analysis() -> int:
+    # TensorFlow modules, imported once the flags are parsed (as every command's main does).
     from musicvae_xai.analysis.report import AnalysisOptions, run_analysis
     from musicvae_xai.explain import Explainer
 

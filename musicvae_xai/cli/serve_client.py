@@ -24,10 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags
 
+from musicvae_xai import settings
 from musicvae_xai.cli import run_command
+from musicvae_xai.music_io import MusicFileError
 from musicvae_xai.serving import commands
 from musicvae_xai.serving.base import ServingError
-from musicvae_xai.serving.midi_io import MidiError
 from musicvae_xai.serving.targets import connect
 
 FLAGS = flags.FLAGS
@@ -37,20 +38,7 @@ flags.DEFINE_integer("version", None, "Model version (default: the server's newe
 flags.DEFINE_float("timeout", 30.0, "Deadline of the whole call in seconds (metadata fetch and retries included).")
 flags.DEFINE_integer("retries", 3, "Retries while the server is unavailable.")
 flags.DEFINE_enum("format", "row", ["row", "columnar"], "REST request format.")
-flags.DEFINE_string("midi", None, "Input MIDI file.")
-flags.DEFINE_string("out", None, "Output file (MIDI for music, JSON for encode/metadata).")
-flags.DEFINE_string("z", None, "decode: JSON file with z_mean (or z) [B, Z], e.g. written by encode.")
-flags.DEFINE_string("controls", None, "decode (adversarial model): JSON with controls or attributes [B, K]; "
-                    "default: the attributes in the --z file.")
-flags.DEFINE_list("bars", [], "0-based bar indices of the MIDI file to use (default: every usable bar).")
-flags.DEFINE_integer("control", 0, "traverse: latent dim (MeasureVAE) or control index (adversarial).")
-flags.DEFINE_list("values", ["-2", "-1", "0", "1", "2"], "traverse: values to set the control to.")
-flags.DEFINE_integer("num", 1, "sample: number of measures.")
-flags.DEFINE_integer("seed", 0, "sample: seed of the latent codes drawn here.")
-flags.DEFINE_integer("min_pitch", 55, "Vocabulary of a server's model: lowest MIDI pitch.")
-flags.DEFINE_integer("max_pitch", 84, "Vocabulary of a server's model: highest MIDI pitch.")
-flags.DEFINE_string("transpose", "auto", "Semitones to shift the MIDI by, or auto (fit the range).")
-flags.DEFINE_float("qpm", None, "Tempo of the MIDI written (default: the input file's tempo, else 120).")
+settings.define_flags(commands.Options)  # --midi, --out, --bars, --values, ... (declared in commands.Options)
 
 
 def main(argv) -> None:
@@ -58,17 +46,12 @@ def main(argv) -> None:
         sys.exit(f"usage: python -m musicvae_xai.serving.client --target=T --model=NAME "
                  f"{{{'|'.join(commands.VERBS)}}} [flags]; got {' '.join(argv[1:]) or 'no verb'}")
     try:
-        options = commands.Options(
-            midi=FLAGS.midi, out=FLAGS.out, z=FLAGS.z, controls=FLAGS.controls,
-            bars=[int(b) for b in FLAGS.bars], control=FLAGS.control,
-            values=[float(v) for v in FLAGS.values], num=FLAGS.num, seed=FLAGS.seed,
-            min_pitch=FLAGS.min_pitch, max_pitch=FLAGS.max_pitch,
-            transpose=FLAGS.transpose if FLAGS.transpose == "auto" else int(FLAGS.transpose), qpm=FLAGS.qpm)
+        options = settings.from_flags(commands.Options)
         client = connect(FLAGS.target, FLAGS.model, FLAGS.version, timeout=FLAGS.timeout, retries=FLAGS.retries,
                          request_format=FLAGS.format)
         with client:
             summary = commands.run(client, argv[1], options)
-    except (ServingError, MidiError, commands.CommandError, ValueError, FileNotFoundError) as e:
+    except (ServingError, MusicFileError, commands.CommandError, ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     print(json.dumps(summary, indent=1))
 

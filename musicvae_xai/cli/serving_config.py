@@ -1,7 +1,6 @@
 """Write TF-Serving's ``models.config`` for an export folder: ``musicvae-serving-config --export_root=exports
 --out=serving/models.config [--policy=latest:2] [--container_root=/models] [--models=a,b]``
-(``python -m musicvae_xai.cli.serving_config``, or the older ``python -m
-musicvae_xai.serving.models_config``, alike). What is written: ``musicvae_xai.serving.models_config``.
+(``python -m musicvae_xai.cli.serving_config``). What is written: ``musicvae_xai.serving.models_config``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """One configuration of a study: ``musicvae-study-worker --run_dir=STUDY_DIR/NAME`` (``python -m
-musicvae_xai.cli.study_worker``, or ``python -m musicvae_xai.study.worker``, the form the study runner
-and its Slurm commands run, alike). Trains, evaluates and exports the configuration ``entry.json``
-describes and writes ``result.json`` (``musicvae_xai.study.worker``); a failed stage ends with one
-``error:`` line.
+musicvae_xai.cli.study_worker``, the form the study runner runs). Trains, evaluates and exports the
+configuration ``entry.json`` describes and writes ``result.json`` (``musicvae_xai.study.worker``); a
+failed stage ends with one ``error:`` line.
 """
 
 from __future__ import annotations

@@ -58,11 +58,6 @@ def resolve_sources(cfg: DatasetConfig) -> list:
     return found
 
 
-def list_tasks(cfg: DatasetConfig, found: list) -> list:
-    """Parse tasks (see ``sources.parse_file``) for every readable file of every found source."""
-    return scan(cfg, found)[0]
-
-
 def scan(cfg: DatasetConfig, found: list) -> tuple:
     """(tasks, problems): parse tasks for every readable file of every found source, in order, and
     a record {path, source, reason, message} for every matching entry that cannot be read (reasons
@@ -285,7 +280,7 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list, problems: list = ()
             measures = np.asarray(p.measures, np.int32).reshape(-1, representation.MEASURE_TICKS)
             ok = in_range_mask(measures, cfg.min_pitch, cfg.max_pitch)
             if (~ok).sum():
-                skipped["out_of_pitch_range"] += int((~ok).sum())
+                skipped[representation.OUT_OF_PITCH_RANGE] += int((~ok).sum())
             if ok.any():
                 kept.append((source.name, p.piece_id, measures[ok], grouping.fingerprints(measures)))
     ids = [k[1] for k in kept]

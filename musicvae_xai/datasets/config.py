@@ -6,7 +6,7 @@ import dataclasses
 import os
 from typing import Any, Mapping, Optional
 
-from musicvae_xai.representation import Vocabulary
+from musicvae_xai.representation import DEFAULT_MAX_PITCH, DEFAULT_MIN_PITCH, Vocabulary
 
 SPLITS = ("train", "validation", "test")
 #: The datasets cache when neither a flag nor the run's configuration names one.
@@ -30,8 +30,8 @@ class DatasetConfig:
 
     name: str = "embedded"
     data_root: Optional[str] = None
-    min_pitch: int = 55
-    max_pitch: int = 84
+    min_pitch: int = DEFAULT_MIN_PITCH
+    max_pitch: int = DEFAULT_MAX_PITCH
     allow_cut_time: bool = False
     transpose: bool = True
     max_transpose: Optional[int] = None

@@ -20,6 +20,7 @@ import numpy as np
 
 from musicvae_xai import representation
 from musicvae_xai.readers import ReaderError
+from musicvae_xai.readers.common import MELODY_PART
 from musicvae_xai.readers import registry as reader_registry
 
 #: Folder of the embedded public-domain tunes shipped with the package.
@@ -49,7 +50,7 @@ DATASETS = {
     ),
     "classical": (
         Source("classical_bach_chorales", "classical_bach_chorales", ("*.mxl", "*.xml", "*.musicxml"),
-               "musicxml", (("part_name", "Soprano"),)),
+               "musicxml", (("part_name", MELODY_PART),)),
         Source("classical_piano_midi", "classical_piano_midi", ("midis/*/*.mid", "midis/*.mid"), "midi",
                (("track", r"re:(?i)\bright\b"), ("chords", "skyline"))),
     ),
@@ -70,12 +71,7 @@ SKIP_UNITS = {
     "no_melody": "pieces",
     "no_notes": "pieces",
     "not_simple_duple": "pieces",
-    "not_4_4": "bars",
-    "incomplete_bar": "bars",
-    "polyphonic": "bars",
-    "off_grid": "bars",
-    "empty": "bars",
-    "out_of_pitch_range": "bars",
+    **dict.fromkeys(representation.BAR_SKIP_TEXT, "bars"),
     "unreadable_folder": "folders",
     "unreadable_file": "files",
     "symlink_loop": "entries",
@@ -111,11 +107,6 @@ def source_dir(source: Source, data_root: Optional[str]) -> Optional[pathlib.Pat
     if root.name == source.subdir and root.is_dir():
         return root
     return None
-
-
-def list_files(source: Source, folder: pathlib.Path, max_files: Optional[int] = None) -> list:
-    """Sorted relative paths (POSIX) of the source's readable files under ``folder``."""
-    return scan_files(source, folder, max_files)[0]
 
 
 #: Reasons an entry matching a source's patterns is not read (see ``scan_files``).

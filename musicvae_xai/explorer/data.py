@@ -16,11 +16,10 @@ from typing import Optional
 import numpy as np
 from absl import logging
 
-from musicvae_xai import datasets
+from musicvae_xai import datasets, music_io
 from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, DatasetConfig, dataset_config
 from musicvae_xai.readers import registry as reader_registry
-from musicvae_xai.representation import FULL_RANGE, MEASURE_TICKS, Vocabulary, sequence_to_measures
-from musicvae_xai.serving.midi_io import MidiError, fit_shift, no_measure_message
+from musicvae_xai.representation import Vocabulary
 
 #: Upload file types: extension -> what the page calls them (the upload-safe formats of
 #: ``readers.registry``; the page's file chooser gets them from ``/api/model``).
@@ -113,13 +112,13 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
     """An uploaded MIDI/MusicXML/ABC file -> {"name", "bars" [M], "tokens" int32 [M, 24] (model ids),
     "shift" semitones (or "per measure"), "skipped" {reason: bars}, "style" (tempo, time signature,
     program, track name: send it back to ``/api/midi`` to keep them), "quantisation" (mean/max onset
-    error in beats of played MIDI, else None)}. Raises UploadError.
+    error in beats of played MIDI, else None)}, through ``music_io.read_file`` (at most
+    ``MAX_UPLOAD_MEASURES``, each measure transposed on its own when they do not fit together).
+    Raises UploadError.
 
     The readers' per-file limits (``readers.limits``: beats, decompressed bytes) apply, so a hostile
     file (notes 2**27 beats apart, a zip bomb) is refused in milliseconds, before any per-beat work.
     """
-    from musicvae_xai.explain import ExplainError, read_source  # here: explain loads TensorFlow
-
     name = os.path.basename(str(filename or "").replace("\\", "/"))[:120] or "upload"
     ext = os.path.splitext(name)[1].lower()
     if ext not in UPLOAD_TYPES:
@@ -132,33 +131,12 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
         with open(path, "wb") as f:
             f.write(data)
         try:
-            result = read_source(path)
-        except ExplainError as e:
+            measures = music_io.read_file(path, vocab, allow_cut_time=allow_cut_time,
+                                          max_measures=MAX_UPLOAD_MEASURES, per_measure=True)
+        except music_io.MusicFileError as e:
             raise UploadError(str(e).replace(path, name)) from None
         except Exception as e:  # noqa: BLE001 - a parser's unexpected failure on a bad file
             raise UploadError(f"{name}: not a readable {UPLOAD_TYPES[ext]} file ({type(e).__name__})") from None
-    extraction = sequence_to_measures(result.sequence, allow_cut_time=allow_cut_time)
-    skipped = {k: int(v) for k, v in sorted(extraction.skipped.items())}
-    if not len(extraction.measures):
-        raise UploadError(f"{name}: {no_measure_message(skipped, result.quantisation)}")
-    measures = extraction.measures[:MAX_UPLOAD_MEASURES]
-    bars = extraction.bar_index[:MAX_UPLOAD_MEASURES]
-    try:
-        shift = fit_shift(measures, vocab)
-        tokens = vocab.translate(measures, FULL_RANGE, shift)
-    except MidiError:  # wider than the model's range as a whole: fit each measure on its own
-        rows, keep = [], []
-        for i, m in enumerate(measures):
-            try:
-                rows.append(vocab.translate(m[None], FULL_RANGE, fit_shift(m[None], vocab))[0])
-                keep.append(i)
-            except MidiError:
-                skipped["out_of_pitch_range"] = skipped.get("out_of_pitch_range", 0) + 1
-        if not rows:
-            raise UploadError(f"{name}: no measure fits the model's pitch range "
-                              f"{vocab.min_pitch}..{vocab.max_pitch}") from None
-        tokens, bars, shift = np.stack(rows), bars[keep], "per measure"
-    return {"name": name, "bars": [int(b) for b in bars],
-            "tokens": np.asarray(tokens, np.int32).reshape(-1, MEASURE_TICKS),
-            "shift": shift, "skipped": skipped, "style": result.style.to_dict(),
-            "quantisation": result.quantisation.to_dict() if result.quantisation is not None else None}
+    return {"name": name, "bars": [int(b) for b in measures.bars], "tokens": measures.tokens,
+            "shift": measures.shift, "skipped": measures.skipped, "style": measures.style.to_dict(),
+            "quantisation": measures.quantisation.to_dict() if measures.quantisation is not None else None}

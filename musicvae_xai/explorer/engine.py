@@ -16,6 +16,7 @@ much to trust it.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 from typing import Callable, Optional
 
@@ -23,10 +24,11 @@ import numpy as np
 from absl import logging
 
 from musicvae_xai import attributes as attrs
+from musicvae_xai.controls import ATTRIBUTE_INPUT
 from musicvae_xai.explorer.data import MusicData
-from musicvae_xai.explorer.model_info import ATTRIBUTE_INPUT, LATENT_DIM, ModelInfo
+from musicvae_xai.explorer.model_info import ModelInfo
 from musicvae_xai.representation import MEASURE_TICKS, measures_to_sequence
-from musicvae_xai.serving.midi_io import write_midi
+from musicvae_xai.music_io import write_midi
 
 #: Rows per encode request while calibrating.
 ENCODE_BATCH = 256
@@ -102,8 +104,9 @@ class Explorer:
         for pos, c in enumerate(self.info.controls):
             if self.info.source == "signatures" and c.kind == ATTRIBUTE_INPUT:
                 lo, hi = float(measured[:, c.index].min()), float(measured[:, c.index].max())
-                c.low, c.high = lo, hi if hi > lo else lo + 1.0
-            if c.kind == LATENT_DIM and c.attribute in self.info.attribute_names:
+                c = dataclasses.replace(c, low=lo, high=hi if hi > lo else lo + 1.0)
+                self.info.controls[pos] = c
+            if c.in_latent and c.attribute in self.info.attribute_names:
                 x, y = coords[:, pos].astype(np.float64), measured[:, self.info.attribute_names.index(c.attribute)]
                 if np.ptp(x) > 0 and len(x) > 2:
                     slope, intercept = np.polyfit(x, y, 1)
@@ -173,13 +176,13 @@ class Explorer:
         """float32 [N, C]: where each state (z [N, Z], controls [N, K]) sits on every control."""
         z = np.asarray(z, np.float32).reshape(-1, self.info.latent_dim)
         inputs = None if controls is None else np.asarray(controls, np.float32).reshape(len(z), -1)
-        cols = [z[:, c.index] if c.kind == LATENT_DIM else inputs[:, c.index] for c in self.info.controls]
+        cols = [z[:, c.index] if c.in_latent else inputs[:, c.index] for c in self.info.controls]
         return np.stack(cols, axis=1) if cols else np.zeros((len(z), 0), np.float32)
 
     def _set(self, z: np.ndarray, controls: Optional[np.ndarray], pos: int, values: np.ndarray) -> None:
         """Writes ``values`` [N] into control ``pos`` of the states z [N, Z] / controls [N, K] in place."""
         c = self.info.controls[pos]
-        (z if c.kind == LATENT_DIM else controls)[:, c.index] = values
+        (z if c.in_latent else controls)[:, c.index] = values
 
     # -- verbs -----------------------------------------------------------------------------------
     def measure(self, tokens: np.ndarray) -> dict:
@@ -302,10 +305,10 @@ class Explorer:
         for pos, c in enumerate(self.info.controls):
             counts, _ = np.histogram(coords[:, pos], bins=bins, range=(c.low, c.high))
             out.append(counts.tolist())
-        return {"histograms": out, "controls": [c.to_dict() for c in self.info.controls]}
+        return {"histograms": out, "controls": [c.page_dict() for c in self.info.controls]}
 
     def midi(self, tokens: np.ndarray, qpm: Optional[float] = 120.0, style=None, markers=None) -> bytes:
-        """Standard MIDI file bytes of measures int32 [M, 24] back to back (``serving.midi_io.write_midi``):
+        """Standard MIDI file bytes of measures int32 [M, 24] back to back (``music_io.write_midi``):
         at ``qpm`` (None: the style's tempo), in ``style`` (an uploaded file's ``SourceStyle``), with
         one marker text per measure."""
         if qpm is not None and not QPM_RANGE[0] <= qpm <= QPM_RANGE[1]:

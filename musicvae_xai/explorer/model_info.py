@@ -17,11 +17,9 @@ import os
 from typing import Optional
 
 from musicvae_xai import attributes as attrs
+from musicvae_xai.controls import ATTRIBUTE_INPUT, KINDS, LATENT_DIM, Control, latent_controls
 from musicvae_xai.representation import Vocabulary
 
-#: Range of a latent-dim control when the export does not say (MeasureVAE's default).
-DEFAULT_LATENT_RANGE = (-4.0, 4.0)
-LATENT_DIM, ATTRIBUTE_INPUT = "latent_dim", "attribute_input"
 
 
 def attribute_info(name: str) -> dict:
@@ -30,7 +28,7 @@ def attribute_info(name: str) -> dict:
     shown unit), "description" (plain language, for a tooltip), "raw_unit" (the raw value's
     definition, for researcher details)}. From ``attributes.LABELS`` and ``attributes.PRESENTATION``;
     an attribute the library does not know is shown raw on a 0..1 meter."""
-    label, raw_unit = attrs.LABELS.get(name, (name.replace("_", " "), ""))
+    label, raw_unit = attrs.label_and_unit(name)
     shown = attrs.PRESENTATION.get(name) or attrs.Presentation("", 1.0, 3, (0.0, 1.0), "")
     return {"name": name, "label": label, **shown.to_dict(),
             "display_range": list(shown.display_range), "raw_unit": raw_unit}
@@ -38,28 +36,6 @@ def attribute_info(name: str) -> dict:
 
 class ModelInfoError(ValueError):
     """The model's metadata cannot be used (one line naming what is wrong)."""
-
-
-@dataclasses.dataclass
-class ControlInfo:
-    """One thing a person can turn: a regularised latent dim (``kind`` latent_dim, ``index`` into z)
-    or a decoder attribute input (``kind`` attribute_input, ``index`` into the controls vector)."""
-
-    name: str
-    attribute: str
-    kind: str
-    index: int
-    low: float
-    high: float
-
-    def to_dict(self) -> dict:
-        """JSON for the page; "label" names the attribute first (``note density (z[2])`` for a latent
-        dim, ``note density`` for a decoder input)."""
-        d = dataclasses.asdict(self)
-        label = attrs.LABELS.get(self.attribute, (self.attribute.replace("_", " "), ""))[0]
-        d["attribute_label"] = label
-        d["label"] = f"{label} ({self.name})" if self.kind == LATENT_DIM else label
-        return d
 
 
 @dataclasses.dataclass
@@ -108,7 +84,7 @@ class ModelInfo:
                            "rest_id": v.rest_id, "hold_id": v.hold_id, "start_id": v.start_id,
                            "end_id": v.end_id},
             "attributes": [attribute_info(n) for n in self.attribute_names],
-            "controls": [c.to_dict() for c in self.controls],
+            "controls": [c.page_dict() for c in self.controls],
             "pairs": default_pairs(len(self.controls)),
             "initial_controls": self.initial_controls(),
         }
@@ -168,8 +144,7 @@ def from_assets(assets: dict, metadata: dict) -> ModelInfo:
     try:
         vocab = Vocabulary.from_dict(assets["vocabulary"])
         names = tuple(assets["attributes"]["names"])
-        controls = [ControlInfo(str(c["name"]), str(c["attribute"]), str(c["kind"]), int(c["index"]),
-                                float(c["low"]), float(c["high"])) for c in assets["controls"]["controls"]]
+        controls = [Control.from_dict(c) for c in assets["controls"]["controls"]]
     except (KeyError, TypeError, ValueError) as e:
         raise ModelInfoError(f"the export's assets.extra is incomplete ({type(e).__name__}: {e})") from None
     if vocab.size != v or len(names) != k:
@@ -177,7 +152,7 @@ def from_assets(assets: dict, metadata: dict) -> ModelInfo:
                              f"served model (vocabulary of {v}, {k} attributes): wrong --assets folder?")
     for c in controls:
         limit = z if c.kind == LATENT_DIM else k
-        if c.kind not in (LATENT_DIM, ATTRIBUTE_INPUT) or not 0 <= c.index < limit or not c.low < c.high:
+        if c.kind not in KINDS or not 0 <= c.index < limit or not c.low < c.high:
             raise ModelInfoError(f"control {c.name}: unusable ({c.kind}, index {c.index}, range {c.low}..{c.high})")
     if any(c.kind == ATTRIBUTE_INPUT for c in controls) != needs:
         raise ModelInfoError("the assets' controls and the served decode signature disagree about decoder "
@@ -208,10 +183,9 @@ def from_signatures(metadata: dict) -> ModelInfo:
         raise ModelInfoError(f"the served model has {k} attributes, not a default setting: pass "
                              "--assets=EXPORT_DIR so the explorer knows their names")
     if needs:
-        controls = [ControlInfo(n, n, ATTRIBUTE_INPUT, i, 0.0, 1.0) for i, n in enumerate(names)]
+        controls = [Control(n, n, ATTRIBUTE_INPUT, i, 0.0, 1.0) for i, n in enumerate(names)]
     else:
-        lo, hi = DEFAULT_LATENT_RANGE
-        controls = [ControlInfo(f"z[{i}]", n, LATENT_DIM, i, lo, hi) for i, n in enumerate(names)]
+        controls = latent_controls(names)
     return ModelInfo(model_name=str(metadata.get("model", "")), version=metadata.get("version"), latent_dim=z,
                      vocabulary=vocab, attribute_names=tuple(names), controls=controls, needs_controls=needs,
                      source="signatures")

@@ -39,8 +39,9 @@ import tensorflow as tf
 from absl import logging
 
 from musicvae_xai.config import ConfigError, RunConfig
+from musicvae_xai.controls import ATTRIBUTE_INPUT, Control
 from musicvae_xai.models import losses, optim
-from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
+from musicvae_xai.models.base import MusicVAE, controls_sweep, step_seed
 from musicvae_xai.models.gru import feedback_ticks
 from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, autoregressive_tick,
                                         feedback_layers, reference_initialise, token_embedding,
@@ -334,7 +335,7 @@ class AdversarialVAE(MusicVAE):
     @property
     def controls(self) -> list:
         lo, hi = self.attribute_min.numpy(), self.attribute_max.numpy()
-        return [Control(name=a, attribute=a, kind="attribute_input", index=k, low=float(lo[k]), high=float(hi[k]))
+        return [Control(name=a, attribute=a, kind=ATTRIBUTE_INPUT, index=k, low=float(lo[k]), high=float(hi[k]))
                 for k, a in enumerate(self.attribute_names)]
 
     def apply_controls(self, z, controls, index, values):
@@ -377,14 +378,17 @@ class AdversarialVAE(MusicVAE):
                               teacher_force=teacher_force)
         share = tf.cast(tf.shape(tokens)[0], tf.float32) / tf.cast(global_batch_size, tf.float32)
         return enc, {"reconstruction_loss": losses.reconstruction_loss(logits, tokens, global_batch_size),
-                     # Metric: nats per measure summed over dims; the loss term is kl_term (mean over dims).
+                     # Metric: nats per measure summed over dims; the loss term is a mean over dims (vae_loss).
                      "kl": losses.kl_loss(enc["z_mean"], enc["z_scale"], global_batch_size),
                      "token_accuracy": losses.token_accuracy(logits, tokens) * share}, share
 
-    def kl_term(self, out: dict, enc: dict) -> tf.Tensor:
-        """The KL loss term, FaderVAE's mean over latent dims and batch: the ``kl`` metric (a per-measure
-        sum over dims) divided by Z (``losses.kl_loss_mean_over_dims``)."""
-        return out["kl"] / tf.cast(tf.shape(enc["z_mean"])[-1], tf.float32)
+    def vae_loss(self, out: dict, enc: dict, adversarial: tf.Tensor, global_batch_size) -> tf.Tensor:
+        """The encoder's and decoder's loss, as trained and as reported: reconstruction + lambda_d x the
+        adversarial (flipped-target) term + lambda_kl x KL, the KL term FaderVAE's mean over latent dims
+        and batch (``losses.kl_loss_mean_over_dims``); a per-replica share of the global mean."""
+        cfg = self.config
+        kl = losses.kl_loss_mean_over_dims(enc["z_mean"], enc["z_scale"], global_batch_size)
+        return out["reconstruction_loss"] + cfg.lambda_d * adversarial + cfg.lambda_kl * kl
 
     def _adversarial_terms(self, z, targets, global_batch_size, share) -> dict:
         """Discriminator loss/accuracy on z and the encoder's flipped-target loss (with gradients to z)."""
@@ -429,7 +433,7 @@ class AdversarialVAE(MusicVAE):
                 d_norm = optim.apply_gradients(optimizers["discriminator"], d_grads, d_vars, self.clip_norm)
             # (2) VAE update against the updated discriminator, with flipped ordinal targets.
             adversarial = losses.ordinal_bce(self.discriminator(enc["z"]), 1.0 - targets, global_batch_size)
-            total = out["reconstruction_loss"] + cfg.lambda_d * adversarial + cfg.lambda_kl * self.kl_term(out, enc)
+            total = self.vae_loss(out, enc, adversarial, global_batch_size)
         grads = tape.gradient(total, vae_vars)
         vae_norm = optim.apply_gradients(optimizers["vae"], grads, vae_vars, self.clip_norm)
         out.update(loss=total, adversarial_loss=adversarial, discriminator_loss=d_loss,
@@ -446,6 +450,5 @@ class AdversarialVAE(MusicVAE):
         n = tf.shape(tokens)[0]
         enc, out, share = self._forward(tokens, attributes, step_seed(cfg.seed, 0, salt=21), None, n, 0, False)
         out.update(self._adversarial_terms(enc["z"], losses.ordinal_targets(attributes, self.bin_edges), n, share))
-        out["loss"] = (out["reconstruction_loss"] + cfg.lambda_d * out["adversarial_loss"]
-                       + cfg.lambda_kl * self.kl_term(out, enc))
+        out["loss"] = self.vae_loss(out, enc, out["adversarial_loss"], n)
         return out

@@ -7,7 +7,7 @@ Evaluation, analysis, export and the explorer hold a ``MusicVAE`` and never ask 
 * ``decode(z, controls=None)``: z float32 [B, Z] (+ controls float32 [B, K] for a model whose
   ``needs_controls`` is True) -> dict ``tokens`` int32 [B, 24], ``probabilities`` float32 [B, 24, V],
   greedy decoding, no teacher forcing.
-* ``controls``: a list of ``Control``: what a person can turn (a regularised latent dim for MeasureVAE,
+* ``controls``: a list of ``controls.Control``: what a person can turn (a regularised latent dim for MeasureVAE,
   an attribute input for AdversarialVAE), with the attribute it is meant to move and its range.
 * ``apply_controls(z, controls, index, values)``: set control ``index`` to ``values``; used by
   traversals so they need not know where a control lives.
@@ -19,7 +19,7 @@ and applies the model's own optimiser(s), created by ``make_optimizers``.
 
 from __future__ import annotations
 
-import dataclasses
+import abc
 from typing import Optional
 
 import keras
@@ -33,28 +33,14 @@ from musicvae_xai.representation import MEASURE_TICKS
 from musicvae_xai.tf_attributes import tf_compute
 
 
-@dataclasses.dataclass(frozen=True)
-class Control:
-    """One thing a person can turn: ``kind`` is 'latent_dim' or 'attribute_input'."""
-
-    name: str          # e.g. "z[0]" or "note_density"
-    attribute: str     # the attribute it is meant to move
-    kind: str
-    index: int         # latent dim, or index in the controls vector
-    low: float
-    high: float
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 def step_seed(base_seed: int, step, salt: int) -> tf.Tensor:
     """int32 [2] stateless seed for one random draw of one training step."""
     return tf.stack([tf.constant(base_seed, tf.int32) * 1000003 + salt, tf.cast(step, tf.int32)])
 
 
-class MusicVAE(keras.Model):
-    """Base class: shared plumbing for every model. Subclasses implement the abstract methods."""
+class MusicVAE(keras.Model, metaclass=abc.ABCMeta):
+    """Base class: shared plumbing for every model. Subclasses implement the abstract methods (a class
+    that misses one cannot be built: TypeError naming it)."""
 
     needs_controls = False
 
@@ -81,33 +67,41 @@ class MusicVAE(keras.Model):
         z = self.sample_latent(mean, scale, z_seed, row_offset, global_batch_size)
         return {"z_mean": mean, "z_scale": scale, "z": z}
 
+    @abc.abstractmethod
     def decode(self, z, controls=None) -> dict:
-        raise NotImplementedError
+        """Greedy decoding: z float32 [B, Z] (+ controls float32 [B, K] when ``needs_controls``) ->
+        {"tokens" int32 [B, 24], "probabilities" float32 [B, 24, V]}."""
 
     @property
+    @abc.abstractmethod
     def controls(self) -> list:
-        raise NotImplementedError
+        """The ``controls.Control`` a person can turn (empty for a model without controls)."""
 
+    @abc.abstractmethod
     def apply_controls(self, z, controls, index: int, values):
         """Broadcast a sweep: z [B, Z], controls [B, K] or None, values [S] ->
         (z [B*S, Z], controls [B*S, K] or None) with control ``index`` set to each value."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def build_all(self) -> None:
+        """Creates every weight (and initialises them as ``config.init`` says)."""
 
     def default_controls(self, tokens) -> Optional[tf.Tensor]:
         """The controls that reproduce ``tokens`` ([B, K] attribute values), or None if not used."""
         return None
 
     # -- training ------------------------------------------------------------------------------
+    @abc.abstractmethod
     def make_optimizers(self) -> dict:
-        raise NotImplementedError
+        """{name: keras optimiser} that ``train_step_replica`` applies."""
 
+    @abc.abstractmethod
     def train_step_replica(self, optimizers, tokens, attributes, step, global_batch_size, row_offset) -> dict:
         """One step on this replica's rows; applies ``optimizers`` (from ``make_optimizers``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def eval_metrics(self, tokens, attributes) -> dict:
         """Scalar metrics of one batch without teacher forcing (no parameter updates)."""
-        raise NotImplementedError
 
     # -- helpers shared by both models ---------------------------------------------------------
     def measure_attributes(self, tokens) -> tf.Tensor:

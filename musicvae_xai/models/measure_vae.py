@@ -27,16 +27,15 @@ import keras
 import tensorflow as tf
 
 from musicvae_xai.config import RunConfig
+from musicvae_xai.controls import latent_controls
 from musicvae_xai.models import losses, optim
-from musicvae_xai.models.base import Control, MusicVAE, controls_sweep, step_seed
+from musicvae_xai.models.base import MusicVAE, controls_sweep, step_seed
 from musicvae_xai.models.gru import feedback_ticks
 from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, autoregressive_tick,
                                         dropout_keep_mask, feedback_layers, reference_initialise,
                                         step_stacked_cells, track_for_checkpoints)
 from musicvae_xai.representation import BEATS_PER_MEASURE, MEASURE_TICKS, TICKS_PER_BEAT
 
-#: Range swept for a regularised latent dim in traversals and the explorer.
-LATENT_CONTROL_RANGE = (-4.0, 4.0)
 _BEAT_INPUT_DIM = 1  # ar-vae: a learned scalar b_0 repeated over the 4 beats
 
 
@@ -193,9 +192,7 @@ class MeasureVAE(MusicVAE):
 
     @property
     def controls(self) -> list:
-        lo, hi = LATENT_CONTROL_RANGE
-        return [Control(name=f"z[{k}]", attribute=a, kind="latent_dim", index=k, low=lo, high=hi)
-                for k, a in enumerate(self.regularised_attributes)]
+        return latent_controls(self.regularised_attributes)
 
     def apply_controls(self, z, controls, index, values):
         return controls_sweep(z, None, index, values, control_in_latent=True)

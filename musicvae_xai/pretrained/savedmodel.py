@@ -13,17 +13,16 @@ Arrays: tokens int32 [B, 24]; z, z_mean, z_scale float32 [B, Z]; controls float3
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Optional
 
 import tensorflow as tf
 
 from musicvae_xai.config import ConfigError, RunConfig
-from musicvae_xai.models.base import Control, MusicVAE, controls_sweep
+from musicvae_xai.controls import Control
+from musicvae_xai.models.base import MusicVAE, controls_sweep
 from musicvae_xai.serving import signatures as sigs
 
-_CONTROL_FIELDS = {f.name for f in dataclasses.fields(Control)}
 
 
 class ExportedVAE:
@@ -48,8 +47,7 @@ class ExportedVAE:
         self.vocabulary = self.config.vocabulary
         self.attribute_names = tuple(self.config.attributes)
         self.needs_controls = bool(assets["export"].get("needs_controls", False))
-        self.controls = [Control(**{k: v for k, v in c.items() if k in _CONTROL_FIELDS})
-                         for c in assets["controls"]["controls"]]
+        self.controls = [Control.from_dict(c) for c in assets["controls"]["controls"]]
         self.manifest = assets["export"]
         functions = self.client.loaded.signatures
         self._encode = functions[sigs.ENCODE]
@@ -82,7 +80,7 @@ class ExportedVAE:
         """z [B, Z], controls [B, K] or None, values [S] -> (z [B*S, Z], controls [B*S, K] or None)
         with control number ``index`` (a position in ``controls``) set to each value."""
         control = self.controls[int(index)]
-        in_latent = control.kind == "latent_dim"
+        in_latent = control.in_latent
         if not in_latent and controls is None:
             raise ValueError(f"control {control.name} is a decoder input: the controls [B, K] to sweep from are needed")
         return controls_sweep(z, None if in_latent else controls, control.index, values, control_in_latent=in_latent)

@@ -13,17 +13,11 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 from note_seq.protobuf import music_pb2
 
-#: Skip reasons a reader may raise, with what they mean.
-REASONS = {
-    "unparseable": "the file (or one tune of a tunebook) could not be parsed",
-    "empty_file": "the file has no bytes",
-    "no_melody": "the melody part/track the dataset needs is not in the file",
-    "no_notes": "the melody has no notes",
-    "not_simple_duple": "the song's metre is triple or compound (POP909 index)",
-    "too_long": "the piece reaches past the per-file limit in beats (readers.limits.MAX_BEATS)",
-    "too_large": "the file, or what a .mxl would decompress to, is over the per-file byte limit "
-                 "(readers.limits.MAX_BYTES)",
-}
+from musicvae_xai.readers import limits
+from musicvae_xai.readers.errors import REASONS, ReaderError  # noqa: F401 (names of this module)
+
+#: The part a MusicXML reader takes as the melody by default (the Bach chorales' melody).
+MELODY_PART = "Soprano"
 
 #: Onsets further than this from the nearest of the 24 ticks of a 4/4 measure (6 per beat, at 0,
 #: 1/4, 1/3, 1/2, 2/3, 3/4 of the beat) are left where they are, so their bar is skipped as
@@ -34,17 +28,6 @@ ONSET_TOLERANCE = 1.0 / 16.0
 _EPS = 1e-6
 #: Grid points inside one beat, plus the next beat (float64 [7]).
 _BEAT_GRID = np.array([0.0, 0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.0])
-
-
-class ReaderError(Exception):
-    """A file (or tune) that cannot give a melody. ``reason`` is a key of ``REASONS``."""
-
-    def __init__(self, reason: str, message: str = ""):
-        if reason not in REASONS:
-            raise ValueError(f"unknown reader skip reason {reason!r}")
-        self.reason = reason
-        self.message = message or REASONS[reason]
-        super().__init__(f"{reason}: {self.message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +267,6 @@ def build_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id:
     ``ReaderError('no_notes')`` if nothing is left, ``ReaderError('too_long')`` past
     ``limits.MAX_BEATS``.
     """
-    from musicvae_xai.readers import limits
 
     notes = [n for n in notes if n.end > n.start]
     if not notes:
@@ -324,7 +306,6 @@ def regular_bars(time_signatures: Sequence[tuple[float, int, int]], end: float) 
     A bar cut short by the next event gets its real (shorter) length. Events after ``end`` are
     ignored; ``end`` past ``limits.MAX_BEATS`` raises ReaderError('too_long') before any bar is made.
     """
-    from musicvae_xai.readers import limits
 
     limits.check_beats(end)
     time_signatures = [ts for ts in time_signatures if ts[0] < end]

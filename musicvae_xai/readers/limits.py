@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from musicvae_xai.readers.common import ReaderError
+from musicvae_xai.readers.errors import ReaderError
 
 
 def _env_int(name: str, default: int) -> int:

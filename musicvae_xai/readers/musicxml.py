@@ -15,11 +15,8 @@ from music21 import converter
 from note_seq.protobuf import music_pb2
 
 from musicvae_xai.readers import limits
-from musicvae_xai.readers.common import ReaderError
-from musicvae_xai.readers.common import ReadResult
+from musicvae_xai.readers.common import MELODY_PART, ReaderError, ReadResult
 from musicvae_xai.readers.music21_part import part_to_result, quiet_music21
-
-MELODY_PART = "Soprano"
 
 
 def _read_member(z: zipfile.ZipFile, name: str, budget: int) -> bytes:

@@ -9,8 +9,9 @@ upload check and ``explain`` do) loads no parser (music21, mido) and no TensorFl
   keyword options, ``folder`` the source's folder). A ReaderError *raised* is about the whole file, one
   *returned* about that piece only.
 * ``read_one(path, track=None, part_name=..., tune=0) -> readers.ReadResult``: one melody of a single
-  file given by a person (``explain.read_source``, the explorer's uploads); None for a format that is
-  only read as part of a dataset. A tune number past the end raises ``LookupError``.
+  file given by a person (``music_io.read_file``: the Explainer, the serving client, the explorer's
+  uploads); None for a format that is only read as part of a dataset. A tune number past the end raises
+  ``LookupError``.
 * ``select_files(relpaths) -> relpaths``: which matched files of a dataset folder are pieces (default:
   all of them).
 * ``upload_safe``: the reader applies the per-file limits (``readers.limits``) before any per-beat
@@ -29,9 +30,7 @@ import os
 import pathlib
 from typing import Callable, Optional
 
-from musicvae_xai.readers.common import ReaderError
-
-MELODY_PART = "Soprano"  # the MusicXML part read by default (Bach chorales' melody)
+from musicvae_xai.readers.common import MELODY_PART, ReaderError
 
 
 class UnknownFormatError(ValueError):

@@ -21,8 +21,6 @@ from note_seq.protobuf import music_pb2
 from musicvae_xai.readers import limits
 from musicvae_xai.readers.common import Bar, NoteEvent, ReaderError, make_sequence
 
-HEADER = ("Sira", "Kod", "Nota53", "NotaAE", "Koma53", "KomaAE", "Pay", "Payda", "Ms", "LNS", "Bas",
-          "Soz1", "Offset")
 USUL_CODE = 51
 COMMAS_PER_OCTAVE = 53
 

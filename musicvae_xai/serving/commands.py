@@ -1,7 +1,8 @@
 """The verbs of the serving client CLI (``python -m musicvae_xai.serving.client``), on any client.
 
-Each verb takes a ``ModelClient`` and ``Options`` and returns a JSON-able summary; music goes in and
-out as MIDI files, latents as JSON files (``{"z_mean": [[...]], ...}``, what ``encode`` writes).
+Each verb takes a ``ModelClient`` and ``Options`` and returns a JSON-able summary; music goes in as a
+file of any registered reader format and out as MIDI (``music_io``), latents as JSON files
+(``{"z_mean": [[...]], ...}``, what ``encode`` writes).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from musicvae_xai.representation import Vocabulary
-from musicvae_xai.serving import midi_io
+from musicvae_xai import music_io
+from musicvae_xai.readers import registry as reader_registry
+from musicvae_xai.representation import DEFAULT_MAX_PITCH, DEFAULT_MIN_PITCH, Vocabulary
 from musicvae_xai.serving import signatures as sigs
 from musicvae_xai.serving.base import ModelClient
+from musicvae_xai.settings import setting
 
 VERBS = ("encode", "decode", "reconstruct", "traverse", "sample", "metadata")
 #: Flags each verb cannot do without.
@@ -30,19 +33,32 @@ class CommandError(ValueError):
 
 @dataclasses.dataclass
 class Options:
-    midi: Optional[str] = None
-    out: Optional[str] = None
-    z: Optional[str] = None            # JSON file with "z_mean" (or "z") [B, Z], as written by encode
-    controls: Optional[str] = None     # JSON file with "controls" or "attributes" [B, K]
-    bars: Sequence[int] = ()
-    control: int = 0
-    values: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0)
-    num: int = 1
-    seed: int = 0
-    min_pitch: int = 55
-    max_pitch: int = 84
-    transpose: str = "auto"
-    qpm: Optional[float] = None         # None: the input file's tempo, else 120
+    """What a verb works on, each option declared once (``musicvae_xai.settings``): the serve client's
+    flags are generated from these fields. Lists given as strings (flags) are parsed here."""
+
+    midi: Optional[str] = setting(None, f"Input music file: {reader_registry.describe()}.")
+    out: Optional[str] = setting(None, "Output file (MIDI for music, JSON for encode/metadata).")
+    z: Optional[str] = setting(None, "decode: JSON file with z_mean (or z) [B, Z], e.g. written by encode.")
+    controls: Optional[str] = setting(None, "decode (a model whose decoder takes controls): JSON with controls or "
+                                            "attributes [B, K]; default: the attributes in the --z file.")
+    bars: tuple = setting((), "0-based bar indices of the input file to use (default: every usable bar).")
+    control: int = setting(0, "traverse: control index (a latent dim, or a decoder input).")
+    values: tuple = setting((-2.0, -1.0, 0.0, 1.0, 2.0), "traverse: values to set the control to.")
+    num: int = setting(1, "sample: number of measures.")
+    seed: int = setting(0, "sample: seed of the latent codes drawn here.")
+    min_pitch: int = setting(DEFAULT_MIN_PITCH, "Vocabulary of a server's model: lowest MIDI pitch.")
+    max_pitch: int = setting(DEFAULT_MAX_PITCH, "Vocabulary of a server's model: highest MIDI pitch.")
+    transpose: str = setting("auto", "Semitones to shift the input by, or auto (fit the model's range).")
+    qpm: Optional[float] = setting(None, "Tempo of the MIDI written (default: the input file's tempo, else 120).")
+
+    def __post_init__(self):
+        try:
+            self.bars = tuple(int(b) for b in self.bars)
+            self.values = tuple(float(v) for v in self.values)
+            if self.transpose != "auto":
+                self.transpose = int(self.transpose)
+        except ValueError as e:
+            raise CommandError(f"bad option: {e}") from None
 
 
 def vocabulary_for(client: ModelClient, options: Options) -> Vocabulary:
@@ -107,7 +123,8 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
         return summary
     vocab = vocabulary_for(client, options)
     if verb in ("encode", "reconstruct", "traverse"):
-        source = midi_io.read_file(_need(options.midi, "midi", verb), vocab, options.bars, options.transpose)
+        source = music_io.read_file(_need(options.midi, "midi", verb), vocab, options.bars or None,
+                                    options.transpose)
         tokens, style = source.tokens, source.style
     if verb == "encode":
         out = client.encode(tokens)
@@ -117,15 +134,15 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
         return {"measures": len(tokens), **({"out": options.out} if options.out else payload)}
     if verb == "reconstruct":
         recon = client.reconstruct(tokens)["tokens"]
-        path = midi_io.write_measures(recon, vocab, _need(options.out, "out", verb), options.qpm, style,
+        path = music_io.write_measures(recon, vocab, _need(options.out, "out", verb), options.qpm, style,
                                       [f"bar {int(b)} reconstructed" for b in source.bars])
         return {"measures": len(tokens), "token_accuracy": float(np.mean(recon == tokens)), "out": path}
     if verb == "traverse":
         values = np.asarray(options.values, np.float32)
         out = client.traverse(tokens, int(options.control), values)
-        markers = [f"bar {int(b)}: control {int(options.control)} = {midi_io.format_value(v)}"
+        markers = [f"bar {int(b)}: control {int(options.control)} = {music_io.format_value(v)}"
                    for b in source.bars for v in values]
-        path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm, style,
+        path = music_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm, style,
                                       markers)
         return {"measures": len(tokens), "control": int(options.control), "values": values.tolist(),
                 "attributes": out["attributes"].tolist(), "out": path}
@@ -138,7 +155,7 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
             controls = _read_json_array(source, ("controls", "attributes"), "the controls [B, K]")
             controls = controls[None] if controls.ndim == 1 else controls
         out = client.decode(z, controls)
-        path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm,
+        path = music_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm,
                                       markers=[f"code {i} decoded" for i in range(len(z))])
         return {"measures": int(len(z)), "out": path}
     # sample
@@ -146,6 +163,6 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
         raise CommandError(f"--num must be at least 1, got {options.num}")
     z = np.random.default_rng(options.seed).standard_normal((options.num, latent_size(client))).astype(np.float32)
     out = client.sample(z)
-    path = midi_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm,
+    path = music_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm,
                                   markers=[f"sample {i} (seed {options.seed})" for i in range(options.num)])
     return {"measures": options.num, "seed": options.seed, "out": path}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Optional
 
 import numpy as np
@@ -13,16 +12,13 @@ from musicvae_xai.config import check_saved_version
 from musicvae_xai.serving import signatures as sigs
 from musicvae_xai.serving.base import ModelClient, clean_message
 
-_VERSION_DIR = re.compile(r"^[0-9]+$")
-
 
 def resolve_export_dir(path: str) -> str:
     """``path`` itself when it holds a SavedModel, else its highest numeric version subdirectory."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
+    if os.path.exists(os.path.join(path, sigs.SAVED_MODEL_FILENAME)):
         return path
     if os.path.isdir(path):
-        versions = sorted((int(d) for d in os.listdir(path) if _VERSION_DIR.match(d)
-                           and os.path.exists(os.path.join(path, d, "saved_model.pb"))))
+        versions = sigs.saved_versions(path)
         if versions:
             return os.path.join(path, str(versions[-1]))
     raise FileNotFoundError(f"{path}: no SavedModel (saved_model.pb) there or in a numeric version folder")
@@ -59,7 +55,7 @@ class LocalModel(ModelClient):
         self.export_dir = resolve_export_dir(export_dir)
         self.server = f"local export {self.export_dir}"
         base = os.path.basename(os.path.normpath(self.export_dir))
-        self.version: Optional[int] = int(base) if _VERSION_DIR.match(base) else None
+        self.version: Optional[int] = int(base) if sigs.VERSION_FOLDER.match(base) else None
         self.assets = {}
         extra = os.path.join(self.export_dir, "assets.extra")
         if os.path.isdir(extra):

@@ -27,11 +27,17 @@ identical metadata.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Mapping, Optional
 
 import numpy as np
 
-MEASURE_TICKS = 24
+from musicvae_xai.representation import MEASURE_TICKS
+
+#: A version folder of an export base (TF-Serving's layout: ``<base>/<version>/saved_model.pb``).
+VERSION_FOLDER = re.compile(r"^[0-9]+$")
+SAVED_MODEL_FILENAME = "saved_model.pb"
 ENCODE, DECODE, RECONSTRUCT, TRAVERSE, SAMPLE = "encode", "decode", "reconstruct", "traverse", "sample"
 #: The signatures every export offers, besides ``serving_default``.
 SIGNATURES = (ENCODE, DECODE, RECONSTRUCT, TRAVERSE, SAMPLE)
@@ -191,3 +197,9 @@ def describe_bad_values(arr: np.ndarray, bound: float = MAX_ABS_INPUT) -> str:
 
 
 _NUMPY_DTYPES = {"float32", "float64", "int32", "int64", "bool", "float16", "int8", "uint8", "int16"}
+
+
+def saved_versions(base: str) -> list:
+    """The versions (sorted ints) of the version folders of ``base`` that hold a SavedModel."""
+    return sorted(int(d) for d in os.listdir(base)
+                  if VERSION_FOLDER.match(d) and os.path.exists(os.path.join(base, d, SAVED_MODEL_FILENAME)))

@@ -9,9 +9,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from musicvae_xai.metric_registry import Metric
 from musicvae_xai.models import registry as model_registry
-from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, Metric, ok, ordered,
-                                        spread_over_seeds)
+from musicvae_xai.study.results import DATASET_ORDER, METRICS, ok, ordered, spread_over_seeds
 
 #: Models in table and figure order (the model registry's).
 MODEL_ORDER = model_registry.names()
@@ -63,7 +63,7 @@ def metric_figure(records: Sequence[dict], metric: Metric, path: str, expected: 
             if sizes:
                 ax.set_xticks(sizes)
                 ax.set_xticklabels([str(s) for s in sizes])
-            ax.set_title(f"{MODEL_LABELS.get(model, model)}, {len(attr_set)} attributes", fontsize=10)
+            ax.set_title(f"{model_registry.label(model)}, {len(attr_set)} attributes", fontsize=10)
             ax.grid(alpha=0.3)
             if i == len(rows) - 1:
                 ax.set_xlabel("latent size")

@@ -50,20 +50,27 @@ import os
 from typing import Optional, Sequence
 
 from musicvae_xai import attributes as attrs
-from musicvae_xai.cli import ConfigNameError, resolve_config
-from musicvae_xai.config import ConfigError, RunConfig
+from musicvae_xai.config import ConfigError, EvaluationOptions, RunConfig
+from musicvae_xai.flagfiles import ConfigNameError, resolve_config
 
+#: ``EvaluationOptions`` fields a study file does not set: each run's data folders are its own, and a
+#: study evaluates finished runs only.
+_PER_RUN_EVALUATION = ("cache_dir", "data_root", "expect_finished")
+_EVALUATION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(EvaluationOptions)
+                        if f.name not in _PER_RUN_EVALUATION}
+#: The evaluation options of a study file: ``--eval_<field>`` for each other ``EvaluationOptions`` field,
+#: with its default (``StudySpec`` has an ``eval_<field>`` for each).
+EVALUATION_FIELDS = tuple(_EVALUATION_DEFAULTS)
 #: Study-level keys of a study file (everything else must be a RunConfig field).
-STUDY_KEYS = ("base_flagfile", "models", "latent_sizes", "datasets", "attribute_set", "seeds", "override",
-              "eval_split", "eval_max_measures", "eval_sweep_measures", "eval_sweep_steps", "eval_seed",
-              "eval_batch_size", "export", "verify_export", "threads_per_config")
+STUDY_KEYS = (("base_flagfile", "models", "latent_sizes", "datasets", "attribute_set", "seeds", "override")
+              + tuple(f"eval_{name}" for name in EVALUATION_FIELDS) + ("export", "verify_export", "threads_per_config"))
 #: Grid axes: set by the grid, never by the shared settings or an override.
 GRID_FIELDS = ("model", "latent_dim", "dataset", "attributes", "seed")
 _SELECTOR_AXES = ("model", "dataset", "latent_dim", "attributes", "seed")
 NAMED_ATTRIBUTE_SETS = {"two": attrs.DEFAULT_TWO, "four": attrs.DEFAULT_FOUR}
 _SHORT = {attrs.RHYTHMIC_COMPLEXITY: "rc", attrs.NOTE_RANGE: "nr", attrs.NOTE_DENSITY: "nd",
           attrs.AVERAGE_INTERVAL_JUMP: "aij", attrs.CONTOUR: "ct"}
-_FIELD_TYPES = {f.name: type(f.default) for f in dataclasses.fields(RunConfig)}
+_FIELD_TYPES = {f.name: type(f.default) for f in RunConfig.declared_fields()}
 _OPTIONAL_STR = ("data_root", "cache_dir")
 
 
@@ -85,21 +92,19 @@ class StudySpec:
     shared: dict = dataclasses.field(default_factory=dict)
     overrides: list = dataclasses.field(default_factory=list)
     base_flagfile: Optional[str] = None
-    eval_split: str = "test"
-    eval_max_measures: int = 0
-    eval_sweep_measures: int = 64
-    eval_sweep_steps: int = 9
-    eval_seed: int = 0
-    eval_batch_size: int = 256
+    eval_split: str = _EVALUATION_DEFAULTS["split"]
+    eval_max_measures: int = _EVALUATION_DEFAULTS["max_measures"]
+    eval_seed: int = _EVALUATION_DEFAULTS["seed"]
+    eval_sweep_measures: int = _EVALUATION_DEFAULTS["sweep_measures"]
+    eval_sweep_steps: int = _EVALUATION_DEFAULTS["sweep_steps"]
+    eval_batch_size: int = _EVALUATION_DEFAULTS["batch_size"]
     export: bool = True
     verify_export: bool = True
     threads_per_config: int = 0
 
     def evaluation_options(self) -> dict:
-        """Keyword arguments of ``musicvae_xai.evaluation.EvaluationOptions``."""
-        return {"split": self.eval_split, "max_measures": self.eval_max_measures, "seed": self.eval_seed,
-                "sweep_measures": self.eval_sweep_measures, "sweep_steps": self.eval_sweep_steps,
-                "batch_size": self.eval_batch_size}
+        """Keyword arguments of ``config.EvaluationOptions`` (``EVALUATION_FIELDS``)."""
+        return {name: getattr(self, f"eval_{name}") for name in EVALUATION_FIELDS}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -233,7 +238,7 @@ def _str_list(value: Optional[str]) -> tuple:
 
 def _resolve_base(base: str, where: str) -> str:
     """A ``--base_flagfile`` value as a path: an existing path, else a shipped configuration name
-    (``study/paper``, ``configs/study/paper.flags``; see ``musicvae_xai.cli.resolve_config``)."""
+    (``study/paper``, ``configs/study/paper.flags``; see ``musicvae_xai.flagfiles.resolve_config``)."""
 
     try:
         return resolve_config(base)
@@ -290,8 +295,8 @@ def load_study(path: str, _depth: int = 0) -> StudySpec:
             overrides.append(_parse_override(value or "", where))
         elif key in ("export", "verify_export"):
             setattr(spec, key, _parse_bool(value, where))
-        elif key == "eval_split":
-            spec.eval_split = value or ""
+        elif key.startswith("eval_") and isinstance(_EVALUATION_DEFAULTS.get(key[5:]), str):
+            setattr(spec, key, value or "")
         elif key in STUDY_KEYS:  # the integer study keys
             try:
                 setattr(spec, key, int(value or ""))

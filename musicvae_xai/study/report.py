@@ -28,10 +28,10 @@ from musicvae_xai.study import findings as findings_mod
 from musicvae_xai.study import stats
 from musicvae_xai.study.scale import scale_section as _scale_section
 from musicvae_xai.study.figures import MODEL_ORDER, all_figures
-from musicvae_xai.study.results import (DATASET_ORDER, METRICS, MODEL_LABELS, load_baselines, load_expected,
+from musicvae_xai.models.registry import label as model_label
+from musicvae_xai.study.results import (DATASET_ORDER, METRICS, load_baselines, load_expected,
                                         load_results, load_study_info, ok, ordered, spread_over_seeds)
 
-_GRID_AXES = ("model", "latent_dim", "dataset", "attributes", "seed", "run_dir")
 #: Optional file of the study folder whose text the report includes under "Notes on this run".
 NOTES_FILENAME = "NOTES.md"
 _SETTINGS = ("hidden_size", "embedding_dim", "num_layers", "dropout", "batch_size", "learning_rate", "epochs",
@@ -120,7 +120,7 @@ def _coverage_section(records: Sequence[dict], expected: Sequence[dict]) -> tupl
     cells = lambda xs: ", ".join(f"{z} s{s}" for z, s in sorted(xs)) or "–"  # noqa: E731
     for key in sorted(groups, key=lambda k: (_rank(k[0], MODEL_ORDER), _rank(k[1], DATASET_ORDER), k[1], k[2])):
         g = groups[key]
-        rows.append([MODEL_LABELS.get(key[0], key[0]), key[1], key[2],
+        rows.append([model_label(key[0]), key[1], key[2],
                      ", ".join(f"{z} ({n})" for z, n in sorted(g["ok"].items())) or "–", cells(g["failed"]),
                      cells(g["not run"])])
     lines += [""] + _table(["model", "dataset", "attributes", "latent sizes done (seeds)", "failed",
@@ -223,7 +223,7 @@ def _baseline_section(records: Sequence[dict], stored: Optional[dict] = None) ->
                 _rank(kv[0][0], MODEL_ORDER), _rank(kv[0][1], DATASET_ORDER), kv[0])):
             runs.sort()
             accs = [a for _, _, a in runs]
-            rows.append([MODEL_LABELS.get(model, model), ds, n, ", ".join(f"{z} s{s}" for z, s, _ in runs),
+            rows.append([model_label(model), ds, n, ", ".join(f"{z} s{s}" for z, s, _ in runs),
                          f"{min(accs):.3f} – {max(accs):.3f}", _fmt(maj)])
         lines += _table(["model", "dataset", "attributes", "latent size, seed", f"{split} token acc.",
                          "majority-token acc."], rows)
@@ -241,7 +241,7 @@ def _metric_tables(records: Sequence[dict]) -> list:
     for model in ordered({k[0] for k in keys}, MODEL_ORDER):
         for ds in ordered({k[1] for k in keys if k[0] == model}, DATASET_ORDER):
             for attr_set in sorted({k[2] for k in keys if k[:2] == (model, ds)}, key=lambda s: (len(s), s)):
-                lines += ["", f"### {MODEL_LABELS.get(model, model)} · {ds} · {len(attr_set)} attributes",
+                lines += ["", f"### {model_label(model)} · {ds} · {len(attr_set)} attributes",
                           "", f"Attributes: {', '.join(attr_set)}.", ""]
                 sizes = sorted({k[3] for v in spread.values() for k in v if k[:3] == (model, ds, attr_set)})
                 rows = []
@@ -271,7 +271,7 @@ def _cost_section(good: Sequence[dict]) -> list:
         cpu = [c for c in cpu if c]
         mps = [r.get("throughput", {}).get("measures_per_second") for r in rs]
         mps = [m for m in mps if m]
-        rows.append([MODEL_LABELS.get(model, model), len(rs), _fmt(float(np.mean(wall)), 0) if wall else "–",
+        rows.append([model_label(model), len(rs), _fmt(float(np.mean(wall)), 0) if wall else "–",
                      _fmt(float(np.mean(cpu)), 0) if cpu else "–", _fmt(float(np.mean(mps)), 0) if mps else "–"])
     if not rows:
         return []

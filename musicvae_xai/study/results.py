@@ -14,9 +14,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from musicvae_xai import metric_registry
-from musicvae_xai.metric_registry import Metric  # noqa: F401 (public name of this module)
-from musicvae_xai.models import registry as model_registry
 
+#: What the study worker writes in each run folder (``study.worker``).
 RESULT_FILENAME = "result.json"
 STUDY_FILENAME = "study.json"
 BASELINES_FILENAME = "baselines.json"
@@ -26,8 +25,6 @@ BASELINES_FILENAME = "baselines.json"
 #: registry marked ``in_study``.
 METRICS = metric_registry.metrics(in_study=True)
 METRIC_KEYS = tuple(m.key for m in METRICS)
-#: Model labels and table order, from the model registry (an unknown model is its own label, last).
-MODEL_LABELS = model_registry.labels()
 DATASET_ORDER = ("irish", "turkish", "classical", "pop", "embedded")
 
 
@@ -116,7 +113,3 @@ def ordered(values, order: Sequence[str]) -> list:
     """Sorted by position in ``order``, unknown values last (alphabetically)."""
     return sorted(set(values), key=lambda v: (order.index(v) if v in order else len(order), str(v)))
 
-
-def attribute_count_label(attributes: Sequence[str]) -> str:
-    n = len(attributes)
-    return f"{n} attribute{'s' if n != 1 else ''} ({', '.join(attributes)})"

@@ -7,7 +7,7 @@
 * ``prepare`` builds each distinct dataset cache once, in this process, before any configuration starts
   (so parallel workers never race on a cache) and computes the dataset's majority-token baselines; a
   dataset that cannot be built fails only its own configurations.
-* Each configuration runs ``python -m musicvae_xai.study.worker --run_dir=STUDY_DIR/NAME`` with a fixed
+* Each configuration runs ``python -m musicvae_xai.cli.study_worker --run_dir=STUDY_DIR/NAME`` with a fixed
   thread budget (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS, OMP_NUM_THREADS), its output in
   ``NAME/worker.log``; at most ``parallel`` run at once. Each worker has its own process group and
   dies with the runner, even a SIGKILLed one (``study.lifeline``); a configuration whose run_dir another
@@ -131,7 +131,7 @@ class StudyRunner:
         self.retry_failed = retry_failed
         self.log = log
         self.status_every = status_every
-        self.worker_argv = worker_argv or (lambda run_dir: [sys.executable, "-m", "musicvae_xai.study.worker",
+        self.worker_argv = worker_argv or (lambda run_dir: [sys.executable, "-m", "musicvae_xai.cli.study_worker",
                                                             f"--run_dir={run_dir}"])
         self.poll_seconds = poll_seconds
         self.baselines: dict = {}

@@ -1,6 +1,6 @@
 """One configuration of a study, run in its own process: train -> evaluate -> export -> result.json.
 
-    python -m musicvae_xai.study.worker --run_dir=STUDY_DIR/NAME
+    musicvae-study-worker --run_dir=STUDY_DIR/NAME     (python -m musicvae_xai.cli.study_worker)
 
 reads ``STUDY_DIR/NAME/entry.json`` (written by the study runner: the configuration, evaluation
 options, export folder, thread budget and the dataset's majority baselines) and runs each stage that
@@ -26,39 +26,38 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import time
 import traceback
 from typing import Optional
 
-from musicvae_xai.config import EvaluationOptions, RunConfig
+from musicvae_xai import __version__
+from musicvae_xai.config import LOCATION_FIELDS, EvaluationOptions, RunConfig
 from musicvae_xai.metric_registry import summarize_evaluation  # the metrics of a result.json
 from musicvae_xai.study.hparams import HPARAMS_DIRNAME, write_hparams
+from musicvae_xai.study.results import RESULT_FILENAME
 from musicvae_xai.training import runlock
 
 # TensorFlow (training, checkpoints, evaluation, export) is imported inside the stages that use it: the
 # study runner imports this module (``same_settings``, the file names) and stays free of TensorFlow.
 
 ENTRY_FILENAME = "entry.json"
-RESULT_FILENAME = "result.json"
 TRAIN_METRICS_FILENAME = "train_metrics.json"
 STAGES_FILENAME = "study_stages.json"
 RESULT_FORMAT = 1
-#: RunConfig fields that say where or how often things are written, not what is trained: a finished
-#: stage stays valid when only these change.
-LOCATION_FIELDS = frozenset({"run_dir", "cache_dir", "data_root", "strategy", "checkpoint_every", "log_every",
-                             "max_to_keep", "eval_every", "eval_summaries", "curve_epochs", "curve_steps",
-                             "curve_measures"})
 
 
 def same_settings(a: Optional[dict], b: Optional[dict]) -> bool:
-    """True when two RunConfig dicts differ at most in ``LOCATION_FIELDS``.
+    """True when two RunConfig dicts differ at most in ``LOCATION_FIELDS``, among the settings of their
+    model (the shared ones and the model's own; a key of another model's settings, which older
+    configurations held, does not count).
 
-    A field one side lacks (a configuration saved before the field existed) counts as its default, so
-    adding a RunConfig field with a default that keeps the old behaviour does not retrain a study."""
+    A setting one side lacks (a configuration saved before the setting existed) counts as its default,
+    so adding a setting with a default that keeps the old behaviour does not retrain a study."""
     if not isinstance(a, dict) or not isinstance(b, dict):
         return False
-    defaults = RunConfig().to_dict()
-    keys = (set(a) | set(b)) - LOCATION_FIELDS
+    defaults = RunConfig(model=a.get("model", RunConfig().model)).to_dict()
+    keys = set(defaults) - LOCATION_FIELDS
     return all(a.get(k, defaults.get(k)) == b.get(k, defaults.get(k)) for k in keys)
 
 
@@ -93,7 +92,6 @@ def one_line(error: BaseException) -> str:
 
 def cpu_seconds() -> float:
     """User + system CPU time of this process so far (every thread)."""
-    import resource
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -180,8 +178,6 @@ def build_result(entry: dict, train: dict, evaluation: dict, timings: dict, expo
     ran each stage; CPU = user + system time of the worker, less affected by a busy machine), throughput
     {measures_per_second, steps_per_second, batch_size}, threads, export_dir, host.
     """
-    from musicvae_xai import __version__
-
     tm = train.get("metrics", {})
     batch = entry["config"]["batch_size"]
     mps = float(tm.get("measures_per_second", 0.0))
@@ -276,7 +272,6 @@ def log_hparams(run_dir: str, result: dict) -> None:
         result["hparams_error"] = one_line(e)
 
 
-if __name__ == "__main__":  # the path the study runner and its Slurm commands run; see musicvae_xai.cli.study_worker
-    from musicvae_xai.cli.study_worker import run
-
-    run()
+if __name__ == "__main__":  # a library module: its command line lives in musicvae_xai.cli
+    raise SystemExit("error: this module is a library; run "
+                     "`musicvae-study-worker` (python -m musicvae_xai.cli.study_worker)")

@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from musicvae_xai.config import CONFIG_FILENAME, ConfigError, RunConfig
+from musicvae_xai.models.base import build_model
 
 DATA_STATISTICS_FILENAME = "data_statistics.json"
 FINISHED_FILENAME = "FINISHED"
@@ -195,8 +196,6 @@ def restore_model(run_dir: str, expect_finished: bool = False):
     Raises ConfigError naming the path when there is no configuration or no checkpoint (or, with
     ``expect_finished``, when training did not finish).
     """
-    from musicvae_xai.models.base import build_model
-
     config = RunConfig.load(run_dir)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:

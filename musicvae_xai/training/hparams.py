@@ -15,7 +15,6 @@ one session per configuration.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 from typing import Mapping, Optional, Sequence
@@ -34,14 +33,14 @@ def scalar_values(values: Mapping) -> dict:
 
 
 def config_values(config) -> dict:
-    """{field: bool | int | float | str} of a RunConfig: every field of those types (``attributes`` as
-    its comma-joined names); fields that are None (e.g. an unset ``cache_dir``) are left out."""
+    """{setting: bool | int | float | str} of a RunConfig (``to_dict``: the shared settings and the
+    model's own): every setting of those types (``attributes`` as its comma-joined names); settings that
+    are None (e.g. an unset ``cache_dir``) are left out."""
     values = {}
-    for field in dataclasses.fields(config):
-        v = getattr(config, field.name)
+    for name, v in config.to_dict().items():
         if isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v):
             v = ",".join(v)
-        values[field.name] = v
+        values[name] = v
     return scalar_values(values)
 
 

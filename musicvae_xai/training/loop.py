@@ -35,6 +35,16 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message names the step."""
 
 
+#: Bins of the data statistics of a model without a ``num_bins`` setting (octiles; its bin edges describe
+#: the data, no model reads them).
+DEFAULT_STATISTICS_BINS = 8
+
+
+def statistics_bins(config) -> int:
+    """Bins of a run's data statistics: its model's ``num_bins`` setting, else ``DEFAULT_STATISTICS_BINS``."""
+    return getattr(config, "num_bins", DEFAULT_STATISTICS_BINS)
+
+
 def data_statistics(tokens: np.ndarray, vocab, names, num_bins: int,
                     attribute_values: Optional[np.ndarray] = None) -> dict:
     """Attribute statistics of the training split (token ids [N, 24]; ``attribute_values`` float [N, K]
@@ -97,7 +107,7 @@ class Trainer:
         train_attributes = datasets.measure_attributes(train_tokens, vocab, cfg.attributes)
         stats = ckpts.load_data_statistics(cfg.run_dir) if saved else None
         if stats is None:
-            stats = data_statistics(train_tokens, vocab, cfg.attributes, cfg.num_bins, train_attributes)
+            stats = data_statistics(train_tokens, vocab, cfg.attributes, statistics_bins(cfg), train_attributes)
         steps_per_epoch = len(train_tokens) // cfg.batch_size
         total_steps = cfg.train_steps if cfg.train_steps > 0 else cfg.epochs * steps_per_epoch
 

@@ -1,6 +1,6 @@
 """TensorBoard summaries that show the music: piano rolls, traversals, audio, optimiser step sizes.
 
-Everything is drawn with numpy (no matplotlib in the training loop):
+Everything is drawn with numpy (no matplotlib in the training loop) and written with ``tf.summary``:
 
 * ``piano_roll``: token ids [M, 24] -> uint8 RGB [H, W, 3], measures side by side; a row per MIDI
   pitch of the vocabulary (highest on top, C rows tinted), ``PX_PER_BEAT`` pixels per beat (the six
@@ -23,6 +23,8 @@ import time
 from typing import Mapping, Sequence
 
 import numpy as np
+import tensorflow as tf
+from absl import logging
 
 from musicvae_xai._quiet import filtered_stderr
 from musicvae_xai.representation import (BEATS_PER_MEASURE, MEASURE_TICKS, TICK_POSITIONS, Vocabulary,
@@ -170,8 +172,6 @@ class MusicSummaries:
 
     def __init__(self, model, tokens: np.ndarray, vocab: Vocabulary, num_examples: int = 6, num_values: int = 9,
                  audio_examples: int = 2):
-        import tensorflow as tf
-
         self.model = model
         self.vocab = vocab
         self.tokens = np.asarray(tokens, np.int32)[:num_examples]
@@ -183,8 +183,6 @@ class MusicSummaries:
 
     def _decode_all(self, tokens):
         """tokens int32 [N, 24] -> (reconstructions int32 [N, 24], sweeps int32 [C * S, 24])."""
-        import tensorflow as tf
-
         m = self.model
         z = m.encode(tokens)["z_mean"]
         c = m.default_controls(tokens)
@@ -202,8 +200,6 @@ class MusicSummaries:
 
         A failure is logged as a warning and turns the summaries off for the rest of the run: pictures
         must never stop a training run."""
-        from absl import logging
-
         t0 = time.perf_counter()
         if self.failed or not len(self.tokens):
             return 0.0
@@ -217,8 +213,6 @@ class MusicSummaries:
         return time.perf_counter() - t0
 
     def _write(self, step: int) -> None:
-        import tensorflow as tf
-
         recon, sweeps = (x.numpy() for x in self._make(tf.constant(self.tokens)))
         tf.summary.image("reconstructions", reconstruction_image(self.tokens, recon, self.vocab)[None], step=step,
                          description="Validation measures (blue, top) and their greedy reconstructions from the "
