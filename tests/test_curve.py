@@ -118,10 +118,13 @@ def test_side_information_ablation_is_reported_for_the_adversarial_model_only():
     from musicvae_xai.config import EvaluationOptions
     from musicvae_xai.evaluation import evaluate_model
 
+    from musicvae_xai.models.base import build_model
+
     for model_name, expect in (("adversarial_vae", True), ("measure_vae", False)):
-        config = small_config(model=model_name)
+        config = small_config() if expect else RunConfig(model=model_name, hidden_size=16, latent_dim=6,
+                                                         embedding_dim=4, seed=3)
         tokens = random_tokens(config.vocabulary, 96)
-        model = make_model(config, tokens)[0]
+        model = make_model(config, tokens)[0] if expect else build_model(config)
         report = evaluate_model(config, model, tokens, EvaluationOptions(sweep_measures=8, sweep_steps=3),
                                 train_tokens=tokens)
         summary = metric_registry.summarize_evaluation(report)
