@@ -1,6 +1,6 @@
-"""Start-up noise a user cannot act on, filtered once when the package is imported.
+"""Noise a user cannot act on, filtered once when the package is imported.
 
-Three sources print on every command, none of which a user can act on:
+Four sources print on every command, none of which a user can act on:
 
 - TensorFlow's C++ INFO lines after its logger starts (e.g. the CPU-feature notice): hidden by
   ``TF_CPP_MIN_LOG_LEVEL=1`` (a value the user set wins); WARNING and ERROR lines still print.
@@ -11,16 +11,24 @@ Three sources print on every command, none of which a user can act on:
   query (made right after it) run with stderr captured at the file-descriptor level; the known lines
   in ``KNOWN_NOISE`` are dropped and
   every other line is written back, so a real warning or error still shows.
+- TensorFlow's Python INFO lines (its ``tensorflow`` logger, printed through absl's handler) on
+  saving and loading: "Sharding callback duration: N microseconds" at every checkpoint, "Function
+  `_encode` contains input name(s) ... with unsupported characters which will be renamed" (the
+  placeholders of the model variables a traced signature captures, which TensorFlow names by a
+  running number; the signature inputs themselves are named), "Assets written to", "Writing
+  fingerprint to", "Restoring parameters from". A filter on that logger drops its records below
+  WARNING, as ``TF_CPP_MIN_LOG_LEVEL=1`` does for the C++ side; its warnings and errors still show.
 - pydub (imported by note-seq) warns that ffmpeg is missing; nothing here decodes audio through
   pydub, so that one warning is ignored. Every other Python warning still shows.
 
-Set ``MUSICVAE_XAI_VERBOSE_STARTUP=1`` to see everything.
+Set ``MUSICVAE_XAI_VERBOSE_STARTUP=1`` (before the package is imported) to see everything.
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 import tempfile
@@ -97,6 +105,13 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+class _BelowWarning(logging.Filter):
+    """Drops the records of the logger it is attached to below WARNING (INFO, DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
 def filtered_stderr() -> _FilteredStderr:
     """A context manager that drops the known lines (``KNOWN_NOISE``) written to stderr inside it."""
     return _FilteredStderr()
@@ -108,5 +123,8 @@ def quiet_startup() -> None:
     if os.environ.get("MUSICVAE_XAI_VERBOSE_STARTUP"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    tf_logger = logging.getLogger("tensorflow")  # the logger of TensorFlow's Python side (tf.get_logger())
+    if not any(isinstance(f, _BelowWarning) for f in tf_logger.filters):
+        tf_logger.addFilter(_BelowWarning())
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())
