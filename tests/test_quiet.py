@@ -92,24 +92,29 @@ def test_line_checks_catch_noise_and_repeats():
     assert repeated_lines(_messages("wrote a.json\nwrote b.json\n")) == []
 
 
-def test_tensorflow_info_lines_are_dropped_and_its_warnings_kept(tmp_path):
-    code = ("import musicvae_xai\n"
+def test_tensorflow_info_lines_are_dropped_and_other_lines_kept(tmp_path):
+    """A checkpoint write logs "Sharding callback duration" from TensorFlow's own module (through absl's
+    logger): dropped; a warning and the INFO lines of any other code still show."""
+    code = ("import os\n"
+            "import musicvae_xai\n"
             "import tensorflow as tf\n"
             "from absl import logging\n"
             "logging.use_absl_handler()\n"
             "logging.set_verbosity(logging.INFO)\n"
-            "tf.get_logger().info('Sharding callback duration: 181 microseconds')\n"
-            "tf.get_logger().warning('a real tensorflow warning')\n"
-            "logging.info('a line of the package')\n")
+            "tf.train.Checkpoint(v=tf.Variable(1.0)).write(os.path.join(os.getcwd(), 'ckpt'))\n"
+            "tf.get_logger().info('an info line of the user')\n"
+            "tf.get_logger().warning('a tensorflow warning')\n"
+            "logging.info('an info line of the package')\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stderr
     assert "Sharding callback" not in res.stderr
-    assert "a real tensorflow warning" in res.stderr and "a line of the package" in res.stderr
+    for kept in ("an info line of the user", "a tensorflow warning", "an info line of the package"):
+        assert kept in res.stderr, res.stderr
     env = dict(_env(), MUSICVAE_XAI_VERBOSE_STARTUP="1")  # everything, when asked for
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
-    assert "Sharding callback duration: 181 microseconds" in res.stderr, res.stderr
+    assert "Sharding callback duration" in res.stderr, res.stderr
 
 
 @pytest.mark.slow
