@@ -217,8 +217,8 @@ def load_in_session(session, export_dir: str, tags: tuple = ("serve",)):
     MetaGraph's saver, the init op run. Returns the ``MetaGraphDef`` (its ``signature_def`` names the
     tensors to feed and fetch).
 
-    The ``SavedModelLoader`` that ``tf.compat.v1.saved_model.loader.load`` (deprecated, with a warning
-    on every use) runs underneath."""
+    This is the ``SavedModelLoader`` that the deprecated ``tf.compat.v1.saved_model.loader.load``
+    wraps, called directly so that no deprecation warning is printed."""
     from tensorflow.python.saved_model.loader_impl import SavedModelLoader
 
     with session.graph.as_default():
