@@ -1,6 +1,6 @@
-"""Start-up noise a user cannot act on, filtered once when the package is imported.
+"""Noise a user cannot act on, filtered once when the package is imported.
 
-Three sources print on every command, none of which a user can act on:
+Four sources print on every command, none of which a user can act on:
 
 - TensorFlow's C++ INFO lines after its logger starts (e.g. the CPU-feature notice): hidden by
   ``TF_CPP_MIN_LOG_LEVEL=1`` (a value the user set wins); WARNING and ERROR lines still print.
@@ -11,16 +11,25 @@ Three sources print on every command, none of which a user can act on:
   query (made right after it) run with stderr captured at the file-descriptor level; the known lines
   in ``KNOWN_NOISE`` are dropped and
   every other line is written back, so a real warning or error still shows.
+- TensorFlow's Python INFO lines on saving and loading (logged by its modules through absl's logger
+  or ``tf.get_logger()``): "Sharding callback duration: N microseconds" at every checkpoint,
+  "Function `_encode` contains input name(s) ... with unsupported characters which will be renamed"
+  (the placeholders of the model variables a traced signature captures, which TensorFlow names by a
+  running number; the signature inputs themselves are named), "Assets written to", "Writing
+  fingerprint to", "Restoring parameters from". A filter on both loggers drops the records below
+  WARNING that come from TensorFlow's own files, as ``TF_CPP_MIN_LOG_LEVEL=1`` does for its C++ side;
+  its warnings and errors, and the package's own INFO lines, still show.
 - pydub (imported by note-seq) warns that ffmpeg is missing; nothing here decodes audio through
   pydub, so that one warning is ignored. Every other Python warning still shows.
 
-Set ``MUSICVAE_XAI_VERBOSE_STARTUP=1`` to see everything.
+Set ``MUSICVAE_XAI_VERBOSE_STARTUP=1`` (before the package is imported) to see everything.
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 import tempfile
@@ -97,6 +106,27 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+class _TensorFlowInfo(logging.Filter):
+    """Drops the INFO and DEBUG records that TensorFlow's own modules log (the record's file lies in
+    the ``tensorflow`` package); warnings, errors and every other module's records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        package = getattr(sys.modules.get("tensorflow"), "__file__", None)
+        return not (package and record.pathname.startswith(os.path.dirname(package) + os.sep))
+
+
+def _filter_tensorflow_info() -> None:
+    """Puts ``_TensorFlowInfo`` (once) on the two loggers TensorFlow's Python side logs through:
+    ``tensorflow`` (``tf.get_logger()``) and absl's (``from absl import logging`` in its modules)."""
+    from absl import logging as absl_logging  # creates absl's logger class before it is looked up
+
+    for logger in (logging.getLogger("tensorflow"), absl_logging.get_absl_logger()):
+        if not any(isinstance(f, _TensorFlowInfo) for f in logger.filters):
+            logger.addFilter(_TensorFlowInfo())
+
+
 def filtered_stderr() -> _FilteredStderr:
     """A context manager that drops the known lines (``KNOWN_NOISE``) written to stderr inside it."""
     return _FilteredStderr()
@@ -108,5 +138,6 @@ def quiet_startup() -> None:
     if os.environ.get("MUSICVAE_XAI_VERBOSE_STARTUP"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    _filter_tensorflow_info()
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())

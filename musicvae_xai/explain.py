@@ -108,6 +108,16 @@ class Explainer:
         CRÉ, CC BY 4.0): see ``musicvae_xai/pretrained/README.md`` for its figures and attribution."""
         return cls.from_export(pretrained.export_dir(), batch_size)
 
+    def __repr__(self) -> str:
+        """``Explainer(model='measure_vae', latent_dim=16, controls=['z[0] rhythmic_complexity', ...],
+        source='export PATH')`` (``source='run_dir PATH'`` for a run loaded from its directory)."""
+        from musicvae_xai import reprs
+
+        export_dir = getattr(self.model, "export_dir", None)
+        source = f"export {export_dir}" if export_dir else f"run_dir {self.config.run_dir}"
+        return reprs.model_repr("Explainer", model=self.config.model, latent_dim=self.config.latent_dim,
+                                controls=reprs.control_labels(self.controls), source=source)
+
     @property
     def controls(self) -> list:
         return self.runner.controls

@@ -207,6 +207,20 @@ def resolve_version(export_base: str, version: Optional[int] = None) -> int:
     return int(version)
 
 
+def load_in_session(session, export_dir: str, tags: tuple = ("serve",)):
+    """Loads the ``tags`` MetaGraph of a SavedModel into ``session`` (a ``tf.compat.v1.Session``) as
+    TF-Serving's loader does: the graph imported, the variables restored from ``variables/`` through the
+    MetaGraph's saver, the init op run. Returns the ``MetaGraphDef`` (its ``signature_def`` names the
+    tensors to feed and fetch).
+
+    This is the ``SavedModelLoader`` that the deprecated ``tf.compat.v1.saved_model.loader.load``
+    wraps, called directly so that no deprecation warning is printed."""
+    from tensorflow.python.saved_model.loader_impl import SavedModelLoader
+
+    with session.graph.as_default():
+        return SavedModelLoader(export_dir).load(session, list(tags))
+
+
 def verify_export(export_dir: str) -> None:
     """Loads an export the way TF-Serving does (TF's C++ SavedModel loader, a v1 session fed and
     fetched by SignatureDef tensor names only) and replays its warmup requests; raises ExportError if
@@ -216,8 +230,7 @@ def verify_export(export_dir: str) -> None:
     requests = read_warmup(os.path.join(export_dir, ASSETS_EXTRA, WARMUP_FILENAME))  # eagerly, before the graph
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as session:
-        with graph.as_default():
-            meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
+        meta = load_in_session(session, export_dir)
         for signature, inputs in requests:
             if signature not in meta.signature_def:
                 raise ExportError(f"{export_dir}: signature {signature!r} is missing")

@@ -115,13 +115,13 @@ def _assert_outputs_equal(got: dict, want: dict, where: str):
 
 
 class V1Session:
-    """An export loaded by ``tf.compat.v1.saved_model.loader.load``; runs by SignatureDef tensor names."""
+    """An export loaded into a v1 session as TF-Serving does (``export.load_in_session``); runs by
+    SignatureDef tensor names."""
 
     def __init__(self, export_dir):
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
-        with self.graph.as_default():
-            self.meta = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], export_dir)
+        self.meta = export.load_in_session(self.session, export_dir)
 
     def run(self, signature: str, inputs: dict) -> dict:
         sig = self.meta.signature_def[signature]

@@ -11,7 +11,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from absl import flags, logging
+from absl import flags
 
 from musicvae_xai.cli import run_command
 from musicvae_xai.config import AnalysisOptions
@@ -42,7 +42,6 @@ def main(argv) -> None:
         print(f"skipped {s['title']}: {s['reason']}")
     print(f"wrote {len(manifest['midi'])} MIDI files under {os.path.join(FLAGS.output_dir, 'midi')}")
     print(f"open {os.path.join(FLAGS.output_dir, 'index.html')}")
-    logging.info("analysis done")
 
 
 def run() -> None:

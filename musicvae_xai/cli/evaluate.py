@@ -15,7 +15,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from absl import flags, logging
+from absl import flags
 
 from musicvae_xai.cli import run_command
 from musicvae_xai.config import EvaluationOptions
@@ -50,7 +50,6 @@ def main(argv) -> None:
             f.write("\n")
     except OSError as e:
         sys.exit(f"error: cannot write {output}: {e.strerror or e}")
-    logging.info("wrote %s", output)
     print(f"\nwrote {output}")
 
 

@@ -10,7 +10,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import flags, logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from musicvae_xai.cli import run_command  # noqa: E402
 from musicvae_xai.config import ConfigError  # noqa: E402
@@ -37,7 +37,6 @@ def main(argv) -> None:
         path = export_run(FLAGS.run_dir, FLAGS.export_base, FLAGS.version, verify=FLAGS.verify)
     except (ExportError, ConfigError) as e:
         sys.exit(f"error: {e}")
-    logging.info("exported %s", path)
     print(path)
 
 

@@ -15,7 +15,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from musicvae_xai.cli import resolve_sys_argv
 from musicvae_xai.config import ConfigError, RunConfig
@@ -59,8 +59,7 @@ def main(argv) -> None:
     except OSError as e:  # permissions, disk full, ... outside the run directory: name the path
         where = f"{e.filename}: " if e.filename else ""
         sys.exit(f"error: {where}{e.strerror or e}")
-    logging.info("done: %s", " ".join(f"{k}={v:.4g}" for k, v in sorted(result.items())))
-    print(" ".join(f"{k}={v:.4f}" for k, v in sorted(result.items())))
+    print("done: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(result.items())))
 
 
 def run() -> None:

@@ -36,6 +36,10 @@ __all__ = ["CACHE_VERSION", "FILE_TIMEOUT", "SPLITS", "SKIP_UNITS", "BuiltDatase
            "make_tf_dataset", "measure_attributes"]
 
 
+#: Cache paths whose reuse this process has logged.
+_REUSE_REPORTED: set = set()
+
+
 def build(cfg: DatasetConfig, cache_dir, progress: bool = True, workers: Optional[int] = None,
           file_timeout: Optional[float] = FILE_TIMEOUT) -> BuiltDataset:
     """Builds dataset ``cfg`` into ``cache_dir`` (or reuses the cache of an identical config and
@@ -57,7 +61,9 @@ def build(cfg: DatasetConfig, cache_dir, progress: bool = True, workers: Optiona
     path = _cache.cache_path(cache_dir, cfg, key)
     cached = _cache.load(path)
     if cached is not None:
-        logging.info("dataset %s: reusing cache %s", cfg.name, path)
+        if path not in _REUSE_REPORTED:  # a command may load several splits: said once per process
+            _REUSE_REPORTED.add(path)
+            logging.info("dataset %s: reusing cache %s", cfg.name, path)
         return cached
     logging.info("dataset %s: building %d files into %s", cfg.name, len(tasks), path)
     built = _build.run(cfg, tasks, workers, progress, problems, file_timeout)

@@ -4,7 +4,7 @@ A TF-Serving SavedModel export (``musicvae-export``'s format) of a MeasureVAE tr
 tunes only (O'Neill's *Music of Ireland*, public domain; the CRÉ corpus, CC BY 4.0), in
 ``measure_vae_irish/1/``, with its measured figures in ``figures.json``:
 
-    from musicvae_xai.explain import Explainer
+    from musicvae_xai import Explainer
     ex = Explainer.pretrained()                     # = Explainer(*musicvae_xai.pretrained.load())
     python -m musicvae_xai.explorer                 # no model flags: opens this model
 

@@ -90,7 +90,10 @@ class ExportedVAE:
     check_latent = MusicVAE.check_latent
 
     def __repr__(self) -> str:
-        return f"ExportedVAE({self.export_dir!r}, model={self.config.model}, latent_dim={self.config.latent_dim})"
+        from musicvae_xai import reprs
+
+        return reprs.model_repr("ExportedVAE", model=self.config.model, latent_dim=self.config.latent_dim,
+                                controls=reprs.control_labels(self.controls), source=f"export {self.export_dir}")
 
 
 def load_export(export_dir: str) -> tuple[RunConfig, ExportedVAE]:

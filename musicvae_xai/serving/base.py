@@ -223,4 +223,14 @@ class ModelClient(abc.ABC):
         return False
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.server}, model={self.model_name!r})"
+        """``RestClient(model='m', version=1, latent_dim=16, controls='latent dims', source='REST server
+        http://...')``: the latent size and controls once ``metadata()`` has been fetched (no I/O here)."""
+        from musicvae_xai import reprs
+
+        fetched = self._metadata or {}
+        summary = fetched.get("signatures")
+        version = getattr(self, "version", None)
+        return reprs.model_repr(type(self).__name__, model=self.model_name or None,
+                                version=fetched.get("version") if version is None else version,
+                                latent_dim=reprs.latent_dim_of(summary), controls=reprs.controls_of(summary),
+                                source=self.server)

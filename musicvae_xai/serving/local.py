@@ -87,3 +87,15 @@ class LocalModel(ModelClient):
         except (TypeError, ValueError) as e:
             raise self.error(clean_message(str(e)), signature, code="INVALID_ARGUMENT") from None
         return {k: np.asarray(v.numpy()) for k, v in out.items()}
+
+    def __repr__(self) -> str:
+        """``LocalModel(model='measure_vae_irish', version=1, architecture='measure_vae', latent_dim=16,
+        controls=['z[0] rhythmic_complexity', ...], source='local export PATH')``, from the export's
+        ``assets.extra``."""
+        from musicvae_xai import reprs
+
+        manifest = self.assets.get("export", {})
+        return reprs.model_repr(type(self).__name__, model=self.model_name or None, version=self.version,
+                                architecture=manifest.get("model"), latent_dim=manifest.get("latent_dim"),
+                                controls=reprs.control_labels(self.assets.get("controls", {}).get("controls")),
+                                source=self.server)
