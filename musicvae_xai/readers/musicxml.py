@@ -7,6 +7,7 @@ has that name, e.g. bwv113.8 which has no part names).
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from typing import Union
 from xml.etree import ElementTree
@@ -20,6 +21,7 @@ from musicvae_xai.readers.common import ReadResult
 from musicvae_xai.readers.music21_part import part_to_result, quiet_music21
 
 MELODY_PART = "Soprano"
+_NOTE = re.compile(rb"<note[\s>/]")
 
 
 def _read_member(z: zipfile.ZipFile, name: str, budget: int) -> bytes:
@@ -46,10 +48,10 @@ def _xml_bytes(path: str) -> bytes:
     decompressed, and the reading itself stops at the limit.
     """
     limits.check_bytes(os.path.getsize(path))
+    limits.check_archive(path)
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
-            limits.check_bytes(sum(i.file_size for i in infos), "the .mxl archive, decompressed,")
             names = [i.filename for i in infos]
             budget = limits.MAX_BYTES
             root_file = None
@@ -108,6 +110,7 @@ def read_result(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART, 
         raise ReaderError("empty_file")
     try:
         xml, _ = melody_only(_xml_bytes(path), part_name)
+        limits.check_notes(len(_NOTE.findall(xml)))  # before music21 (see readers.limits)
         with quiet_music21():
             score = converter.parseData(xml, format="musicxml")
     except ReaderError:
