@@ -11,9 +11,16 @@ as shims that call the same ``run()``. Every form resolves named configurations 
 (``resolve_sys_argv``):
 
 - ``--flagfile=NAME`` / ``--config=NAME`` (and ``--flagfile NAME``): when NAME is not an existing
-  file, the flagfile shipped in the package, ``musicvae_xai/configs/NAME.flags`` (a ``.flags``
-  suffix and ``study/`` sub-folder are allowed: ``--config=study/cpu_small``). A path still works.
+  file (a folder named ``quickstart`` does not count), the flagfile shipped in the package,
+  ``musicvae_xai/configs/NAME.flags`` (a ``.flags`` suffix and ``study/`` sub-folder are allowed:
+  ``--config=study/cpu_small``). A path still works.
 - ``--study=NAME`` (the study runner): ``musicvae_xai/configs/study/NAME.flags`` likewise.
+
+A flagfile must be a regular UTF-8 text file of at most ``MAX_FLAGFILE_BYTES`` whose lines are all
+flags (``--name=value``), blank or comments (``#``, ``//``): ``--config=/etc/passwd``, a folder, a
+FIFO (never opened), a binary file are refused with one line naming the file (absl would train the
+defaults without a word, hang, or print a traceback). A ``--flagfile=NAME`` line inside a flagfile is
+resolved the same way; a flagfile holding one is given to absl as its flags, expanded in place.
 
 An unknown name stops with one line listing the names that exist.
 """
@@ -59,10 +66,10 @@ def available_configs(sub: str = "") -> list:
 
 
 def resolve_config(value: str, sub: str = "") -> str:
-    """An existing path, or any other path-like value, is returned as it is; a name (``quickstart``,
+    """An existing file, or any other path-like value, is returned as it is; a name (``quickstart``,
     ``quickstart.flags``, ``configs/quickstart.flags``, ``study/cpu_v2``) is the shipped
     ``configs/[sub/]NAME.flags``."""
-    if os.path.exists(value):
+    if os.path.isfile(value):
         return value
     name = value[:-len(".flags")] if value.endswith(".flags") else value
     for prefix in ("configs/", "musicvae_xai/configs/"):  # paths of a checkout, from elsewhere
@@ -80,6 +87,64 @@ def resolve_config(value: str, sub: str = "") -> str:
                           f"(shipped{' ' + sub if sub else ''}: {names})")
 
 
+#: Most bytes of a flagfile (the shipped ones hold under 4 KB).
+MAX_FLAGFILE_BYTES = 1 << 20
+_MAX_NESTING = 8
+
+
+def flagfile_lines(path: str) -> list:
+    """(line number, text) of every line of a flagfile that is neither blank nor a comment (``#``,
+    ``//``), stripped. Raises ConfigNameError (one line naming the file) for a path that does not
+    exist or is not a regular file (a folder, a FIFO: never opened), a file over
+    ``MAX_FLAGFILE_BYTES``, binary (a NUL byte) or not UTF-8."""
+    if not os.path.exists(path):
+        raise ConfigNameError(f"flagfile {path} does not exist")
+    if not os.path.isfile(path):
+        raise ConfigNameError(f"flagfile {path} is not a regular file")
+    size = os.path.getsize(path)
+    if size > MAX_FLAGFILE_BYTES:
+        raise ConfigNameError(f"flagfile {path} holds {size} bytes, over the limit of {MAX_FLAGFILE_BYTES} "
+                              "for a list of flags")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FLAGFILE_BYTES + 1)
+    except OSError as e:
+        raise ConfigNameError(f"flagfile {path} cannot be read ({e.strerror or e})") from None
+    if b"\x00" in data:
+        raise ConfigNameError(f"flagfile {path} is binary (it holds a NUL byte at byte {data.index(0)}), "
+                              "not a list of --name=value lines")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigNameError(f"flagfile {path} is not UTF-8 text (byte {e.start})") from None
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.strip().startswith(("#", "//"))]
+
+
+def expand_flagfile(path: str, _seen: tuple = ()) -> list:
+    """The arguments that stand for ``--flagfile=PATH``: ``["--flagfile=PATH"]`` after checking every
+    line is a flag, or, when the file holds ``--flagfile=NAME`` lines, its flags with those expanded in
+    place (absl would read NAME as a path relative to the working directory). Raises ConfigNameError
+    (one line naming the file and line)."""
+    real = os.path.realpath(path)
+    if real in _seen or len(_seen) >= _MAX_NESTING:
+        raise ConfigNameError(f"flagfile {path} includes itself (--flagfile lines nested {len(_seen)} deep)")
+    args, nested = [], False
+    for number, line in flagfile_lines(path):
+        if not line.startswith("-"):
+            raise ConfigNameError(f"{path}:{number}: a flagfile must contain flags (--name=value), not {line[:60]!r}")
+        key, _, value = line.partition("=")
+        if key.lstrip("-") != "flagfile":
+            args.append(line)
+            continue
+        nested = True
+        try:
+            args.extend(expand_flagfile(resolve_config(value.strip()), _seen + (real,)))
+        except ConfigNameError as e:
+            raise ConfigNameError(f"{path}:{number}: {e}") from None
+    return args if nested else [f"--flagfile={path}"]
+
+
 _RESOLVED = {"--flagfile": ("--flagfile", ""), "--config": ("--flagfile", ""), "--study": ("--study", "study")}
 
 
@@ -95,7 +160,11 @@ def resolve_argv(argv: Sequence[str]) -> list:
                 if i + 1 >= len(argv):
                     raise ConfigNameError(f"{key} needs a value")
                 value, i = argv[i + 1], i + 1
-            out.append(f"{flag}={resolve_config(value, sub)}")
+            path = resolve_config(value, sub)
+            if flag == "--flagfile":
+                out.extend(expand_flagfile(path))
+            else:
+                out.append(f"{flag}={path}")
         else:
             out.append(arg)
         i += 1
