@@ -52,6 +52,13 @@ def _check_model_version(version: int) -> Optional[str]:
     return None if version == MODEL_VERSION else f"model_version {version} is not this code's {MODEL_VERSION}"
 
 
+#: Upper bounds of the layer sizes (hidden_size, embedding_dim, discriminator_hidden) and layer counts:
+#: far above anything trained here (hidden 512, 2 layers) and far below what would not fit in memory
+#: (hidden_size 10**6 asked TensorFlow for 10.9 TiB before failing 28 s later).
+MAX_WIDTH = 8192
+MAX_LAYERS = 16
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be trained; the message is one line meant for the user."""
 
@@ -65,9 +72,9 @@ class RunConfig:
     # What is trained.
     model: str = setting("measure_vae", f"Model: {', '.join(MODELS)} (models/registry.py).")
     latent_dim: int = setting(32, "Size of the latent code z (4..256 in the study).", minimum=1, maximum=4096)
-    hidden_size: int = setting(512, "GRU hidden size H of encoder and decoder.", minimum=1)
-    embedding_dim: int = setting(10, "Token embedding size.", minimum=1)
-    num_layers: int = setting(2, "GRU layers in encoder and decoder stacks.", minimum=1)
+    hidden_size: int = setting(512, "GRU hidden size H of encoder and decoder.", minimum=1, maximum=MAX_WIDTH)
+    embedding_dim: int = setting(10, "Token embedding size.", minimum=1, maximum=MAX_WIDTH)
+    num_layers: int = setting(2, "GRU layers in encoder and decoder stacks.", minimum=1, maximum=MAX_LAYERS)
     dropout: float = setting(
         0.5,
         "Dropout between stacked GRU layers: MeasureVAE's encoder and decoder (beat and tick GRUs, as "
@@ -94,23 +101,24 @@ class RunConfig:
     num_bins: int = setting(
         8,
         "AdversarialVAE: ordinal bins per attribute for the discriminator (octiles = 8).",
-        minimum=1)
+        minimum=1, maximum=1024)
     sampling_k: float = setting(
         1000.0,
         "AdversarialVAE: scheduled sampling constant k, teacher forcing p = k / (k + exp(step / k)).")
     discriminator_hidden: int = setting(
         0,
         "AdversarialVAE: 0 = the reference discriminator (Kawai's Classifier: each hidden layer halves the "
-        "width, z -> z/2 -> ...); > 0 = every hidden layer this wide (ours before v2).")
+        "width, z -> z/2 -> ...); > 0 = every hidden layer this wide (ours before v2).",
+        minimum=0, maximum=MAX_WIDTH)
     discriminator_layers: int = setting(
         2,
         "AdversarialVAE: Linear layers of the discriminator, hidden layers + output (reference num_layers = "
         "2: one hidden layer).",
-        minimum=1)
+        minimum=1, maximum=MAX_LAYERS)
     adversarial_encoder_layers: int = setting(
         1,
         "AdversarialVAE: bidirectional GRU layers of the encoder (reference 1).",
-        minimum=1)
+        minimum=1, maximum=MAX_LAYERS)
     adversarial_posterior_hidden: bool = setting(
         False,
         "AdversarialVAE: False (reference) = Linear from the GRU states to mean and log-scale; True = "
@@ -164,7 +172,7 @@ class RunConfig:
     allow_cut_time: bool = setting(False, "Admit 2/2 bars as four quarter beats.")
     transpose: bool = setting(True, "Transposition augmentation of the training split.")
     # Optimisation.
-    batch_size: int = setting(256, "Global batch size (split over replicas).", minimum=1)
+    batch_size: int = setting(256, "Global batch size (split over replicas).", minimum=1, maximum=2 ** 20)
     learning_rate: float = setting(1e-4, "Adam learning rate.", above=0.0)
     clip_norm: float = setting(
         0.0,
