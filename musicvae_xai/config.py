@@ -166,7 +166,9 @@ class RunConfig:
     data_root: Optional[str] = setting(
         None,
         "Folder holding the raw datasets (e.g. ../shared/datasets); not needed for embedded.")
-    cache_dir: Optional[str] = setting(None, "Folder for the dataset cache (default ~/.cache/musicvae_xai).")
+    cache_dir: Optional[str] = setting(
+        None, "Folder for the dataset cache (default $MUSICVAE_XAI_CACHE if set, else ~/.cache/musicvae_xai: "
+              "datasets.config.DEFAULT_CACHE_DIR).")
     min_pitch: int = setting(55, "Lowest MIDI pitch in the vocabulary.")
     max_pitch: int = setting(84, "Highest MIDI pitch in the vocabulary.")
     allow_cut_time: bool = setting(False, "Admit 2/2 bars as four quarter beats.")

@@ -173,11 +173,11 @@ def checkpoint_candidates(run_dir: str) -> list:
     except (tf.errors.OpError, ValueError, OSError) as e:  # a damaged text proto
         logging.warning("ignoring the checkpoint state file of %s: %s", run_dir, _one_line(e))
         state = None
-    if state is not None:
-        for p in state.all_model_checkpoint_paths:
-            found.add(p if os.path.isabs(p) else os.path.join(run_dir, p))
+    if state is not None:  # TensorFlow has joined relative paths to run_dir already (joining again
+        for p in state.all_model_checkpoint_paths:  # doubled a relative run_dir: runs/q/runs/q/ckpt-N)
+            found.add(os.path.normpath(p))
     for index in glob.glob(os.path.join(glob.escape(run_dir), "ckpt-*.index")):
-        found.add(index[:-len(".index")])
+        found.add(os.path.normpath(index[:-len(".index")]))
 
     def step(path: str) -> int:
         try:
