@@ -107,7 +107,8 @@ def test_wheel_installs_and_runs_the_quickstart_outside_the_checkout(tmp_path):
     # file (so the venv's own site-packages stays first and this environment's .pth files, among them
     # the editable install of the checkout, are not run).
     site = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path).stdout.strip()
-    deps = [p for p in sys.path if p.endswith("site-packages") and "venv" not in p]
+    deps = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)
+            and not p.startswith(str(venv))]  # any environment: a virtualenv's (.venv, venv) or the system's
     pathlib.Path(site, "zz_dependencies.pth").write_text("\n".join(deps) + "\n")
     res = _run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", str(wheel)], tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
