@@ -128,3 +128,12 @@ def test_wheel_installs_and_runs_the_quickstart_outside_the_checkout(tmp_path):
                timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "token accuracy" in res.stdout
+
+
+def test_every_skip_is_named_with_its_reason(tmp_path):
+    """The README's test command prints each skipped test and why (``-rs`` in pytest.ini's addopts)."""
+    (tmp_path / "test_skips.py").write_text("import pytest\n\n\ndef test_skipped():\n"
+                                            "    pytest.skip('no widget on this machine')\n")
+    res = _run([sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(tmp_path),
+                "-n", "0", "-p", "no:cacheprovider", str(tmp_path / "test_skips.py")], tmp_path)
+    assert "SKIPPED [1] test_skips.py:5: no widget on this machine" in res.stdout, res.stdout[-2000:]

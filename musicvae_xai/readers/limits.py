@@ -89,18 +89,22 @@ def current() -> dict:
     return {name: globals()[name] for name in SHARED}
 
 
+def _check(value, name: str, said: str, unit: str, reason: str = "too_large") -> None:
+    """Raises ReaderError(``reason``) "``said``, over the limit of N ``unit`` (MUSICVAE_XAI_``name``)"
+    when ``value`` is over the limit ``name`` of this module (or NaN)."""
+    limit = globals()[name]
+    if not value <= limit:
+        raise ReaderError(reason, f"{said}, over the limit of {limit} {unit} (MUSICVAE_XAI_{name})")
+
+
 def check_beats(end_beats: float, what: str = "the piece") -> None:
     """Raises ReaderError('too_long') when ``end_beats`` (quarter-note beats) is over ``MAX_BEATS``."""
-    if not end_beats <= MAX_BEATS:  # also catches NaN
-        raise ReaderError("too_long", f"{what} reaches beat {end_beats:.6g}, over the limit of {MAX_BEATS} beats "
-                                      "(MUSICVAE_XAI_MAX_BEATS)")
+    _check(end_beats, "MAX_BEATS", f"{what} reaches beat {end_beats:.6g}", "beats", "too_long")
 
 
 def check_bytes(size: int, what: str = "the file") -> None:
     """Raises ReaderError('too_large') when ``size`` bytes are over ``MAX_BYTES``."""
-    if size > MAX_BYTES:
-        raise ReaderError("too_large", f"{what} holds {size} bytes, over the limit of {MAX_BYTES} bytes "
-                                       "(MUSICVAE_XAI_MAX_BYTES)")
+    _check(size, "MAX_BYTES", f"{what} holds {size} bytes", "bytes")
 
 
 def read_file(path) -> bytes:
@@ -116,21 +120,15 @@ def check_abc(data: bytes, what: str = "the ABC text") -> None:
     """Raises ReaderError('too_large') when a line of ``data`` is over ``MAX_LINE_BYTES`` or a tune
     (X: line to X: line) is over ``MAX_TUNE_BYTES``; linear in the bytes, no parser runs."""
     longest = max((len(line) for line in data.split(b"\n")), default=0)
-    if longest > MAX_LINE_BYTES:
-        raise ReaderError("too_large", f"{what} has a line of {longest} bytes, over the limit of {MAX_LINE_BYTES} "
-                                       "bytes per line (MUSICVAE_XAI_MAX_LINE_BYTES)")
+    _check(longest, "MAX_LINE_BYTES", f"{what} has a line of {longest} bytes", "bytes per line")
     starts = [m.start() for m in _X_LINE.finditer(data)] + [len(data)]
     largest = max((b - a for a, b in zip(starts, starts[1:], strict=False)), default=0)
-    if largest > MAX_TUNE_BYTES:
-        raise ReaderError("too_large", f"{what} has a tune of {largest} bytes, over the limit of {MAX_TUNE_BYTES} "
-                                       "bytes per tune (MUSICVAE_XAI_MAX_TUNE_BYTES)")
+    _check(largest, "MAX_TUNE_BYTES", f"{what} has a tune of {largest} bytes", "bytes per tune")
 
 
 def check_notes(count: int, what: str = "the melody part") -> None:
     """Raises ReaderError('too_large') when ``count`` notes are over ``MAX_NOTES``."""
-    if count > MAX_NOTES:
-        raise ReaderError("too_large", f"{what} holds {count} notes, over the limit of {MAX_NOTES} notes "
-                                       "(MUSICVAE_XAI_MAX_NOTES)")
+    _check(count, "MAX_NOTES", f"{what} holds {count} notes", "notes")
 
 
 def check_archive(path) -> None:
