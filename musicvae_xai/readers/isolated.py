@@ -18,8 +18,8 @@ request after another over its stdin/stdout pipes):
 
 The limits of this process (``limits.current()``) go with every request, so a worker reads with the
 same limits as its caller. Idle workers are kept for the next file and end with this process (their
-stdin closes). ``warm()`` starts one in the background, so the first upload does not wait for music21
-to import.
+stdin closes; a busy one notices within a second that its parent has gone). ``warm()`` starts one in
+the background, so the first upload does not wait for music21 to import.
 """
 
 from __future__ import annotations
@@ -237,7 +237,19 @@ def _run(target: str, args: tuple, kwargs: dict, shared: dict) -> tuple:
         return "reader", ("unparseable", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]), False
 
 
+def _exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """Ends this worker when its parent has gone, even in the middle of a parse (a daemon thread;
+    music21 is Python, so the thread gets its turn)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _serve() -> None:
+    _exit_with_parent(os.getppid())
     reply = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # what a parser prints goes nowhere, not into the replies
