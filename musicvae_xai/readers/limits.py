@@ -19,9 +19,9 @@ the text is checked on its bytes before any parser runs (``check_abc``): a 1 MB 
 refused in milliseconds. The longest line of the ABC datasets is 391 bytes, their largest tune 2.4 KB.
 Over the limit: ``too_large``.
 
-``MAX_NOTES``: the most notes (``<note>`` elements) of a MusicXML score's melody part, checked on the
-XML before music21 parses it (a 69 KB ``.mxl`` of 128k sixteenths took 74 s). The largest Bach
-chorale holds 5220 notes in all its parts. Over the limit: ``too_large``.
+``MAX_NOTES``: the most notes (``<note>`` elements) of one part of a MusicXML score, counted on its
+bytes before anything parses the XML (a 69 KB ``.mxl`` of 128k sixteenths took music21 74 s). The
+largest Bach chorale holds 5220 notes in all its four parts. Over the limit: ``too_large``.
 
 ``PARSE_SECONDS`` and ``MAX_PARSES``: a single file given by a person (an explorer upload,
 ``explain``'s ``read_source``) in ABC or MusicXML is parsed in a worker process

@@ -22,6 +22,16 @@ from musicvae_xai.readers.music21_part import part_to_result, quiet_music21
 
 MELODY_PART = "Soprano"
 _NOTE = re.compile(rb"<note[\s>/]")
+_PART = re.compile(rb"<part[\s>]")
+
+
+def check_part_notes(xml: bytes) -> None:
+    """ReaderError('too_large') when a ``<part>`` of the document holds over ``limits.MAX_NOTES`` notes,
+    counted on the bytes (a regular expression, no XML parse), so a score of 128k notes is refused in
+    milliseconds."""
+    starts = [m.start() for m in _PART.finditer(xml)] or [0]
+    for start, end in zip(starts, starts[1:] + [len(xml)], strict=True):
+        limits.check_notes(len(_NOTE.findall(xml, start, end)), "a part of the score")
 
 
 def _read_member(z: zipfile.ZipFile, name: str, budget: int) -> bytes:
@@ -109,8 +119,9 @@ def read_result(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART, 
     if os.path.getsize(path) == 0:
         raise ReaderError("empty_file")
     try:
-        xml, _ = melody_only(_xml_bytes(path), part_name)
-        limits.check_notes(len(_NOTE.findall(xml)))  # before music21 (see readers.limits)
+        raw = _xml_bytes(path)
+        check_part_notes(raw)  # before any XML or music21 parse (see readers.limits)
+        xml, _ = melody_only(raw, part_name)
         with quiet_music21():
             score = converter.parseData(xml, format="musicxml")
     except ReaderError:
