@@ -76,8 +76,22 @@ def main() -> int:
         limits.PARSE_SECONDS = 0.5
         measure("ABC upload parsing past PARSE_SECONDS=0.5", 0.5 + 2.0, lambda: upload("slow.abc", slow))
         limits.PARSE_SECONDS = 10.0
-        measure("ABC upload after a stopped parse (fresh worker)", 10.0,
+        measure("ABC upload after a stopped parse (a fresh worker imports music21)", 30.0,
                 lambda: upload("ok.abc", head + "T:Калинка\ncdef gabc|cdef gabc|\n".encode()))
+        tune16k = head + b"\n".join(b"cdef gabc|" * 7 for _ in range(200))[:16000] + b"\n"
+        answers: list = []
+        uploads = [threading.Thread(target=lambda: answers.append(upload("busy.abc", tune16k)[:8])) for _ in range(20)]
+        for t in uploads:
+            t.start()
+        time.sleep(0.5)
+        measure("GET /api/model while 20 uploads of 16 KB ABC are read", 1.0,
+                lambda: f"HTTP {web.get('/api/model').status_code}")
+        t0 = time.perf_counter()
+        for t in uploads:
+            t.join()
+        print(f"      20 uploads of 16 KB ABC answered in {time.perf_counter() - t0 + 0.5:.1f} s "
+              f"({limits.MAX_PARSES} parses at once): {answers.count('HTTP 200')} read, "
+              f"{answers.count('HTTP 400')} refused (busy or over the time limit)", flush=True)
         tokens = json.dumps([0] * 24)
         for label, path, payload in [
                 ("JSON nested 100,000 levels", "/api/decode", "[" * 100_000 + "]" * 100_000),
