@@ -164,6 +164,8 @@ class RestClient(ModelClient):
         data = response.read(limit + 1)
         if len(data) > limit:
             raise _TooLarge(f"more than {limit} bytes sent")
+        if response.length:  # the connection ended (or was shut at the deadline) before the declared length
+            raise http.client.IncompleteRead(data, response.length)
         return data
 
     def _request(self, method: str, path: str, payload=None, signature: Optional[str] = None) -> dict:
