@@ -17,7 +17,8 @@ from typing import Any, Optional, Sequence
 from musicvae_xai import attributes as attrs
 from musicvae_xai.controls import LATENT_DIM
 from musicvae_xai.representation import DEFAULT_MAX_PITCH, DEFAULT_MIN_PITCH, Vocabulary
-from musicvae_xai.settings import OUTPUT, SCHEDULE, check_fields, help_texts, resumable_fields, setting
+from musicvae_xai.settings import (MAX_LAYERS, MAX_WIDTH, OUTPUT, SCHEDULE, check_fields, help_texts, resumable_fields,
+                                   setting)
 from musicvae_xai.models import registry as model_registry  # TF-free: names and labels, classes lazily
 
 MODELS = model_registry.names()
@@ -73,6 +74,8 @@ def _check_model_version(version: int) -> Optional[str]:
     return None if version == MODEL_VERSION else f"model_version {version} is not this code's {MODEL_VERSION}"
 
 
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be trained; the message is one line meant for the user."""
 
@@ -94,9 +97,9 @@ class RunConfig:
     # What is trained.
     model: str = setting("measure_vae", f"Model: {', '.join(MODELS)} (models/registry.py).")
     latent_dim: int = setting(32, "Size of the latent code z (4..256 in the study).", minimum=1, maximum=4096)
-    hidden_size: int = setting(512, "GRU hidden size H of encoder and decoder.", minimum=1)
-    embedding_dim: int = setting(10, "Token embedding size.", minimum=1)
-    num_layers: int = setting(2, "GRU layers in encoder and decoder stacks.", minimum=1)
+    hidden_size: int = setting(512, "GRU hidden size H of encoder and decoder.", minimum=1, maximum=MAX_WIDTH)
+    embedding_dim: int = setting(10, "Token embedding size.", minimum=1, maximum=MAX_WIDTH)
+    num_layers: int = setting(2, "GRU layers in encoder and decoder stacks.", minimum=1, maximum=MAX_LAYERS)
     dropout: float = setting(
         0.5,
         "Dropout between stacked GRU layers: MeasureVAE's encoder and decoder (beat and tick GRUs, as "
@@ -129,14 +132,15 @@ class RunConfig:
     data_root: Optional[str] = setting(
         None,
         "Folder holding the raw datasets (e.g. ../shared/datasets); not needed for embedded.", resumable=OUTPUT)
-    cache_dir: Optional[str] = setting(None, "Folder for the dataset cache (default ~/.cache/musicvae_xai).",
-                                       resumable=OUTPUT)
+    cache_dir: Optional[str] = setting(
+        None, "Folder for the dataset cache (default $MUSICVAE_XAI_CACHE if set, else ~/.cache/musicvae_xai: "
+              "datasets.config.DEFAULT_CACHE_DIR).", resumable=OUTPUT)
     min_pitch: int = setting(DEFAULT_MIN_PITCH, "Lowest MIDI pitch in the vocabulary.")
     max_pitch: int = setting(DEFAULT_MAX_PITCH, "Highest MIDI pitch in the vocabulary.")
     allow_cut_time: bool = setting(False, "Admit 2/2 bars as four quarter beats.")
     transpose: bool = setting(True, "Transposition augmentation of the training split.")
     # Optimisation.
-    batch_size: int = setting(256, "Global batch size (split over replicas).", minimum=1)
+    batch_size: int = setting(256, "Global batch size (split over replicas).", minimum=1, maximum=2 ** 20)
     learning_rate: float = setting(1e-4, "Adam learning rate.", above=0.0)
     clip_norm: float = setting(
         0.0,

@@ -26,10 +26,10 @@ def available_configs(sub: str = "") -> list:
 
 
 def resolve_config(value: str, sub: str = "") -> str:
-    """An existing path, or any other path-like value, is returned as it is; a name (``quickstart``,
+    """An existing file, or any other path-like value, is returned as it is; a name (``quickstart``,
     ``quickstart.flags``, ``configs/quickstart.flags``, ``study/cpu_v2``) is the shipped
     ``configs/[sub/]NAME.flags``."""
-    if os.path.exists(value):
+    if os.path.isfile(value):
         return value
     name = value[:-len(".flags")] if value.endswith(".flags") else value
     for prefix in ("configs/", "musicvae_xai/configs/"):  # paths of a checkout, from elsewhere
@@ -45,3 +45,61 @@ def resolve_config(value: str, sub: str = "") -> str:
     names = ", ".join(available_configs(sub)) or "none"
     raise ConfigNameError(f"{value!r} is neither a file nor a shipped configuration "
                           f"(shipped{' ' + sub if sub else ''}: {names})")
+
+
+#: Most bytes of a flagfile (the shipped ones hold under 4 KB).
+MAX_FLAGFILE_BYTES = 1 << 20
+_MAX_NESTING = 8
+
+
+def flagfile_lines(path: str) -> list:
+    """(line number, text) of every line of a flagfile that is neither blank nor a comment (``#``,
+    ``//``), stripped. Raises ConfigNameError (one line naming the file) for a path that does not
+    exist or is not a regular file (a folder, a FIFO: never opened), a file over
+    ``MAX_FLAGFILE_BYTES``, binary (a NUL byte) or not UTF-8."""
+    if not os.path.exists(path):
+        raise ConfigNameError(f"flagfile {path} does not exist")
+    if not os.path.isfile(path):
+        raise ConfigNameError(f"flagfile {path} is not a regular file")
+    size = os.path.getsize(path)
+    if size > MAX_FLAGFILE_BYTES:
+        raise ConfigNameError(f"flagfile {path} holds {size} bytes, over the limit of {MAX_FLAGFILE_BYTES} "
+                              "for a list of flags")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FLAGFILE_BYTES + 1)
+    except OSError as e:
+        raise ConfigNameError(f"flagfile {path} cannot be read ({e.strerror or e})") from None
+    if b"\x00" in data:
+        raise ConfigNameError(f"flagfile {path} is binary (it holds a NUL byte at byte {data.index(0)}), "
+                              "not a list of --name=value lines")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigNameError(f"flagfile {path} is not UTF-8 text (byte {e.start})") from None
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.strip().startswith(("#", "//"))]
+
+
+def expand_flagfile(path: str, _seen: tuple = ()) -> list:
+    """The arguments that stand for ``--flagfile=PATH``: ``["--flagfile=PATH"]`` after checking every
+    line is a flag, or, when the file holds ``--flagfile=NAME`` lines, its flags with those expanded in
+    place (absl would read NAME as a path relative to the working directory). Raises ConfigNameError
+    (one line naming the file and line)."""
+    real = os.path.realpath(path)
+    if real in _seen or len(_seen) >= _MAX_NESTING:
+        raise ConfigNameError(f"flagfile {path} includes itself (--flagfile lines nested {len(_seen)} deep)")
+    args, nested = [], False
+    for number, line in flagfile_lines(path):
+        if not line.startswith("-"):
+            raise ConfigNameError(f"{path}:{number}: a flagfile must contain flags (--name=value), not {line[:60]!r}")
+        key, _, value = line.partition("=")
+        if key.lstrip("-") != "flagfile":
+            args.append(line)
+            continue
+        nested = True
+        try:
+            args.extend(expand_flagfile(resolve_config(value.strip()), _seen + (real,)))
+        except ConfigNameError as e:
+            raise ConfigNameError(f"{path}:{number}: {e}") from None
+    return args if nested else [f"--flagfile={path}"]

@@ -35,6 +35,13 @@ OUTPUT = "output"
 SCHEDULE = "schedule"
 
 
+#: Upper bounds of the layer sizes (hidden_size, embedding_dim, discriminator_hidden) and layer counts:
+#: far above anything trained here (hidden 512, 2 layers) and far below what would not fit in memory
+#: (hidden_size 10**6 asked TensorFlow for 10.9 TiB before failing 28 s later).
+MAX_WIDTH = 8192
+MAX_LAYERS = 16
+
+
 def setting(default: Any, help: str, *, choices: Optional[Sequence] = None, minimum: Optional[float] = None,
             maximum: Optional[float] = None, above: Optional[float] = None, below: Optional[float] = None,
             check: Optional[Callable[[Any], Optional[str]]] = None, flag: Optional[str] = "",

@@ -136,6 +136,7 @@ def test_a_huge_written_duration_is_refused(tmp_path):
     (zip_bomb_mxl, "bomb.mxl", "too large"),
 ])
 def test_explorer_upload_refuses_hostile_files_quickly(tmp_path, make, name, reason):
+    import musicvae_xai.explain  # noqa: F401 - read_upload imports it (TensorFlow): the refusal is timed, not that
     from musicvae_xai.explorer.data import UploadError, read_upload
 
     data = make(tmp_path / name).read_bytes()

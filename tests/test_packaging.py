@@ -109,7 +109,8 @@ def test_wheel_installs_and_runs_the_quickstart_outside_the_checkout(tmp_path):
     # file (so the venv's own site-packages stays first and this environment's .pth files, among them
     # the editable install of the checkout, are not run).
     site = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path).stdout.strip()
-    deps = [p for p in sys.path if p.endswith("site-packages") and "venv" not in p]
+    deps = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)
+            and not p.startswith(str(venv))]  # any environment: a virtualenv's (.venv, venv) or the system's
     pathlib.Path(site, "zz_dependencies.pth").write_text("\n".join(deps) + "\n")
     res = _run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", str(wheel)], tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -129,3 +130,12 @@ def test_wheel_installs_and_runs_the_quickstart_outside_the_checkout(tmp_path):
                timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "token accuracy" in res.stdout
+
+
+def test_every_skip_is_named_with_its_reason(tmp_path):
+    """The README's test command prints each skipped test and why (``-rs`` in pytest.ini's addopts)."""
+    (tmp_path / "test_skips.py").write_text("import pytest\n\n\ndef test_skipped():\n"
+                                            "    pytest.skip('no widget on this machine')\n")
+    res = _run([sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(tmp_path),
+                "-n", "0", "-p", "no:cacheprovider", str(tmp_path / "test_skips.py")], tmp_path)
+    assert "SKIPPED [1] test_skips.py:5: no widget on this machine" in res.stdout, res.stdout[-2000:]

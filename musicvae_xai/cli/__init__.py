@@ -11,9 +11,16 @@ import this package. Every form resolves named configurations the same way
 (``resolve_sys_argv``):
 
 - ``--flagfile=NAME`` / ``--config=NAME`` (and ``--flagfile NAME``): when NAME is not an existing
-  file, the flagfile shipped in the package, ``musicvae_xai/configs/NAME.flags`` (a ``.flags``
-  suffix and ``study/`` sub-folder are allowed: ``--config=study/cpu_small``). A path still works.
+  file (a folder named ``quickstart`` does not count), the flagfile shipped in the package,
+  ``musicvae_xai/configs/NAME.flags`` (a ``.flags`` suffix and ``study/`` sub-folder are allowed:
+  ``--config=study/cpu_small``). A path still works.
 - ``--study=NAME`` (the study runner): ``musicvae_xai/configs/study/NAME.flags`` likewise.
+
+A flagfile must be a regular UTF-8 text file of at most ``MAX_FLAGFILE_BYTES`` whose lines are all
+flags (``--name=value``), blank or comments (``#``, ``//``): ``--config=/etc/passwd``, a folder, a
+FIFO (never opened), a binary file are refused with one line naming the file (absl would train the
+defaults without a word, hang, or print a traceback). A ``--flagfile=NAME`` line inside a flagfile is
+resolved the same way; a flagfile holding one is given to absl as its flags, expanded in place.
 
 An unknown name stops with one line listing the names that exist.
 """
@@ -24,7 +31,8 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-from musicvae_xai.flagfiles import ConfigNameError, available_configs, configs_dir, resolve_config  # noqa: F401
+from musicvae_xai.flagfiles import (ConfigNameError, available_configs, configs_dir, expand_flagfile,  # noqa: F401
+                                    flagfile_lines, resolve_config)
 
 #: console-script name -> the command's module (what ``python -m`` takes).
 ENTRY_POINTS = {
@@ -57,7 +65,11 @@ def resolve_argv(argv: Sequence[str]) -> list:
                 if i + 1 >= len(argv):
                     raise ConfigNameError(f"{key} needs a value")
                 value, i = argv[i + 1], i + 1
-            out.append(f"{flag}={resolve_config(value, sub)}")
+            path = resolve_config(value, sub)
+            if flag == "--flagfile":
+                out.extend(expand_flagfile(path))
+            else:
+                out.append(f"{flag}={path}")
         else:
             out.append(arg)
         i += 1

@@ -1,6 +1,6 @@
 """Build (or reuse) a dataset cache and print its summary.
 
-    musicvae-data --dataset=irish --data_root=../shared/datasets --cache_dir=cache \
+    musicvae-data --dataset=irish --data_root=../shared/datasets [--cache_dir=DIR] \
         [--stats_json=stats.json] [--allow_cut_time] [--min_pitch=55] [--max_pitch=84]
 
 (``python -m musicvae_xai.cli.data``, or the older ``python -m musicvae_xai.data``, alike.)
@@ -24,6 +24,7 @@ from absl import flags, logging  # noqa: E402
 
 from musicvae_xai import datasets  # noqa: E402
 from musicvae_xai.cli import run_command  # noqa: E402
+from musicvae_xai.datasets.config import CACHE_DEFAULT_TEXT, DEFAULT_CACHE_DIR  # noqa: E402
 from musicvae_xai.datasets.summary import summary_table  # noqa: E402
 from musicvae_xai.representation import DEFAULT_MAX_PITCH, DEFAULT_MIN_PITCH  # noqa: E402
 
@@ -31,7 +32,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "embedded", f"Dataset name: one of {', '.join(datasets.names())}.")
 flags.DEFINE_string("data_root", None, "Folder holding the dataset's source folders (e.g. ../shared/datasets); "
                     "not needed for 'embedded'.")
-flags.DEFINE_string("cache_dir", "cache", "Folder of dataset caches.")
+flags.DEFINE_string("cache_dir", DEFAULT_CACHE_DIR, f"Folder of dataset caches (default {CACHE_DEFAULT_TEXT}, "
+                    "where training looks for them).")
 flags.DEFINE_string("stats_json", None, "If set, write the build statistics here as JSON.")
 flags.DEFINE_bool("allow_cut_time", False, "Admit 2/2 bars as four quarter beats.")
 flags.DEFINE_integer("min_pitch", DEFAULT_MIN_PITCH, "Lowest MIDI pitch of the vocabulary.")

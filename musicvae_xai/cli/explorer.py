@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags, logging  # noqa: E402
 
 from musicvae_xai.cli import run_command  # noqa: E402
+from musicvae_xai.datasets.config import CACHE_DEFAULT_TEXT  # noqa: E402
 
 flags.DEFINE_string("export", None, "Export folder (a version folder, or an export base whose newest "
                     "version is used), run in-process. Default (no --serving_url either): the pretrained "
@@ -31,7 +32,7 @@ flags.DEFINE_integer("port", 8765, "Port to listen on (0: any free port).")
 flags.DEFINE_float("timeout", 5.0, "Seconds to wait for TF-Serving before the page shows an error.")
 flags.DEFINE_integer("retries", 1, "Retries of a request TF-Serving did not take (unavailable).")
 flags.DEFINE_string("cache_dir", None, "Datasets cache (default: the model's training cache if it exists, "
-                    "else ~/.cache/musicvae_xai).")
+                    f"else {CACHE_DEFAULT_TEXT}).")
 flags.DEFINE_string("data_root", None, "Override the model's data_root for seed measures and backgrounds.")
 flags.DEFINE_enum("seed_data", "model", ["model", "embedded"], "Seed measures and pad backgrounds from the "
                   "model's own dataset (the embedded one when it is not available here), or the embedded dataset.")

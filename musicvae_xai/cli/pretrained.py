@@ -28,12 +28,13 @@ from absl import flags  # noqa: E402
 
 from musicvae_xai import pretrained  # noqa: E402
 from musicvae_xai.cli import run_command  # noqa: E402
+from musicvae_xai.datasets.config import CACHE_DEFAULT_TEXT  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "build: the finished training run to export into the package.")
 flags.DEFINE_string("fixture", "tests/fixtures/pretrained_irish_test.npz", "build: where to write the test fixture.")
 flags.DEFINE_bool("reuse_export", False, "build: measure the export already in the package instead of exporting.")
 flags.DEFINE_string("output_dir", None, "analysis: folder for the figures, MIDI files and index.html.")
-flags.DEFINE_string("cache_dir", None, "Dataset cache folder (default: the model's, else ~/.cache/musicvae_xai).")
+flags.DEFINE_string("cache_dir", None, f"Dataset cache folder (default: the model's, else {CACHE_DEFAULT_TEXT}).")
 flags.DEFINE_string("data_root", None, "Raw dataset folder (default: the model's, ../shared/datasets).")
 FLAGS = flags.FLAGS
 

@@ -34,18 +34,6 @@ def config_from_flags() -> RunConfig:
     return from_flags(RunConfig)
 
 
-def check_flagfiles(argv) -> None:
-    """Exits with one line when a --flagfile does not exist (absl would print a traceback)."""
-    for i, arg in enumerate(argv):
-        path = None
-        if arg.startswith("--flagfile="):
-            path = arg.split("=", 1)[1]
-        elif arg == "--flagfile" and i + 1 < len(argv):
-            path = argv[i + 1]
-        if path is not None and not os.path.isfile(path):
-            sys.exit(f"error: flagfile {path} does not exist")
-
-
 def main(argv) -> None:
     del argv
     # TensorFlow is imported here, after the flags are parsed, so --help and flag errors are instant.
@@ -64,8 +52,7 @@ def main(argv) -> None:
 
 def run() -> None:
     resolve_sys_argv()  # --config=NAME, --flagfile=NAME, --study=NAME: the shipped configurations
-    define_config_flags()
-    check_flagfiles(sys.argv)
+    define_config_flags()  # a missing, binary or non-flag --flagfile has stopped with one line already
     app.run(main)
 
 

@@ -9,8 +9,17 @@ from typing import Any, Mapping, Optional
 from musicvae_xai.representation import DEFAULT_MAX_PITCH, DEFAULT_MIN_PITCH, Vocabulary
 
 SPLITS = ("train", "validation", "test")
-#: The datasets cache when neither a flag nor the run's configuration names one.
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "musicvae_xai")
+#: The environment variable naming the datasets cache folder.
+CACHE_ENV = "MUSICVAE_XAI_CACHE"
+#: Where the datasets cache is when no ``--cache_dir`` flag (nor the run's configuration) names one, as
+#: the commands' help texts say it.
+CACHE_DEFAULT_TEXT = f"${CACHE_ENV} if set, else ~/.cache/musicvae_xai"
+#: The datasets cache when neither a flag nor the run's configuration names one: ``$MUSICVAE_XAI_CACHE``
+#: (read at import) if set, else ``~/.cache/musicvae_xai``. Every command that builds or reads a dataset
+#: (``musicvae-train``, ``-data``, ``-evaluate``, ``-explorer``, ``-study``, ``-pretrained``) takes
+#: ``--cache_dir`` over it.
+DEFAULT_CACHE_DIR = os.path.expanduser(os.environ.get(CACHE_ENV, "").strip()
+                                       or os.path.join("~", ".cache", "musicvae_xai"))
 
 
 @dataclasses.dataclass

@@ -21,6 +21,7 @@ No request names a server-side path: seeds are indexed, files arrive as bytes.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
@@ -38,6 +39,32 @@ _CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:;
         "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
+#: Most digits of an integer in a request body (a latent value or a tempo needs a handful).
+MAX_INT_DIGITS = 30
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ExplorerError(f"the request body holds an integer of {len(text.lstrip('-'))} digits; numbers "
+                            f"may have at most {MAX_INT_DIGITS}")
+    return int(text)
+
+
+def parse_json(data: bytes):
+    """The JSON value of a request body, or None when it is not JSON. Raises ExplorerError (one line)
+    for a body nested too deeply (Python's parser recurses) or an integer of more than
+    ``MAX_INT_DIGITS`` digits (it would not fit a float). Floats beyond the float range (``1e999``)
+    become inf, which every check refuses as not finite."""
+    try:
+        return json.loads(data, parse_int=_bounded_int)
+    except RecursionError:
+        raise ExplorerError("the request body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        if isinstance(e, ExplorerError):
+            raise
+        return None
+
+
 def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                allow_cut_time: Optional[bool] = None) -> Flask:
     """The Flask app serving ``explorer``. backend: how the page names where the model runs
@@ -50,7 +77,7 @@ def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DE
         allow_cut_time = bool((explorer.info.config or {}).get("allow_cut_time", False))
 
     def body() -> dict:
-        payload = request.get_json(silent=True)
+        payload = parse_json(request.get_data(cache=True)) if request.is_json else None
         if not isinstance(payload, dict):
             raise ExplorerError("the request body must be a JSON object")
         return payload
@@ -174,7 +201,7 @@ def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DE
         if style is not None:  # an upload's "style", sent back to keep its tempo, instrument and name
             try:
                 style = SourceStyle.from_dict(style if isinstance(style, dict) else {"qpm": "bad"})
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ExplorerError("style must be an upload's style object (qpm, numerator, denominator, "
                                     "program, track_name)") from None
         markers = payload.get("markers")

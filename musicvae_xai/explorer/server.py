@@ -47,6 +47,8 @@ def make_explorer(export: Optional[str] = None, serving_url: Optional[str] = Non
         client = RestClient(serving_url, model, version, timeout=timeout, retries=retries)
         backend = f"TF-Serving REST {client.url} model {model!r}" + (f" v{version}" if version else "")
     info = model_info(client, assets)
+    from musicvae_xai.readers import isolated
+    isolated.warm()  # uploads are parsed in a worker process (readers.isolated): start it now
     loader = None
     if load_data:
         loader = functools.partial(load_music_data, info.config, info.vocabulary, cache_dir=cache_dir,

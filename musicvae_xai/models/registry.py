@@ -29,7 +29,7 @@ import importlib
 from typing import Optional
 
 from musicvae_xai.controls import ATTRIBUTE_INPUT, KINDS, LATENT_DIM
-from musicvae_xai.settings import setting
+from musicvae_xai.settings import MAX_LAYERS, MAX_WIDTH, setting
 
 #: ``AdversarialVAESettings.sampling_coin``: one scheduled-sampling coin per tick, or per example and tick.
 SAMPLING_COINS = ("step", "token")
@@ -169,23 +169,24 @@ class AdversarialVAESettings:
     num_bins: int = setting(
         8,
         "AdversarialVAE: ordinal bins per attribute for the discriminator (octiles = 8).",
-        minimum=1)
+        minimum=1, maximum=1024)
     sampling_k: float = setting(
         1000.0,
         "AdversarialVAE: scheduled sampling constant k, teacher forcing p = k / (k + exp(step / k)).")
     discriminator_hidden: int = setting(
         0,
         "AdversarialVAE: 0 = the reference discriminator (Kawai's Classifier: each hidden layer halves the "
-        "width, z -> z/2 -> ...); > 0 = every hidden layer this wide (ours before v2).")
+        "width, z -> z/2 -> ...); > 0 = every hidden layer this wide (ours before v2).",
+        minimum=0, maximum=MAX_WIDTH)
     discriminator_layers: int = setting(
         2,
         "AdversarialVAE: Linear layers of the discriminator, hidden layers + output (reference num_layers = "
         "2: one hidden layer).",
-        minimum=1)
+        minimum=1, maximum=MAX_LAYERS)
     adversarial_encoder_layers: int = setting(
         1,
         "AdversarialVAE: bidirectional GRU layers of the encoder (reference 1).",
-        minimum=1)
+        minimum=1, maximum=MAX_LAYERS)
     adversarial_posterior_hidden: bool = setting(
         False,
         "AdversarialVAE: False (reference) = Linear from the GRU states to mean and log-scale; True = "

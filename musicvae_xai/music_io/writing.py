@@ -61,7 +61,8 @@ def write_midi(music, target: Union[str, os.PathLike, None] = None, vocab: Optio
     style: tempo, time signature, program and track name to keep (default: 120 qpm, 4/4, piano,
     ``DEFAULT_TRACK_NAME``); a time signature that does not span the 4 beats of a measure is
     written as 4/4; qpm: overrides the style's tempo; markers: one text per measure (None or '' for
-    none), written as marker meta events at the measure's start.
+    none), written as marker meta events at the measure's start. Texts are written in Latin-1 (the
+    MIDI default), or in UTF-8 when one of them has a character Latin-1 lacks (a Cyrillic title).
     """
     style = style or SourceStyle()
     tempo_qpm = float(qpm) if qpm is not None else float(style.qpm)
@@ -91,7 +92,11 @@ def write_midi(music, target: Union[str, os.PathLike, None] = None, vocab: Optio
         now = tick
     end = max(now, n_measures * BEATS_PER_MEASURE * tpq)
     track.append(mido.MetaMessage("end_of_track", time=end - now))
-    midi_file = mido.MidiFile(type=0, ticks_per_beat=tpq)
+    texts = [msg.name if msg.type == "track_name" else msg.text for _, _, msg in events if msg.is_meta
+             and msg.type in ("track_name", "marker")]
+    # Latin-1 (the MIDI default, read by every tool) unless a title or marker needs more: then UTF-8.
+    charset = "latin1" if all(_fits_latin1(t) for t in texts) else "utf-8"
+    midi_file = mido.MidiFile(type=0, ticks_per_beat=tpq, charset=charset)
     midi_file.tracks.append(track)
     if target is None:
         buffer = io.BytesIO()
@@ -110,3 +115,11 @@ def write_measures(tokens, vocab: Vocabulary, path: str, qpm: Optional[float] = 
                    style: Optional[SourceStyle] = None, markers: Optional[Sequence[Optional[str]]] = None) -> str:
     """Writes token ids [..., 24] as measures back to back to a MIDI file (``write_midi``); returns the path."""
     return write_midi(tokens, path, vocab, style=style, markers=markers, qpm=qpm)
+
+
+def _fits_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+        return True
+    except UnicodeEncodeError:
+        return False

@@ -10,7 +10,8 @@ builders count it under that reason and go on with the next file.
 
 Modules (one per source format): ``midi``, ``musicxml``, ``abc``, ``symbtr``, ``pop909``. Shared
 melody-building helpers live in ``common``; the per-file limits
-(``too_long``, ``too_large``) in ``limits``.
+(``too_long``, ``too_large``) in ``limits``; ``isolated`` parses one file given by a person in a worker
+process under a time and memory limit (``parse_timeout``, ``parser_crashed``, ``busy``).
 """
 
 from musicvae_xai.readers.common import (  # noqa: F401

@@ -97,6 +97,7 @@ def read_tune_result(tune: Tune, *, piece_id: str = "") -> ReadResult:
 
 
 def _read(tune: Tune, piece_id: str, with_style: bool) -> ReadResult:
+    limits.check_abc(tune.text.encode("utf-8", "replace"), "the tune")  # before music21 (see readers.limits)
     try:
         with quiet_music21(skip_beaming=True):
             parsed = converter.parseData(clean_header(tune.text), format="abc")

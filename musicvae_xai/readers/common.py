@@ -8,6 +8,7 @@ the bar lines the way ``musicvae_xai.representation.sequence_to_measures`` reads
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -30,6 +31,13 @@ _EPS = 1e-6
 _BEAT_GRID = np.array([0.0, 0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.0])
 
 
+#: Tempo range (quarter notes per minute), time-signature note values and track-name length a
+#: ``SourceStyle`` may hold.
+STYLE_QPM = (1.0, 1000.0)
+STYLE_DENOMINATORS = (1, 2, 4, 8, 16, 32)
+STYLE_NAME_CHARS = 200
+
+
 @dataclasses.dataclass(frozen=True)
 class SourceStyle:
     """What a MIDI writer needs to give generated music the look of the file it came from: tempo
@@ -46,14 +54,29 @@ class SourceStyle:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SourceStyle":
-        """From ``to_dict``'s keys (others ignored); raises ValueError on out-of-range values."""
-        style = cls(qpm=float(d.get("qpm", 120.0)), numerator=int(d.get("numerator", 4)),
-                    denominator=int(d.get("denominator", 4)), program=int(d.get("program", 0)),
-                    track_name=str(d.get("track_name", ""))[:200])
-        if not (1.0 <= style.qpm <= 1000.0 and 0 <= style.program <= 127 and style.numerator > 0
-                and style.denominator in (1, 2, 4, 8, 16, 32)):
+        """From ``to_dict``'s keys (others ignored); raises ValueError on out-of-range values (also
+        numbers too large for their field, e.g. a program of 1e999)."""
+        try:
+            style = cls(qpm=float(d.get("qpm", 120.0)), numerator=int(d.get("numerator", 4)),
+                        denominator=int(d.get("denominator", 4)), program=int(d.get("program", 0)),
+                        track_name=str(d.get("track_name", ""))[:STYLE_NAME_CHARS])
+        except OverflowError:
+            raise ValueError("style holds a number too large for its field") from None
+        if style != style.writable():
             raise ValueError(f"style out of range: {style}")
         return style
+
+    def writable(self) -> "SourceStyle":
+        """This style with every field in the range ``from_dict`` accepts and a MIDI writer can write
+        (tempo clamped to ``STYLE_QPM``, program to 0..127, a time signature with no note value as
+        4/4): a file that claims 60,000,000 qpm (1 microsecond per beat) is written back at 1000 qpm."""
+        qpm = float(self.qpm) if math.isfinite(float(self.qpm)) else 120.0
+        num, den = int(self.numerator), int(self.denominator)
+        if num <= 0 or den not in STYLE_DENOMINATORS:
+            num, den = 4, 4
+        return SourceStyle(qpm=min(max(qpm, STYLE_QPM[0]), STYLE_QPM[1]), numerator=num, denominator=den,
+                           program=min(max(int(self.program), 0), 127),
+                           track_name=str(self.track_name)[:STYLE_NAME_CHARS])
 
 
 @dataclasses.dataclass
@@ -65,6 +88,9 @@ class ReadResult:
     sequence: music_pb2.NoteSequence
     quantisation: "Quantisation | None" = None
     style: SourceStyle = dataclasses.field(default_factory=SourceStyle)
+
+    def __post_init__(self):
+        self.style = self.style.writable()  # what a file claims (any tempo) can always be written back
 
 
 class NoteEvent(NamedTuple):

@@ -13,7 +13,10 @@ REASONS = {
     "not_simple_duple": "the song's metre is triple or compound (POP909 index)",
     "too_long": "the piece reaches past the per-file limit in beats (readers.limits.MAX_BEATS)",
     "too_large": "the file, or what a .mxl would decompress to, is over the per-file byte limit "
-                 "(readers.limits.MAX_BYTES)",
+                 "(readers.limits.MAX_BYTES), or its text or notes over the limits of its format",
+    "parse_timeout": "reading the file took longer than the time limit (readers.limits.PARSE_SECONDS)",
+    "parser_crashed": "the process reading the file died",
+    "busy": "every parser process is busy with other files (readers.limits.MAX_PARSES); try again",
 }
 
 

@@ -11,7 +11,8 @@ upload check and ``explain`` do) loads no parser (music21, mido) and no TensorFl
 * ``read_one(path, track=None, part_name=..., tune=0) -> readers.ReadResult``: one melody of a single
   file given by a person (``music_io.read_file``: the Explainer, the serving client, the explorer's
   uploads); None for a format that is only read as part of a dataset. A tune number past the end raises
-  ``LookupError``.
+  ``LookupError``. ABC and MusicXML are parsed in a worker process under a time limit
+  (``readers.isolated``, ``limits.PARSE_SECONDS``).
 * ``select_files(relpaths) -> relpaths``: which matched files of a dataset folder are pieces (default:
   all of them).
 * ``upload_safe``: the reader applies the per-file limits (``readers.limits``) before any per-beat
@@ -28,6 +29,7 @@ import dataclasses
 import importlib
 import os
 import pathlib
+import zipfile
 from typing import Callable, Optional
 
 from musicvae_xai.readers.common import MELODY_PART, ReaderError
@@ -139,6 +141,19 @@ def musicxml_pieces(path, piece_id: str, folder, options: dict) -> list:
 
 
 def musicxml_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0):
+    """A MusicXML file given by a person, parsed in a worker process under the time limit
+    (``readers.isolated``)."""
+    from musicvae_xai.readers import isolated, limits
+    limits.check_bytes(os.path.getsize(path))
+    try:
+        limits.check_archive(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a damaged zip: say so without a parser
+        raise ReaderError("unparseable", f"{type(e).__name__}: {e}") from None
+    return isolated.call(f"{_HERE}:musicxml_one_here", os.fspath(path), part_name=part_name)
+
+
+def musicxml_one_here(path, part_name: str = MELODY_PART):
+    """``musicxml_one`` in this process (what its worker runs)."""
     from musicvae_xai.readers import musicxml
     return musicxml.read_result(path, part_name=part_name)
 
@@ -154,6 +169,18 @@ def abc_pieces(path, piece_id: str, folder, options: dict) -> list:
 
 
 def abc_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0):
+    """An ABC file given by a person: the shape of its text checked here (``limits.check_abc``, no
+    parser runs), then parsed in a worker process under the time limit (``readers.isolated``)."""
+    from musicvae_xai.readers import isolated, limits
+    data = limits.read_file(path)
+    if b"\x00" in data:
+        raise ReaderError("unparseable", "binary data, not ABC text")
+    limits.check_abc(data)
+    return isolated.call(f"{_HERE}:abc_one_here", os.fspath(path), tune=tune)
+
+
+def abc_one_here(path, tune: int = 0):
+    """``abc_one`` in this process (what its worker runs)."""
     from musicvae_xai.readers import abc, limits
     tunes = abc.split_tunebook(abc.decode(limits.read_file(path)))
     if not tunes:

@@ -186,7 +186,24 @@ class ModelClient(abc.ABC):
                 raise self.error(str(e), signature, e.input_name) from None
         else:
             checked = {k: np.asarray(v) for k, v in inputs.items()}
-        return self._predict(signature, checked)
+        outputs = self._predict(signature, checked)
+        if not self.validate:
+            return outputs
+        first = checked.get("tokens", checked.get("z"))
+        try:
+            return sigs.check_outputs(signature, self.signature_spec(signature), outputs,
+                                      batch=first.shape[0] if first is not None and first.ndim else None,
+                                      vocab_size=self.vocab_size())
+        except sigs.OutputError as e:
+            raise self.error(f"the answer does not fit the signature: {e}", signature) from None
+
+    def vocab_size(self) -> Optional[int]:
+        """V of the model: the last dimension of ``decode``'s ``probabilities`` (None when unknown)."""
+        try:
+            size = int(self.metadata()["signatures"][sigs.DECODE]["outputs"]["probabilities"]["shape"][-1])
+        except (KeyError, TypeError, IndexError, ValueError):
+            return None
+        return size if size > 0 else None
 
     def encode(self, tokens) -> dict:
         return self.predict(sigs.ENCODE, {"tokens": tokens})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 from typing import Optional
 
 import numpy as np
 
-from musicvae_xai.config import check_saved_version
+from musicvae_xai.config import ConfigError, check_saved_version
 from musicvae_xai.serving import signatures as sigs
 from musicvae_xai.serving.base import ModelClient, clean_message
 
@@ -42,6 +43,52 @@ def read_signature_defs(export_dir: str) -> dict:
     raise FileNotFoundError(f"{export_dir}: the SavedModel has no 'serve' MetaGraph")
 
 
+#: Largest ``assets.extra/*.json`` file read, in bytes (the shipped ones hold a few KB).
+MAX_ASSET_BYTES = 16 * 2 ** 20
+
+
+def read_asset(path: str):
+    """The JSON value of an ``assets.extra`` file. Raises ConfigError (one line naming the file) for
+    one that is not a regular file (a folder; a FIFO is never opened, so nothing hangs), over
+    ``MAX_ASSET_BYTES``, or not JSON."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: not a regular file (the export is damaged)")
+    if os.path.getsize(path) > MAX_ASSET_BYTES:
+        raise ConfigError(f"{path}: over {MAX_ASSET_BYTES} bytes (the export is damaged)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigError(f"{path}: not valid JSON ({str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                          "the export is damaged)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def _load_saved_model(tf, export_dir: str):
+    """``tf.saved_model.load``, with a damaged export (a garbage ``saved_model.pb``, truncated or
+    bit-flipped variables) as one ConfigError naming the file instead of a long TensorFlow traceback."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph = os.path.join(export_dir, "saved_model.pb")
+    try:
+        with open(graph, "rb") as f:
+            saved_model_pb2.SavedModel().ParseFromString(f.read())
+    except (DecodeError, RuntimeWarning, ValueError) as e:
+        raise ConfigError(f"{graph}: not a SavedModel ({_first_line(e)}; the export is damaged)") from None
+    try:
+        return tf.saved_model.load(export_dir)
+    except Exception as e:  # noqa: BLE001 - TensorFlow raises many types for a damaged export
+        raise ConfigError(f"{os.path.join(export_dir, 'variables')}: cannot be restored ({type(e).__name__}: "
+                          f"{_first_line(e)}; the export is damaged)") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", clean_message(str(e))) or type(e).__name__
+    return text[:200]
+
+
 class LocalModel(ModelClient):
     """Runs an export (``export_dir``, or an export base whose newest version is taken) with
     ``tf.saved_model.load`` (the result is ``loaded``). ``assets`` holds the parsed
@@ -61,13 +108,13 @@ class LocalModel(ModelClient):
         if os.path.isdir(extra):
             for name in sorted(os.listdir(extra)):
                 if name.endswith(".json"):
-                    with open(os.path.join(extra, name), encoding="utf-8") as f:
-                        self.assets[name[:-5]] = json.load(f)
+                    self.assets[name[:-5]] = read_asset(os.path.join(extra, name))
         if "config" in self.assets:  # an export made with older model definitions: one-line ConfigError
             check_saved_version(self.assets["config"], os.path.join(extra, "config.json"))
-        self.model_name = self.assets.get("export", {}).get("model_name") or os.path.basename(
+        export = self.assets.get("export", {})
+        self.model_name = (export.get("model_name") if isinstance(export, dict) else None) or os.path.basename(
             os.path.dirname(os.path.normpath(self.export_dir)))
-        self.loaded = tf.saved_model.load(self.export_dir)
+        self.loaded = _load_saved_model(tf, self.export_dir)
         self._functions = dict(self.loaded.signatures)
 
     def _fetch_metadata(self) -> dict:

@@ -16,7 +16,11 @@ Connection failures and HTTP 503 are retried a bounded number of times.
 
 ``timeout`` is a deadline for the whole call, not a per-read socket timeout: connecting, sending, every
 retry and backoff and reading the answer all share it, and a watchdog shuts the socket down when it
-passes, so a server that drips its answer one byte at a time cannot hold a call past it.
+passes, so a server that drips its answer one byte at a time cannot hold a call past it. An answer is
+read up to ``max_response_bytes`` (``MAX_RESPONSE_BYTES``, 64 MiB) and refused past it, so a server
+that streams gigabytes cannot fill the client's memory. An answer that is not what TF-Serving sends
+(``{"predictions": 5}``, ragged lists, strings) is one ``ServingError`` naming the server and
+signature; what the outputs hold is checked by ``ModelClient`` (``signatures.check_outputs``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from musicvae_xai.serving.base import (Deadline, DeadlineExceeded, ModelClient, 
                                        clean_message, with_retries)
 
 FORMATS = ("row", "columnar")
+#: Largest answer body read, in bytes (``RestClient(max_response_bytes=...)``).
+MAX_RESPONSE_BYTES = 64 * 2 ** 20
 _UNAVAILABLE = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
                 http.client.RemoteDisconnected, socket.gaierror)
 _STATUS_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED",
@@ -46,6 +52,10 @@ class _Unavailable(Exception):
 
     def __init__(self, message: str):
         super().__init__(message)
+
+
+class _TooLarge(Exception):
+    """An answer over ``max_response_bytes``."""
 
 
 class _Watchdog:
@@ -84,8 +94,10 @@ class RestClient(ModelClient):
     server's choice, normally the newest). ``request_format`` is ``row`` or ``columnar``."""
 
     def __init__(self, url: str, model_name: str, version: Optional[int] = None, timeout: float = 30.0,
-                 retries: int = 3, request_format: str = "row", validate: bool = True):
+                 retries: int = 3, request_format: str = "row", validate: bool = True,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES):
         super().__init__(validate)
+        self.max_response_bytes = int(max_response_bytes)
         if request_format not in FORMATS:
             raise ValueError(f"request_format must be one of {', '.join(FORMATS)}, got {request_format!r}")
         parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
@@ -130,7 +142,7 @@ class RestClient(ModelClient):
         try:
             conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
             response = conn.getresponse()
-            status, data = response.status, response.read()
+            status, data = response.status, self._read_bounded(response)
         except BaseException:
             self._drop_connection()
             raise
@@ -141,6 +153,20 @@ class RestClient(ModelClient):
         if status == 503:
             raise _Unavailable(_error_text(data) or "HTTP 503")
         return status, data
+
+    def _read_bounded(self, response: http.client.HTTPResponse) -> bytes:
+        """The body of ``response``, refused (``_TooLarge``) past ``max_response_bytes``: by its declared
+        length before reading, else as soon as the bytes read pass the limit."""
+        limit = self.max_response_bytes
+        declared = response.getheader("Content-Length", "")
+        if declared.strip().isdigit() and int(declared) > limit:
+            raise _TooLarge(f"{int(declared)} bytes declared")
+        data = response.read(limit + 1)
+        if len(data) > limit:
+            raise _TooLarge(f"more than {limit} bytes sent")
+        if response.length:  # the connection ended (or was shut at the deadline) before the declared length
+            raise http.client.IncompleteRead(data, response.length)
+        return data
 
     def _request(self, method: str, path: str, payload=None, signature: Optional[str] = None) -> dict:
         body = None if payload is None else json.dumps(payload).encode("utf-8")
@@ -154,6 +180,9 @@ class RestClient(ModelClient):
             try:
                 status, data = with_retries(once, lambda e: isinstance(e, _UNAVAILABLE + (_Unavailable,)),
                                             self.retries, deadline=deadline)
+            except _TooLarge as e:
+                raise self.error(f"the answer is too large ({e}; the limit is {self.max_response_bytes} bytes, "
+                                 "max_response_bytes)", signature, code="RESOURCE_EXHAUSTED") from None
             except (DeadlineExceeded, OSError, http.client.HTTPException, _Unavailable) as e:
                 tries = f"{attempts[0]} attempt{'s' if attempts[0] != 1 else ''}"
                 if isinstance(e, (DeadlineExceeded, socket.timeout, TimeoutError)) or deadline.expired():
@@ -185,9 +214,12 @@ class RestClient(ModelClient):
             defs = answer["metadata"]["signature_def"]
         except (KeyError, TypeError):
             raise self.error("metadata answer has no metadata.signature_def") from None
-        version = answer.get("model_spec", {}).get("version")
-        return {"model": self.model_name, "version": int(version) if version not in (None, "") else None,
-                "signatures": sigs.summarize_signature_defs(defs)}
+        try:
+            version = answer.get("model_spec", {}).get("version")
+            return {"model": self.model_name, "version": int(version) if version not in (None, "") else None,
+                    "signatures": sigs.summarize_signature_defs(defs)}
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            raise self.error(f"malformed metadata answer ({type(e).__name__}: {e})") from None
 
     def _predict(self, signature: str, inputs: dict) -> dict:
         spec = self.metadata()["signatures"].get(signature)
@@ -199,6 +231,15 @@ class RestClient(ModelClient):
             payload = {"signature_name": signature,
                        "instances": [{k: _jsonable(v[i]) for k, v in inputs.items()} for i in range(batch)]}
         answer = self._request("POST", f"{self.model_path()}:predict", payload, signature)
+        try:
+            return self._outputs(answer, spec, columnar, signature)
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError) as e:
+            raise self.error(f"malformed answer ({type(e).__name__}: {clean_message(str(e))[:200]})",
+                             signature) from None
+
+    def _outputs(self, answer, spec: Optional[dict], columnar: bool, signature: str) -> dict:
+        if not isinstance(answer, dict):
+            raise TypeError("the answer is not a JSON object")
         outputs = spec["outputs"] if spec else None
         if columnar:
             if "outputs" not in answer:
@@ -239,8 +280,16 @@ def _single_output(outputs: Optional[dict], client: RestClient, signature: str) 
 
 
 def _to_array(value, spec: Optional[dict]) -> np.ndarray:
+    """An output's JSON value as an array of its declared dtype; float values where integers are declared
+    stay floats when any is not a whole number (``signatures.check_outputs`` refuses them: casting
+    would truncate them silently)."""
     if spec and spec["dtype"] in ("int32", "int64", "float32", "float64", "bool"):
-        arr = np.asarray(value, dtype=np.dtype(spec["dtype"]))
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"output values must be numbers, got {arr.dtype}")
+        if np.dtype(spec["dtype"]).kind in "iu" and arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            return arr
+        arr = arr.astype(np.dtype(spec["dtype"]))
         if arr.size == 0 and spec["shape"] and arr.ndim != len(spec["shape"]):
             arr = arr.reshape([0 if d == -1 else d for d in spec["shape"]])
         return arr

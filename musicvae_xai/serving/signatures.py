@@ -18,6 +18,10 @@ Float inputs (``z``, ``controls``, ``values``) must be finite with ``|value| <= 
 0 with NaN probabilities. The exported graph refuses them with ``INVALID_ARGUMENT`` naming the input
 (so TF-Serving does too), and ``check_inputs`` refuses them before a client sends anything.
 
+What a server answers is checked too (``check_outputs``): every output the signature declares, of its
+dtype kind and rank, with the batch size asked for, token ids whole numbers in ``[0, V)``; a server
+that answers otherwise is named in one line instead of writing wrong music.
+
 This module has no TensorFlow dependency: the REST client uses it as is. Signature metadata from
 any source (a SavedModel's ``saved_model.pb``, gRPC ``GetModelMetadata``, the REST metadata
 endpoint) is first turned into the JSON form of a ``SignatureDefMap`` (protobuf's ``MessageToDict``
@@ -203,3 +207,45 @@ def saved_versions(base: str) -> list:
     """The versions (sorted ints) of the version folders of ``base`` that hold a SavedModel."""
     return sorted(int(d) for d in os.listdir(base)
                   if VERSION_FOLDER.match(d) and os.path.exists(os.path.join(base, d, SAVED_MODEL_FILENAME)))
+
+
+class OutputError(ValueError):
+    """A server's answer that does not fit the signature; ``output_name`` names the output (or None)."""
+
+    def __init__(self, message: str, output_name: Optional[str] = None):
+        super().__init__(f"output {output_name!r}: {message}" if output_name else message)
+        self.output_name = output_name
+
+
+def check_outputs(signature: str, spec: Mapping, outputs, batch: Optional[int] = None,
+                  vocab_size: Optional[int] = None) -> dict:
+    """Checks a server's answer {name: array} against one signature of a ``summarize_signature_defs``
+    summary: every declared output present, integer outputs integral (``tokens`` always), the declared
+    rank and fixed dimensions, first dimension ``batch`` (when given), token ids in ``[0, vocab_size)``
+    (``vocab_size`` when known). Returns {name: np.ndarray}; raises OutputError (one line)."""
+    if not isinstance(outputs, Mapping):
+        raise OutputError(f"the answer is a {type(outputs).__name__}, not named outputs")
+    out = {}
+    for name, want in spec.get("outputs", {}).items():
+        if name not in outputs:
+            raise OutputError("missing from the answer", name)
+        arr = np.asarray(outputs[name])
+        dtype, shape = want["dtype"], want["shape"]
+        integral = dtype.startswith(("int", "uint")) or name == "tokens"
+        if arr.dtype.kind not in "biuf":
+            raise OutputError(f"expected {describe(dtype, shape, name)}, got {arr.dtype} values", name)
+        if integral and arr.dtype.kind == "f":
+            raise OutputError(f"expected whole-number {describe(dtype, shape, name)}, got float values", name)
+        if shape is not None:
+            if arr.ndim != len(shape) or any(d not in (-1, n) for d, n in zip(shape, arr.shape, strict=True)):
+                raise OutputError(f"expected {describe(dtype, shape, name)}, got shape {list(arr.shape)}", name)
+            if batch is not None and len(shape) and shape[0] == -1 and arr.shape[0] != batch:
+                raise OutputError(f"expected {batch} rows (the batch sent), got {arr.shape[0]}", name)
+        if name == "tokens" and arr.size:
+            low, high = int(arr.min()), int(arr.max())
+            if low < 0 or (vocab_size and high >= vocab_size):
+                raise OutputError(f"token ids must be in [0, {vocab_size or 'V'}), got {low}..{high}", name)
+        out[name] = arr
+    for name, value in outputs.items():
+        out.setdefault(name, np.asarray(value))
+    return out

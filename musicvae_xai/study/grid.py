@@ -39,6 +39,11 @@ Its ``run_dir`` is ``STUDY_DIR/NAME`` with NAME = ``MODEL-zLLL-DATASET-ATTRS-sSE
 ``measure_vae-z032-irish-a4-s0`` (``a4``/``a2`` are the paper's four and two attributes).
 
 ``expand`` validates every entry before anything runs and raises ``StudyError`` naming each bad one.
+It also refuses, before anything is written: a grid of more than ``MAX_CONFIGURATIONS`` configurations
+(the count in the message: a grid of 10^6 would write a 140 MB command file and a Slurm array of a
+million), and an ``--override`` line of the study file whose selectors match no configuration of the
+grid (a misspelt ``dataset=embeded`` would otherwise be ignored). A study file (and each base) may
+hold at most ``MAX_STUDY_FILE_BYTES``.
 """
 
 from __future__ import annotations
@@ -46,12 +51,13 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import itertools
+import math
 import os
 from typing import Optional, Sequence
 
 from musicvae_xai import attributes as attrs
 from musicvae_xai.config import ConfigError, EvaluationOptions, RunConfig
-from musicvae_xai.flagfiles import ConfigNameError, resolve_config
+from musicvae_xai.flagfiles import ConfigNameError, flagfile_lines, resolve_config
 
 #: ``EvaluationOptions`` fields a study file does not set: each run's data folders are its own, and a
 #: study evaluates finished runs only.
@@ -71,6 +77,8 @@ NAMED_ATTRIBUTE_SETS = {"two": attrs.DEFAULT_TWO, "four": attrs.DEFAULT_FOUR}
 _SHORT = {attrs.RHYTHMIC_COMPLEXITY: "rc", attrs.NOTE_RANGE: "nr", attrs.NOTE_DENSITY: "nd",
           attrs.AVERAGE_INTERVAL_JUMP: "aij", attrs.CONTOUR: "ct"}
 _FIELD_TYPES = {f.name: type(f.default) for f in RunConfig.declared_fields()}
+#: Most configurations a grid may expand to (the paper's grid has 112 per seed).
+MAX_CONFIGURATIONS = 10_000
 _OPTIONAL_STR = ("data_root", "cache_dir")
 
 
@@ -91,6 +99,9 @@ class StudySpec:
     seeds: tuple = (0,)
     shared: dict = dataclasses.field(default_factory=dict)
     overrides: list = dataclasses.field(default_factory=list)
+    #: {index in ``overrides``: (file:line, the line's value)} of this file's own --override lines
+    #: (not the base's), each of which must match a configuration.
+    own_overrides: dict = dataclasses.field(default_factory=dict)
     base_flagfile: Optional[str] = None
     eval_split: str = _EVALUATION_DEFAULTS["split"]
     eval_max_measures: int = _EVALUATION_DEFAULTS["max_measures"]
@@ -110,6 +121,7 @@ class StudySpec:
         d = dataclasses.asdict(self)
         d["attribute_sets"] = [list(s) for s in self.attribute_sets]
         d["overrides"] = [{"when": sel, "field": f, "value": v} for sel, f, v in self.overrides]
+        d.pop("own_overrides")
         d["shared"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.shared.items()}
         return d
 
@@ -136,21 +148,18 @@ def read_flag_lines(path: str) -> list:
     """(key, value-or-None, line number) of every ``--key[=value]`` line of a flagfile.
 
     Blank lines and ``#`` comments are skipped; ``--nokey`` is (key, "false"). Raises StudyError for a
-    missing file or a line that is not a flag.
+    missing, binary or oversized file (``musicvae_xai.flagfiles.flagfile_lines``) or a line that is not a flag.
     """
-    if not os.path.isfile(path):
-        raise StudyError(f"flagfile {path} does not exist")
+    try:
+        lines = flagfile_lines(path)
+    except ConfigNameError as e:
+        raise StudyError(str(e)) from None
     out = []
-    with open(path, encoding="utf-8") as f:
-        for number, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if not line.startswith("--"):
-                raise StudyError(f"{path}:{number}: expected --key=value, got {line!r}")
-            body = line[2:]
-            key, sep, value = body.partition("=")
-            out.append((key.strip(), value.strip() if sep else None, number))
+    for number, line in lines:
+        if not line.startswith("--"):
+            raise StudyError(f"{path}:{number}: expected --key=value, got {line[:80]!r}")
+        key, sep, value = line[2:].partition("=")
+        out.append((key.strip(), value.strip() if sep else None, number))
     return out
 
 
@@ -263,7 +272,7 @@ def load_study(path: str, _depth: int = 0) -> StudySpec:
         if not base:
             raise StudyError(f"{path}:{number}: --base_flagfile needs a path")
         spec = load_study(_resolve_base(base, where=f"{path}:{number}"), _depth + 1)
-        spec.path, spec.base_flagfile = path, base
+        spec.path, spec.base_flagfile, spec.own_overrides = path, base, {}
         attribute_sets, overrides = None, list(spec.overrides)
     else:
         spec = StudySpec(path=path)
@@ -292,6 +301,7 @@ def load_study(path: str, _depth: int = 0) -> StudySpec:
         elif key == "attribute_set":
             attribute_sets = (attribute_sets or []) + [parse_attribute_set(value or "", where)]
         elif key == "override":
+            spec.own_overrides[len(overrides)] = (where, value or "")
             overrides.append(_parse_override(value or "", where))
         elif key in ("export", "verify_export"):
             setattr(spec, key, _parse_bool(value, where))
@@ -353,10 +363,16 @@ def expand(spec: StudySpec, study_dir: str, known_datasets: Optional[Sequence[st
     whole grid of the first seed runs before any second seed, so a study stopped part-way covers every
     configuration it can with one seed before adding seeds), each validated. Raises StudyError naming
     every bad entry (unknown model, dataset or attribute, impossible setting) before anything runs."""
+    axes = (spec.seeds, spec.models, spec.datasets, spec.attribute_sets, spec.latent_sizes)
+    count = math.prod(len(axis) for axis in axes)
+    if count > MAX_CONFIGURATIONS:
+        raise StudyError(f"{spec.path}: the grid has {count:,} configurations ({' x '.join(str(len(a)) for a in axes)} "
+                         f"seeds x models x datasets x attribute sets x latent sizes), over the limit of "
+                         f"{MAX_CONFIGURATIONS:,}; split the study; nothing was written")
     if known_datasets is None:
         from musicvae_xai import datasets
         known_datasets = datasets.names()
-    entries, problems, seen = [], [], set()
+    entries, problems, seen, matched = [], [], set(), set()
     for seed, model, dataset, attr_set, latent in itertools.product(
             spec.seeds, spec.models, spec.datasets, spec.attribute_sets, spec.latent_sizes):
         name = entry_name(model, latent, dataset, attr_set, seed)
@@ -367,9 +383,10 @@ def expand(spec: StudySpec, study_dir: str, known_datasets: Optional[Sequence[st
         grid = {"model": model, "latent_dim": latent, "dataset": dataset, "attributes": attr_set, "seed": seed}
         values = dict(spec.shared)
         values.update(grid)
-        for when, field, value in spec.overrides:
+        for i, (when, field, value) in enumerate(spec.overrides):
             if _matches(when, grid):
                 values[field] = value
+                matched.add(i)
         values["run_dir"] = os.path.join(study_dir, name)
         try:
             config = RunConfig(**values)
@@ -380,6 +397,14 @@ def expand(spec: StudySpec, study_dir: str, known_datasets: Optional[Sequence[st
             problems.append(f"{name}: {e}")
             continue
         entries.append(Entry(name, config))
+    for i, (where, text) in sorted(spec.own_overrides.items()):
+        if i not in matched:
+            grid_values = {"model": spec.models, "dataset": spec.datasets, "latent_dim": spec.latent_sizes,
+                           "seed": spec.seeds, "attributes": [attribute_set_label(a) for a in spec.attribute_sets]}
+            axes_text = "; ".join(f"{axis} is one of {', '.join(map(str, grid_values[axis]))}"
+                                  for axis in spec.overrides[i][0])
+            raise StudyError(f"{where}: --override={text} matches no configuration of the grid ({axes_text}); "
+                             "nothing was run")
     if problems:
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:4])}{' ...' if len(problems) > 4 else ''})" \
             if len(problems) > 1 else ""

@@ -15,6 +15,7 @@
 * Resuming: a configuration whose ``result.json`` says "ok" for the same settings is skipped; any other
   is (re)run, and the worker continues from what the previous attempt left (checkpoints, evaluation,
   export). A worker that dies without writing its result is recorded as failed with the end of its log.
+* One runner per study folder: a second one is refused naming the first's pid (``RUNNER_LOCK_FILENAME``).
 * Progress (done / running / remaining, ETA) goes to ``log`` on every event and every
   ``status_every`` seconds, and to ``STUDY_DIR/status.json``.
 """
@@ -45,6 +46,8 @@ STATUS_FILENAME = "status.json"
 BASELINES_FILENAME = "baselines.json"
 LOG_FILENAME = "worker.log"
 EXPORTS_DIRNAME = "exports"
+#: The lock a runner holds on its study folder (``training.runlock``): one runner per folder.
+RUNNER_LOCK_FILENAME = ".runner.lock"
 
 
 def available_cpus() -> int:
@@ -242,7 +245,18 @@ class StudyRunner:
     def run(self) -> dict:
         """Prepares data, runs every configuration not done yet; returns the summary
         {"ok": [...], "failed": [...], "skipped": [...]} (names). Ctrl-C stops the workers and returns
-        (their checkpoints stay for the next run) by raising KeyboardInterrupt."""
+        (their checkpoints stay for the next run) by raising KeyboardInterrupt. A second runner on the
+        same study folder is refused (StudyError naming the first's pid) before it writes anything."""
+        try:
+            runlock.acquire(self.study_dir, RUNNER_LOCK_FILENAME, "study runner")
+        except runlock.RunDirLockedError as e:
+            raise grid_mod.StudyError(str(e)) from None
+        try:
+            return self._run()
+        finally:
+            runlock.release(self.study_dir, RUNNER_LOCK_FILENAME)
+
+    def _run(self) -> dict:
         self.write_study_file()
         skipped = [e.name for e in self.entries if self.is_done(e)]
         todo = [e for e in self.entries if e.name not in set(skipped)]

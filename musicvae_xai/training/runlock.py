@@ -28,7 +28,7 @@ from musicvae_xai.config import ConfigError
 
 LOCK_FILENAME = ".trainer.lock"
 
-#: realpath of a run_dir -> [file descriptor, depth] for the locks this process holds.
+#: realpath of a lock file -> [file descriptor, depth] for the locks this process holds.
 _HELD: dict = {}
 
 
@@ -69,7 +69,7 @@ def holder(run_dir: str) -> Optional[str]:
     when the run_dir or its lock file does not exist, or on a system without ``fcntl``). Takes and
     releases the lock to find out, writes nothing."""
     path = os.path.join(run_dir, LOCK_FILENAME)
-    if fcntl is None or os.path.realpath(run_dir) in _HELD or not os.path.exists(path):
+    if fcntl is None or os.path.realpath(path) in _HELD or not os.path.exists(path):
         return None
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -86,13 +86,15 @@ def holder(run_dir: str) -> Optional[str]:
     return None
 
 
-def acquire(run_dir: str) -> None:
+def acquire(run_dir: str, filename: str = LOCK_FILENAME, role: str = "trainer") -> None:
     """Creates ``run_dir`` if needed and locks it for this process (re-entrant; see ``release``).
 
     Raises RunDirLockedError naming the holder's pid when another process holds it, and
     RunDirUnwritableError naming the path when the folder or its lock file cannot be created.
+    filename, role: another lock on the same folder (the study runner's ``.runner.lock`` on its study
+    folder), and what its holder is called in the message.
     """
-    key = os.path.realpath(run_dir)
+    key = os.path.realpath(os.path.join(run_dir, filename))
     if key in _HELD:
         _HELD[key][1] += 1
         return
@@ -100,7 +102,7 @@ def acquire(run_dir: str) -> None:
         os.makedirs(run_dir, exist_ok=True)
     except OSError as e:
         raise unwritable(run_dir, e, "create the run directory") from None
-    path = os.path.join(run_dir, LOCK_FILENAME)
+    path = os.path.join(run_dir, filename)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
@@ -111,7 +113,8 @@ def acquire(run_dir: str) -> None:
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunDirLockedError(f"run_dir {run_dir} is in use by another trainer ({_read_holder(path)}); "
+                what = "run_dir" if role == "trainer" else "folder"
+                raise RunDirLockedError(f"{what} {run_dir} is in use by another {role} ({_read_holder(path)}); "
                                         "wait for it to finish or stop it") from None
             raise unwritable(path, e, "lock") from None
     try:
@@ -123,9 +126,9 @@ def acquire(run_dir: str) -> None:
     _HELD[key] = [fd, 1]
 
 
-def release(run_dir: str) -> None:
+def release(run_dir: str, filename: str = LOCK_FILENAME) -> None:
     """Undoes one ``acquire``; the last one unlocks (the lock file stays, empty, and is harmless)."""
-    key = os.path.realpath(run_dir)
+    key = os.path.realpath(os.path.join(run_dir, filename))
     held = _HELD.get(key)
     if held is None:
         return
