@@ -10,8 +10,10 @@ optionally, the AdversarialVAE runs given their attributes as bin indices
   every seed a point and a line through the means; and against steps for the matched-steps comparison;
 * the verdict of findings 1-3 (``findings.assess`` on the test metrics of the runs at that point) at
   every matched-epochs and matched-steps point, and one sentence per finding on its scope;
-* whether the 0.6-epoch (cpu_v2) models had converged, per genre and model: the gain in validation
-  token accuracy from 0.6 to 6 epochs, mean over seeds (converged when below ``CONVERGED_GAIN``);
+* whether the 0.6-epoch (cpu_v2) models had converged, per genre and model: the largest gain in
+  validation token accuracy (mean over seeds) at any later matched-epochs point up to 6 epochs over the
+  one at 0.6 (converged when below ``CONVERGED_GAIN``; a curve that rises and falls back still counts its
+  rise);
 * the side-information ablation: AdversarialVAE's test token accuracy decoded with the true attributes,
   their bin centres and the training mean, beside MeasureVAE's.
 
@@ -37,8 +39,8 @@ EPOCH_POINTS = (0.15, 0.3, 0.6, 1.2, 2.4, 6.0)
 STEP_POINTS = (848, 2473, 4412, 8480)
 #: The cpu_v2 budget, whose models the convergence table judges.
 BASE_EPOCHS = 0.6
-#: A run counts as converged at BASE_EPOCHS when training on to 6 epochs gains less validation token
-#: accuracy than this.
+#: A run counts as converged at BASE_EPOCHS when no later point up to 6 epochs gains this much validation
+#: token accuracy over it.
 CONVERGED_GAIN = 0.01
 FIGURE_METRICS = (("token_accuracy", "test token accuracy"), ("note_accuracy", "test note accuracy"),
                   ("interpretability_mean", "test interpretability"), ("controllability", "controllability"),
@@ -122,6 +124,7 @@ def curve_figure(runs: Sequence[dict], metric: str, label: str, path: str, x: st
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     datasets = ordered({r["grid"]["dataset"] for r in runs}, DATASET_ORDER)
     variants = [v for v in VARIANTS if any(r["variant"] == v for r in runs)]
@@ -140,6 +143,9 @@ def curve_figure(runs: Sequence[dict], metric: str, label: str, path: str, x: st
         if x == "epoch":
             ax.axvline(BASE_EPOCHS, color="0.6", linestyle=":", linewidth=1)
         ax.set_xscale("log")
+        ticks = EPOCH_POINTS if x == "epoch" else STEP_POINTS
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=45 if x == "step" else 0)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(ds)
         ax.set_xlabel("epochs" if x == "epoch" else "steps of 64 measures")
         ax.grid(alpha=0.3)
@@ -203,17 +209,22 @@ def scope_sentences(runs: Sequence[dict], variants: Sequence[str], hidden: Optio
 
 def convergence_table(runs: Sequence[dict]) -> list:
     """Per genre and model: validation token accuracy (seed mean) at the matched-epochs points from 0.6,
-    the gain from 0.6 to 6 epochs, and whether the 0.6-epoch model had converged."""
+    the largest gain of a later point over 0.6, and whether the 0.6-epoch model had converged."""
     later = [e for e in EPOCH_POINTS if e >= BASE_EPOCHS]
-    lines = ["| genre | model | " + " | ".join(f"{e:g} ep." for e in later) + " | gain 0.6 -> 6 | converged at 0.6? |",
+    lines = ["| genre | model | " + " | ".join(f"{e:g} ep." for e in later)
+             + " | best gain over 0.6 | converged at 0.6? |",
              "|---|---|" + "---|" * (len(later) + 2)]
     for ds in ordered({r["grid"]["dataset"] for r in runs}, DATASET_ORDER):
         for variant, label in VARIANTS.items():
             values = [_mean(runs, variant, ds, "token_accuracy", "validation", epochs=e) for e in later]
             if values[0] is None:
                 continue
-            gain = None if values[-1] is None else values[-1] - values[0]
-            verdict = "not yet known" if gain is None else ("yes" if gain < CONVERGED_GAIN else "no")
+            reached = [v for v in values[1:] if v is not None]
+            gain = max(reached) - values[0] if reached else None
+            if gain is None or (gain < CONVERGED_GAIN and values[-1] is None):
+                verdict = "not yet known"
+            else:
+                verdict = "yes" if gain < CONVERGED_GAIN else "no"
             lines.append(f"| {ds} | {label} | " + " | ".join(_fmt(v) for v in values) +
                          f" | {_fmt(gain, sign=True)} | {verdict} |")
     return lines
@@ -271,8 +282,8 @@ def build_report(runs: Sequence[dict], figures: dict, figure_folder: str, hidden
               "same share of its data; matched steps the same number of updates (848, 2,473 and 4,412 are the "
               "cpu_v2 budgets of classical, Irish and pop).", "",
               "## Had the cpu_v2 models converged?", "",
-              f"Validation token accuracy, mean over seeds. Converged at 0.6 epochs means training on to 6 epochs "
-              f"gains less than {CONVERGED_GAIN}.", ""]
+              f"Validation token accuracy, mean over seeds. Converged at 0.6 epochs means no later point up to 6 "
+              f"epochs is {CONVERGED_GAIN} or more above it.", ""]
     lines += convergence_table(runs) + ["", "## How much of finding 1 is the attributes", "",
                                         "Test token accuracy, mean over seeds, decoding the sampled z with what "
                                         "the AdversarialVAE decoder is given; MeasureVAE gets no attributes.", ""]
