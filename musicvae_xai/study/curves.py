@@ -291,6 +291,8 @@ def build_report(runs: Sequence[dict], figures: dict, figure_folder: str, hidden
     for key, path in figures.items():
         lines += [f"![{key}]({rel(path)})", ""]
     lines += ["## Coverage", ""] + coverage_lines(runs) + [""]
+    lines += ["At the paper's scale (configs/study/paper.flags: hidden 512, batch 256, 30 epochs) the curves are "
+              "not run: that needs a GPU.", ""]
     return "\n".join(lines)
 
 
