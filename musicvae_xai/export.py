@@ -396,8 +396,3 @@ def _make_readable(root: str) -> None:
         os.chmod(dirpath, 0o777 & ~mask)
         for f in files:
             os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
-
-
-if __name__ == "__main__":  # a library module: its command line lives in musicvae_xai.cli
-    raise SystemExit("error: this module is a library; run "
-                     "`musicvae-export` (python -m musicvae_xai.cli.export)")

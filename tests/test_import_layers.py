@@ -174,9 +174,7 @@ def test_every_command_is_a_thin_module_in_cli_and_old_paths_still_run_it():
         assert f"from musicvae_xai.cli.{name} import" in text and "run()" in text, path
     for path in ("musicvae_xai.export", "musicvae_xai.serving.models_config", "musicvae_xai.study.worker"):
         text = pathlib.Path(importlib.util.find_spec(path).origin).read_text()  # library modules: no main
-        assert "\ndef main(" not in text and "from musicvae_xai.cli" not in text, path
-        done = subprocess.run([sys.executable, "-m", path], capture_output=True, text=True, timeout=120)
-        assert done.returncode != 0 and "is a library; run `musicvae-" in done.stderr, (path, done.stderr)
+        assert "\ndef main(" not in text and "__main__" not in text, path
 
 
 @pytest.mark.parametrize("module", ["musicvae_xai.cli.train", "musicvae_xai.cli.study_worker"])

@@ -116,8 +116,3 @@ def write_models_config(export_root: str, out: str, container_root: str = DEFAUL
         f.write(text)
     os.replace(tmp, out)
     return text
-
-
-if __name__ == "__main__":  # a library module: its command line lives in musicvae_xai.cli
-    raise SystemExit("error: this module is a library; run "
-                     "`musicvae-serving-config` (python -m musicvae_xai.cli.serving_config)")

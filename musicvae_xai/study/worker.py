@@ -270,8 +270,3 @@ def log_hparams(run_dir: str, result: dict) -> None:
     except Exception as e:  # the result stands without its dashboard entry
         traceback.print_exc()
         result["hparams_error"] = one_line(e)
-
-
-if __name__ == "__main__":  # a library module: its command line lives in musicvae_xai.cli
-    raise SystemExit("error: this module is a library; run "
-                     "`musicvae-study-worker` (python -m musicvae_xai.cli.study_worker)")
