@@ -185,4 +185,7 @@ def test_the_readme_is_a_front_door():
     ci = os.path.join(REPO, ".ci", "run")
     if os.path.exists(ci):  # not among Bazel's test inputs
         with open(ci, encoding="utf-8") as f:
-            assert "python3 -m pytest -q\n" in f.read()
+            ci_text = f.read()  # .ci/run reads the test command from the README, after this line's start
+        assert "readme_command '**Run the tests**'" in ci_text
+        start = readme.index("\n**Run the tests**")
+        assert readme[start:].split("```bash\n", 1)[1].startswith("python3 -m pytest -q\n")
