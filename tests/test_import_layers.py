@@ -137,7 +137,7 @@ def test_flags_are_generated_from_the_fields():
 @pytest.mark.parametrize("changes, message", [
     ({"strategy": "mesh"}, "unknown strategy 'mesh'; choose one of default, mirrored, multi_worker"),
     ({"init": "zeros"}, "unknown init 'zeros'"),
-    ({"hidden_size": 0}, "hidden_size must be at least 1, got 0"),
+    ({"hidden_size": 0}, r"hidden_size must be in \[1, 8192\], got 0"),
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
     ({"latent_dim": 5000}, r"latent_dim must be in \[1, 4096\], got 5000"),
     ({"learning_rate": 0.0}, "learning_rate must be positive, got 0.0"),
