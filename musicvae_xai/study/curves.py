@@ -33,7 +33,7 @@ import numpy as np
 from musicvae_xai import attributes as attrs
 from musicvae_xai.study import findings
 from musicvae_xai.study.results import DATASET_ORDER, ordered
-from musicvae_xai.training.curve import CURVE_FILENAME
+from musicvae_xai.training.curve import CURVE_FILENAME, epoch_step
 
 EPOCH_POINTS = (0.15, 0.3, 0.6, 1.2, 2.4, 6.0)
 STEP_POINTS = (848, 2473, 4412, 8480)
@@ -74,7 +74,7 @@ def load_runs(study_dir: str, variant_suffix: str = "") -> list:
 
 def point_at(run: dict, epochs: Optional[float] = None, steps: Optional[int] = None) -> Optional[dict]:
     """The run's curve point at ``epochs`` (rounded to a step as ``training.curve`` does) or ``steps``."""
-    step = steps if steps is not None else max(1, int(round(epochs * run["steps_per_epoch"])))
+    step = steps if steps is not None else epoch_step(epochs, run["steps_per_epoch"])
     return next((p for p in run["points"] if p["step"] == step), None)
 
 

@@ -37,10 +37,15 @@ CURVE_FORMAT = 1
 CURVE_SPLITS = ("validation", "test")
 
 
+def epoch_step(epochs: float, steps_per_epoch: int) -> int:
+    """The step (int, at least 1) at which ``epochs`` of training end."""
+    return max(1, int(round(float(epochs) * steps_per_epoch)))
+
+
 def curve_points(config: RunConfig, steps_per_epoch: int, total_steps: int) -> list:
     """The sorted steps (int) at which ``config`` asks for an evaluation, within 1..total_steps: each
     epoch of ``curve_epochs`` rounded to a step, and each step of ``curve_steps``."""
-    steps = {max(1, int(round(float(e) * steps_per_epoch))) for e in config.curve_epochs}
+    steps = {epoch_step(e, steps_per_epoch) for e in config.curve_epochs}
     steps |= {int(s) for s in config.curve_steps}
     return sorted(s for s in steps if 1 <= s <= total_steps)
 
