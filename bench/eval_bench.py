@@ -54,9 +54,9 @@ def make_run(run_dir: str, config, train_tokens: np.ndarray) -> None:
     """A run directory with an untrained model's checkpoint, as evaluation loads it."""
     from musicvae_xai.models.base import build_model
     from musicvae_xai.training import checkpoints
-    from musicvae_xai.training.loop import data_statistics
+    from musicvae_xai.training.loop import data_statistics, statistics_bins
 
-    stats = data_statistics(train_tokens, config.vocabulary, config.attributes, config.num_bins)
+    stats = data_statistics(train_tokens, config.vocabulary, config.attributes, statistics_bins(config))
     model = build_model(config, data_statistics=stats)
     config.save(run_dir)
     checkpoints.save_json(os.path.join(run_dir, checkpoints.DATA_STATISTICS_FILENAME), stats)

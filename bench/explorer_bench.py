@@ -51,7 +51,7 @@ def untrained_export(model: str, work_dir: str) -> str:
     from musicvae_xai.models.base import build_model
     from musicvae_xai.representation import Vocabulary
     from musicvae_xai.training.checkpoints import DATA_STATISTICS_FILENAME, save_json
-    from musicvae_xai.training.loop import data_statistics
+    from musicvae_xai.training.loop import data_statistics, statistics_bins
 
     run_dir = os.path.join(work_dir, f"run_{model}")
     config = RunConfig(model=model, hidden_size=FLAGS.hidden_size, latent_dim=FLAGS.latent_dim, run_dir=run_dir,
@@ -59,7 +59,7 @@ def untrained_export(model: str, work_dir: str) -> str:
     os.makedirs(run_dir, exist_ok=True)
     config.save(run_dir)
     tokens = synthetic_measures(Vocabulary(config.min_pitch, config.max_pitch), 2048, seed=0)
-    stats = data_statistics(tokens, config.vocabulary, config.attributes, config.num_bins)
+    stats = data_statistics(tokens, config.vocabulary, config.attributes, statistics_bins(config))
     save_json(os.path.join(run_dir, DATA_STATISTICS_FILENAME), stats)
     built = build_model(config, data_statistics=stats)
     tf.train.CheckpointManager(tf.train.Checkpoint(model=built), run_dir, max_to_keep=1).save(checkpoint_number=0)

@@ -57,13 +57,13 @@ def temporary_export(root: str) -> str:
     from musicvae_xai.export import export_run
     from musicvae_xai.models.base import build_model
     from musicvae_xai.training import checkpoints as ckpts
-    from musicvae_xai.training.loop import data_statistics
+    from musicvae_xai.training.loop import data_statistics, statistics_bins
 
     config = RunConfig(model=FLAGS.model, hidden_size=FLAGS.hidden_size, latent_dim=FLAGS.latent_dim,
                        run_dir=os.path.join(root, "run"))
     rng = np.random.default_rng(FLAGS.seed)
     stats = data_statistics(rng.integers(0, config.vocabulary.size, size=(512, 24)), config.vocabulary,
-                            config.attributes, config.num_bins)
+                            config.attributes, statistics_bins(config))
     model = build_model(config, data_statistics=stats)
     config.save(config.run_dir)
     ckpts.save_json(os.path.join(config.run_dir, ckpts.DATA_STATISTICS_FILENAME), stats)

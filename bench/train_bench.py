@@ -195,7 +195,8 @@ def measure(name: str, hidden: int, mode: str) -> dict:
     attrs = attributes.compute(tokens, cfg.vocabulary, cfg.attributes)
     t0 = time.perf_counter()
     import_s = t0 - _START
-    model = build_model(cfg, data_statistics=data_statistics(tokens, cfg.vocabulary, cfg.attributes, cfg.num_bins))
+    bins = getattr(cfg, "num_bins", 8)  # a setting of AdversarialVAE only (of every model in older trees)
+    model = build_model(cfg, data_statistics=data_statistics(tokens, cfg.vocabulary, cfg.attributes, bins))
     opts = model.make_optimizers()
     step_fn = tf.function(lambda t, a, s: model.train_step_replica(opts, t, a, s, cfg.batch_size, 0),
                           jit_compile=xla)

@@ -179,3 +179,24 @@ def test_curves_report_gives_verdicts_at_each_point_convergence_and_the_ablation
     # The ablation table names what the decoder was given.
     assert "Adv.: bin centres" in text and "0.820" in text and "0.790" in text
     assert "**Finding 1**" in text and "keeps its sign" in text
+
+
+def test_curve_scope_names_seeds_both_parts_of_finding_3_and_goes_into_the_study_report(tmp_path):
+    from musicvae_xai.study import curves as curve_report
+    from musicvae_xai.study import report
+
+    _fake_curve_study(tmp_path / "curves", ("measure_vae", "adversarial_vae"))
+    runs = curve_report.load_runs(str(tmp_path / "curves"))
+    # MeasureVAE interpretability 0.9 in every genre: part (a) 0.9 - 0.5, part (b) pop's lead 0.
+    row = next(r for r in curve_report.verdicts_at(runs, ("measure_vae", "adversarial_vae"), epochs=0.6)
+               if r[0] == 3)
+    assert row[2]["a"] == pytest.approx(0.4) and row[2]["b"] == pytest.approx(0.0, abs=1e-9)
+    table = "\n".join(curve_report.verdict_table(runs, ("measure_vae", "adversarial_vae")))
+    assert "(a +0.400, b " in table
+    scope = curve_report.study_scope(str(tmp_path / "curves"))
+    assert len(scope) == 3 and all("seeds 0, 1" in s for s in scope)
+    assert scope[0].startswith("- **Finding 1**") and "contradicted at 0.6" in scope[0]
+    text = report.build_markdown([], [], {}, "figs", str(tmp_path), scope=scope)
+    assert "How far the verdicts hold with training" in text and scope[1] in text
+    with pytest.raises(report.ReportError, match="--curves_dir"):
+        report._curve_scope(str(tmp_path / "empty"))

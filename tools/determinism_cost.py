@@ -34,12 +34,12 @@ def main(argv) -> None:
     from musicvae_xai import datasets
     from musicvae_xai.models.base import build_model
     from musicvae_xai.cli.train import config_from_flags
-    from musicvae_xai.training.loop import DEFAULT_CACHE_DIR, data_statistics, dataset_config
+    from musicvae_xai.training.loop import DEFAULT_CACHE_DIR, data_statistics, dataset_config, statistics_bins
 
     cfg = config_from_flags().validate()
     built = datasets.build(dataset_config(cfg), cfg.cache_dir or DEFAULT_CACHE_DIR)
     train = built.tokens("train")
-    model = build_model(cfg, data_statistics(train, built.vocabulary, cfg.attributes, cfg.num_bins))
+    model = build_model(cfg, data_statistics(train, built.vocabulary, cfg.attributes, statistics_bins(cfg)))
     optimizers = model.make_optimizers()
     tokens, attributes = next(iter(datasets.make_tf_dataset(train, built.vocabulary, cfg.attributes,
                                                             cfg.batch_size, shuffle=False)))

@@ -54,6 +54,8 @@ _define(flags.DEFINE_string, "output", "docs/RESULTS.md", "report, curves: markd
 _define(flags.DEFINE_string, "classes_dir", None, "curves: study folder of AdversarialVAE runs given their "
         "attributes as bin indices (configs/study/curves_classes.flags), reported beside --study_dir's.")
 
+_define(flags.DEFINE_string, "curves_dir", None, "report: a curve study folder (configs/study/curves.flags); "
+        "how far each verdict holds with training is written under the findings.")
 COMMANDS = ("run", "prepare", "report", "curves")
 
 
@@ -78,7 +80,7 @@ def main(argv) -> None:
             from musicvae_xai.study.report import write_report  # here: matplotlib, scipy (seconds)
             if not FLAGS.study_dir:
                 raise grid.StudyError("--study_dir is required")
-            path, figures = write_report(FLAGS.study_dir, FLAGS.output or "docs/RESULTS.md")
+            path, figures = write_report(FLAGS.study_dir, FLAGS.output or "docs/RESULTS.md", FLAGS.curves_dir)
             print(f"wrote {path} and {len(figures)} figure(s)")
             return
         if command == "curves":

@@ -90,13 +90,25 @@ def records_at(runs: Sequence[dict], variants: Sequence[str], split: str = "test
     return out
 
 
-def _effect(finding) -> Optional[float]:
-    effect = (finding.numbers or {}).get("effect")
-    return effect.get("estimate") if isinstance(effect, dict) else None
+def _effect(finding) -> dict:
+    """{part: estimate or None}: "" for findings 1 and 2 (one effect), "a" and "b" for finding 3."""
+    numbers = finding.numbers or {}
+    if finding.number == 3:
+        return {part: (numbers.get(f"part_{part}") or {}).get("estimate") for part in ("a", "b")}
+    effect = numbers.get("effect")
+    return {"": effect.get("estimate") if isinstance(effect, dict) else None}
+
+
+def _effect_text(effect: dict) -> str:
+    """``+0.012`` for one effect, ``a +0.39, b -0.05`` for two parts."""
+    if list(effect) == [""]:
+        return _fmt(effect[""], sign=True)
+    return ", ".join(f"{part} {_fmt(v, sign=True)}" for part, v in effect.items())
 
 
 def verdicts_at(runs: Sequence[dict], variants: Sequence[str], **where) -> list:
-    """[(finding number, verdict, effect or None, runs used)] of findings 1-3 at one point."""
+    """[(finding number, verdict, effect ({part: estimate or None}, ``_effect``), runs used)] of findings 1-3
+    at one point."""
     records = records_at(runs, variants, **where)
     if not records:
         return []
@@ -181,7 +193,7 @@ def verdict_table(runs: Sequence[dict], variants: Sequence[str]) -> list:
             rows = verdicts_at(runs, variants, **{kind: value})
             if not rows:
                 continue
-            cells = [f"{v} ({_fmt(e, sign=True)})" for _, v, e, _ in rows]
+            cells = [f"{v} ({_effect_text(e)})" for _, v, e, _ in rows]
             lines.append(f"| {value:g} {kind} | {rows[0][3]} | " + " | ".join(cells) + " |")
     return lines
 
@@ -196,14 +208,19 @@ def scope_sentences(runs: Sequence[dict], variants: Sequence[str], hidden: Optio
     reached = [(e, rows) for e, rows in reached if rows]
     if not reached:
         return ["No run has reached 0.6 epochs yet."]
+    seeds = sorted({r["grid"]["seed"] for r in runs if r["variant"] in variants})
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(str(s) for s in seeds)}"
     out = []
     for number in (1, 2, 3):
         path = [(e, next(r for r in rows if r[0] == number)) for e, rows in reached]
-        signs = {np.sign(r[2]) for _, r in path if r[2] is not None and r[2] != 0}
-        stable = "its effect keeps its sign" if len(signs) <= 1 else "its effect changes sign"
+        flips = [part for part in path[0][1][2]
+                 if len({np.sign(r[2][part]) for _, r in path if r[2].get(part) not in (None, 0)}) > 1]
+        stable = ("its effect keeps its sign" if not flips else
+                  "its effect changes sign" if flips == [""] else
+                  f"part {' and '.join(flips)} of its effect changes sign")
         trail = ", ".join(f"{r[1]} at {e:g}" for e, r in path)
         out.append(f"- **Finding {number}** ({claims[number]}): {trail} epochs (hidden {hidden}, batch 64, "
-                   f"latent 32, four attributes); from {path[0][0]:g} to {path[-1][0]:g} epochs {stable}.")
+                   f"latent 32, four attributes, {seed_text}); from {path[0][0]:g} to {path[-1][0]:g} epochs {stable}.")
     return out
 
 
@@ -294,6 +311,15 @@ def build_report(runs: Sequence[dict], figures: dict, figure_folder: str, hidden
     lines += ["At the paper's scale (configs/study/paper.flags: hidden 512, batch 256, 30 epochs) the curves are "
               "not run: that needs a GPU.", ""]
     return "\n".join(lines)
+
+
+def study_scope(study_dir: str, hidden: Optional[int] = 64) -> list:
+    """The scope sentences of the curve study in ``study_dir`` (``scope_sentences`` over both models), for
+    the study report (``report --curves_dir``)."""
+    runs = load_runs(study_dir)
+    if not runs:
+        raise ValueError(f"{study_dir}: no run folder with a {CURVE_FILENAME}")
+    return scope_sentences(runs, ("measure_vae", "adversarial_vae"), hidden)
 
 
 def write_report(study_dir: str, output: str, classes_dir: Optional[str] = None) -> tuple:
