@@ -73,6 +73,7 @@ def _examples(vocab) -> list:
 def model_files(export_dir: str) -> tuple:
     """(model.json payload, weights.bin bytes) of an export version folder."""
     from musicvae_xai import attributes as attrs
+    from musicvae_xai.datasets.sources import genre
     from musicvae_xai.explorer.weights import export_weights
     from musicvae_xai.representation import Vocabulary
 
@@ -89,7 +90,7 @@ def model_files(export_dir: str) -> tuple:
     stats = assets.get("data_statistics") or {}
     meta = {
         "format_version": 1, "model": config["model"], "model_name": manifest.get("model_name"),
-        "version": manifest.get("version"), "step": manifest.get("step"),
+        "version": manifest.get("version"), "step": manifest.get("step"), "genre": genre(config.get("dataset")),
         "needs_controls": bool(manifest.get("needs_controls")),
         "config": {k: config[k] for k in ("latent_dim", "hidden_size", "logits_relu", "beat_conditioning",
                                           "clip_log_scale", "adversarial_state_per_layer", "allow_cut_time",
