@@ -5,7 +5,8 @@
 
 * ``index.html``, ``site.css`` and the page's ES modules (``web/``: ``app.js`` the page,
   ``musicvae.js`` the forward pass, ``attributes.js``, ``grid.js`` and ``midifile.js`` / ``musicxml.js``
-  / ``mxl.js`` the readers and writer), plus ``audio.js`` and ``pianoroll.js`` shared with the server's page;
+  / ``mxl.js`` the readers and writer), plus ``audio.js``, ``pianoroll.js`` and ``wording.js`` shared with
+  the server's page;
 * ``vendor/``: the pinned TensorFlow.js (core + CPU backend) and ``@tonejs/midi`` builds, with their
   licences (``vendor/LICENSES.md``); ``web/package.json`` and ``package-lock.json`` pin them;
 * ``model.json`` (configuration, vocabulary, attributes with their units, controls, training
@@ -30,7 +31,7 @@ SERVER_STATIC_DIR = os.path.join(_HERE, "static")
 #: The page's own files (from ``web/``) and those shared with the server's page (from ``static/``).
 WEB_FILES = ("index.html", "site.css", "app.js", "musicvae.js", "attributes.js", "grid.js", "midifile.js",
              "musicxml.js", "mxl.js")
-SHARED_FILES = ("audio.js", "pianoroll.js", "favicon.svg")
+SHARED_FILES = ("audio.js", "pianoroll.js", "wording.js", "favicon.svg")
 #: The vendored npm builds: site file -> path inside node_modules (``web/package-lock.json`` pins them).
 VENDOR_FILES = {
     "tf-core.min.js": "@tensorflow/tfjs-core/dist/tf-core.min.js",
