@@ -37,7 +37,6 @@ function cell(className, text) {
   return td;
 }
 
-
 // A value cell: the musical value, and the raw one under researcher details.
 function valueCell(className, attr, v) {
   const td = cell(`num ${className}`, shown(attr, v));
@@ -125,8 +124,8 @@ export function buildSliders(model, roots, onControl, onDim) {
   roots.sliders.textContent = "";
   model.controls.forEach((c, pos) => {
     const attr = attributeOf(model, c.attribute);
-    const wrap = slider(c.attribute_label || c.label, controlSuffix(c), c.low, c.high, (c.high - c.low) / 400, { control: String(pos) },
-      (v, final) => onControl(pos, v, final), attr ? attr.description : "");
+    const wrap = slider(c.attribute_label || c.label, controlSuffix(c), c.low, c.high, (c.high - c.low) / 400,
+      { control: String(pos) }, (v, final) => onControl(pos, v, final), attr ? attr.description : "");
     const hist = document.createElement("canvas");
     hist.className = "hist";
     wrap.append(hist);
@@ -137,8 +136,8 @@ export function buildSliders(model, roots, onControl, onDim) {
   const others = [...Array(model.latent_dim).keys()].filter((i) => !used.has(i));
   roots.freeBox.classList.toggle("hidden", !others.length);
   others.forEach((i, n) => {
-    roots.free.append(slider(`free slider ${n + 1}`, ` (z[${i}])`, -4, 4, 0.02, { dim: String(i) }, (v, final) => onDim(i, v, final),
-      "Not tied to any attribute: it changes the melody in ways the model learnt on its own."));
+    roots.free.append(slider(`free slider ${n + 1}`, ` (z[${i}])`, -4, 4, 0.02, { dim: String(i) },
+      (v, final) => onDim(i, v, final), "Not tied to any attribute: it changes the melody in ways the model learnt on its own."));
   });
   const inputs = model.controls.some((c) => c.kind === "attribute_input");
   roots.kind.textContent = "";
