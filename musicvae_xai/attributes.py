@@ -64,14 +64,16 @@ _CHUNK = 32768
 class Presentation:
     """How an attribute is shown to a musician: ``value * scale`` in ``unit`` (e.g. note density
     0.25 -> 6 notes per bar), with ``decimals`` digits, on a meter over ``display_range`` (in that
-    unit), and a plain-language ``description`` for a tooltip. ``unit`` is empty for a 0..1 score
-    (the description then says what its ends mean)."""
+    unit), and a plain-language ``description`` for a tooltip. ``unit`` is empty for a 0..1 score: the
+    description then says what its ends and some familiar rhythms measure, and ``hint`` says in a few
+    words what its ends sound like (shown under its name)."""
 
     unit: str
     scale: float
     decimals: int
     display_range: tuple
     description: str
+    hint: str = ""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,9 +84,12 @@ class Presentation:
 PRESENTATION = {
     RHYTHMIC_COMPLEXITY: Presentation(
         "", 1.0, 2, (0.0, 1.0),
-        "How busy and off-beat the rhythm is, on a 0..1 scale: 0 = no notes, 1 = a note on every one of "
-        "the bar's 24 sixteenth-triplet ticks. Each note counts by where it starts: notes on the beat count "
-        "least (the downbeat least of all), off-beat and triplet notes most."),
+        "How busy the rhythm is and how far its notes fall between the beats, on a 0..1 scale. Each note "
+        "counts by where it starts: least on beats 1 and 3, more on beats 2 and 4 and on the off-beat "
+        "eighths, more again on sixteenths, most on triplets. 0 = no note; four quarter notes \u2248 0.06; "
+        "eight eighth notes \u2248 0.14; sixteen sixteenths \u2248 0.42; twelve eighth-note triplets "
+        "\u2248 0.64; 1 = a note on every one of the bar's 24 sixteenth and triplet positions.",
+        "0 = few notes, on the beat; 1 = busy, between the beats"),
     NOTE_RANGE: Presentation(
         "semitones", float(RANGE_NORM), 1, (0.0, 26.0),
         "The distance from the lowest to the highest note of the bar, in semitones (12 = an octave); 0 for "
@@ -92,7 +97,7 @@ PRESENTATION = {
     NOTE_DENSITY: Presentation(
         "notes per bar", float(MEASURE_TICKS), 1, (0.0, float(MEASURE_TICKS)),
         "How many notes start in the bar (a bar of eighth notes has 8, of eighth-note triplets 12; at most "
-        "24, one on every tick)."),
+        "24, one on every sixteenth and triplet position)."),
     AVERAGE_INTERVAL_JUMP: Presentation(
         "semitones", 1.0, 1, (0.0, 12.0),
         "The average leap from one note to the next, in semitones (1 = chromatic steps, 2 = whole steps, "

@@ -89,3 +89,29 @@ def test_numpy_and_tensorflow_agree_on_random_measures():
     graph = tf.function(lambda x: T.tf_compute(x, V, A.ATTRIBUTE_NAMES))
     got2 = graph(tf.constant(ids.reshape(4, 100, 24))).numpy().reshape(-1, len(A.ATTRIBUTE_NAMES))
     np.testing.assert_allclose(got2, want, rtol=1e-5, atol=1e-5)
+
+
+def _rhythm(offsets) -> np.ndarray:
+    """Token ids [24]: a note (pitch 67) at each of ``offsets`` (ticks inside a beat) of all four beats."""
+    return measure({6 * beat + o: 67 for beat in range(4) for o in offsets})
+
+
+def test_rhythmic_complexity_description_names_what_familiar_rhythms_measure():
+    """The musician's explanation (explorer tooltips) quotes values the function really gives."""
+    import re
+
+    text = A.PRESENTATION[A.RHYTHMIC_COMPLEXITY].description
+    quoted = {name: float(v) for v, name in [
+        (re.search(rf"{re.escape(words)} \u2248 ([0-9.]+)", text).group(1), words)
+        for words in ("four quarter notes", "eight eighth notes", "sixteen sixteenths",
+                      "twelve eighth-note triplets")]}
+    rhythms = {"four quarter notes": (0,), "eight eighth notes": (0, 3), "sixteen sixteenths": (0, 1, 3, 5),
+               "twelve eighth-note triplets": (0, 2, 4)}
+    got = A.rhythmic_complexity(np.stack([_rhythm(o) for o in rhythms.values()]), V)
+    assert [round(float(g), 2) for g in got] == [quoted[name] for name in rhythms]
+    assert A.rhythmic_complexity(_rhythm(range(6))[None], V)[0] == pytest.approx(1.0)  # every position
+    assert A.rhythmic_complexity(SILENT[None], V)[0] == 0.0
+    # beats 1 and 3 weigh least, then beats 2 and 4 and the off-beat eighths, then sixteenths, then triplets
+    w = A.METRICAL_WEIGHTS
+    assert max(w[0], w[12]) < min(w[6], w[18], w[3]) < w[1] == w[5] < w[2] == w[4]
+    assert A.PRESENTATION[A.RHYTHMIC_COMPLEXITY].hint  # shown under the name, where the unit would be

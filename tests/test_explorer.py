@@ -13,6 +13,7 @@ from musicvae_xai import attributes as attrs  # noqa: E402
 from musicvae_xai.explorer import model_info as mi  # noqa: E402
 from musicvae_xai.explorer.app import create_app  # noqa: E402
 from musicvae_xai.controls import ATTRIBUTE_INPUT, LATENT_DIM, Control  # noqa: E402
+from musicvae_xai.datasets.sources import GENRES, genre  # noqa: E402
 from musicvae_xai.explorer.data import load_music_data, piece_title, read_upload  # noqa: E402
 from musicvae_xai.explorer.engine import Explorer  # noqa: E402
 from musicvae_xai.representation import Vocabulary, measures_to_sequence  # noqa: E402
@@ -67,6 +68,9 @@ def test_model_info_from_assets(explorers, model):
         assert info["needs_controls"] and len(info["initial_controls"]) == 4
         assert all(c["kind"] == "attribute_input" and c["low"] < c["high"] for c in info["controls"])
     assert info["vocabulary"]["size"] == ex.vocab.size
+    # the page names the model by its training music (a dataset the registry does not know: no words)
+    assert info["dataset"] in GENRES and info["genre"] == GENRES[info["dataset"]]
+    assert genre("irish") == "Irish dance tunes" and genre("my_own_tunes") == genre(None) == ""
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -4,7 +4,11 @@ that the decoded piano roll and the attribute read-out change, download MIDI, up
 musician would, read the units and attribute-first names, upload a humanised MIDI file, move a slider and
 read the downloaded file's tempo, track name and marker back with mido.
 
-Set MUSICVAE_EXPLORER_SCREENSHOT=docs/explorer.png to also save the final page there.
+On the pretrained model, the musician's view (the default) shows no latent coordinates, model internals
+or "Random z", the researcher toggle shows them, and no control is cut off at 1280 and 1920 px wide.
+
+Set MUSICVAE_EXPLORER_SCREENSHOT=docs/explorer.png to also save the final page there (and the pretrained
+model's page at each width beside it: docs/explorer_1280.png, docs/explorer_1920.png).
 """
 
 import io
@@ -15,6 +19,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
+from page_layout import Z_INDEX, clipped_controls, visible_text
 
 from musicvae_xai.explorer.server import running_explorer
 
@@ -244,8 +249,7 @@ def test_a_musician_reads_the_page_and_gets_played_midi_back(browser, tiny_expor
 
         # what a musician sees: attribute-first control names, units, what requested/measured means
         labels = page.locator("#sliders .slider .top b").all_inner_texts()
-        assert labels == ["rhythmic complexity (z[0])", "note range (z[1])", "note density (z[2])",
-                          "average interval jump (z[3])"]
+        assert labels == ["rhythmic complexity", "note range", "note density", "average interval jump"]
         rows = {a: page.locator(f'#attr-table tr[data-attribute="{a}"]') for a in
                 ("rhythmic_complexity", "note_range", "note_density", "average_interval_jump")}
         assert "notes per bar" in rows["note_density"].inner_text()
@@ -265,6 +269,8 @@ def test_a_musician_reads_the_page_and_gets_played_midi_back(browser, tiny_expor
         assert page.locator("#attr-table .fitnote").first.is_visible()
         assert "fit R²" in page.locator("#attr-table").inner_text()
         assert "raw" in rows["note_density"].inner_text() and "z[2] =" in page.locator("#sliders").inner_text()
+        assert page.locator("#sliders .slider .top b").all_inner_texts() == [
+            "rhythmic complexity (z[0])", "note range (z[1])", "note density (z[2])", "average interval jump (z[3])"]
         page.screenshot(path=str(tmp_path / "researcher.png"), full_page=True)
         page.uncheck("#researcher")
 
@@ -308,5 +314,86 @@ def test_a_musician_reads_the_page_and_gets_played_midi_back(browser, tiny_expor
         assert len(markers) == 1 and markers[0].time == 0, markers
         assert f"z[2] note density = {_signed(target)}" in markers[0].text, markers[0].text
         page.screenshot(path=str(tmp_path / "musician.png"), full_page=True)
+    assert not errors, errors
+    page.close()
+
+
+WIDTHS = ((1280, 800), (1920, 1080))
+
+
+@pytest.fixture(scope="module")
+def pretrained_explorer():
+    """The explorer on the pretrained model shipped in the package (seeds: the embedded tunes); its URL."""
+    with running_explorer(["--seed_data=embedded", "--train_limit=300"]) as url:
+        yield url
+
+
+def _open(browser, url, width: int, height: int):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("body[data-seed]", timeout=240_000)
+    _settle(page)
+    return page, errors
+
+
+def test_the_musician_view_shows_no_latent_coordinates_until_the_researcher_toggle(browser, pretrained_explorer):
+    page, errors = _open(browser, pretrained_explorer, 1440, 1000)
+    assert not page.locator("#researcher").is_checked()  # the default view: a musician's
+    text = visible_text(page)
+    assert not Z_INDEX.findall(text), Z_INDEX.findall(text)
+    assert "Random z" not in text and "Surprise me" in text
+    model_line = page.locator("#model-line").inner_text()
+    assert model_line == "measure_vae_irish, trained on Irish dance tunes", model_line
+    labels = page.locator("#sliders .slider .top b").all_inner_texts()
+    assert labels == ["rhythmic complexity", "note range", "note density", "average interval jump"]
+    assert page.locator(".pad-canvas").first.get_attribute("aria-label").startswith(
+        "XY pad, x: rhythmic complexity, y: note range")
+    # rhythmic complexity in musical words, visible and as the tooltip
+    row = page.locator('#attr-table tr[data-attribute="rhythmic_complexity"]')
+    assert "few notes, on the beat" in row.inner_text()
+    assert "eight eighth notes" in row.locator("td").first.get_attribute("title")
+    page.locator("#attr-help summary").click()
+    assert "twelve eighth-note triplets" in page.locator("#attr-glossary").inner_text()
+
+    page.check("#researcher")
+    text = visible_text(page)
+    assert {"z[0]", "z[1]", "z[2]", "z[3]"} <= set(Z_INDEX.findall(text))
+    assert "Random z" in text and "Surprise me" not in text
+    assert page.locator("#random-z").get_attribute("title") == "Draw z from the prior N(0, I)"
+    internals = "v1 · measure_vae · latent 16 · 4 controls · in-process SavedModel"
+    assert internals in page.locator("#model-line").inner_text()
+    assert page.locator("#sliders .slider .top b").all_inner_texts()[2] == "note density (z[2])"
+    assert "(z[0])" in page.locator(".pad-canvas").first.get_attribute("aria-label")
+    assert "note density (z[2])" in page.locator(".pad select").first.inner_text()
+    page.reload()  # the choice is remembered in this browser
+    page.wait_for_selector("body[data-seed]", timeout=240_000)
+    assert page.locator("#researcher").is_checked() and "Random z" in visible_text(page)
+    page.uncheck("#researcher")
+    assert not Z_INDEX.findall(visible_text(page))
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.parametrize("size", WIDTHS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_no_control_is_cut_off_at_the_usual_widths(browser, pretrained_explorer, tmp_path, size):
+    """Every visible menu, button, input and label fits its box and the viewport, in both views; the page
+    is saved as a screenshot (into docs/ too with MUSICVAE_EXPLORER_SCREENSHOT)."""
+    width, height = size
+    page, errors = _open(browser, pretrained_explorer, width, height)
+    page.locator("#free-dims summary").click()  # the free sliders too
+    page.locator("#attr-help summary").click()
+    for researcher in (False, True):
+        page.set_checked("#researcher", researcher)
+        _settle(page)
+        assert clipped_controls(page) == [], f"researcher view {researcher} at {width} px"
+    page.uncheck("#researcher")
+    page.locator("#free-dims summary").click()
+    page.screenshot(path=str(tmp_path / f"explorer_{width}.png"), full_page=True)
+    target_png = os.environ.get("MUSICVAE_EXPLORER_SCREENSHOT")
+    if target_png:
+        root, ext = os.path.splitext(target_png)
+        page.screenshot(path=f"{root}_{width}{ext}", full_page=True)
     assert not errors, errors
     page.close()

@@ -4,7 +4,9 @@ to another host refused; a humanised MIDI file dropped in (read into the same me
 Python reader), a slider moved with the mouse and with the keyboard, the phrase played (Web Audio
 oscillators started) and downloaded (tempo, program and track name of the upload kept, the decoded
 notes in it), a MusicXML file, plain and compressed, read as the Python reader reads it, and
-unreadable files refused with one line each."""
+unreadable files refused with one line each. The musician's view (the default) names no latent
+coordinate and no model internals until the researcher toggle, and no control is cut off at 1280 and
+1920 px wide (screenshots into docs/ with MUSICVAE_EXPLORER_SCREENSHOT, as explorer_static_WIDTH.png)."""
 
 import os
 import subprocess
@@ -14,7 +16,8 @@ import zipfile
 import numpy as np
 import pytest
 from midi_fixtures import humanised_midi, read_back
-from static_browser import chromium, http_server, wait_for
+from page_layout import Z_INDEX, clipped_controls, visible_text
+from static_browser import chromium, http_server, open_site, wait_for
 
 from musicvae_xai.representation import Vocabulary, measures_to_sequence
 
@@ -127,10 +130,15 @@ def test_the_static_site_of_the_pretrained_model_in_a_browser(browser, site, tmp
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(url)
         wait_for(page, "document.body.dataset.ready === '1'")
-        assert "wasm backend" in page.locator("#model-line").inner_text()
+        assert page.locator("#model-line").inner_text() == "measure_vae_irish, trained on Irish dance tunes"
         assert page.locator("#sliders input[data-control]").count() == 4
-        labels = page.locator("#sliders label").all_inner_texts()
-        assert labels[0].startswith("rhythmic complexity (latent z[0])")
+        labels = [" ".join(t.split()) for t in page.locator("#sliders label").all_inner_texts()]
+        assert labels[0].startswith("rhythmic complexity decoded 0.") and "z" not in labels[0], labels
+        page.check("#researcher")
+        assert "wasm backend" in page.locator("#model-line").inner_text()
+        first = " ".join(page.locator("#sliders label").first.inner_text().split())
+        assert first.startswith("rhythmic complexity (latent z[0]) z = "), first
+        page.uncheck("#researcher")
         table = page.locator("#attr-table").inner_text()
         assert "notes per bar" in table and "semitones" in table
 
@@ -223,3 +231,29 @@ def test_the_static_site_of_the_pretrained_model_in_a_browser(browser, site, tmp
         assert not errors, errors
         assert not outside, outside
         context.close()
+
+
+@pytest.mark.parametrize("size", ((1280, 800), (1920, 1080)), ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_static_page_speaks_to_musicians_and_cuts_off_no_control(browser, site, tmp_path, size):
+    width, height = size
+    with open_site(browser, site, viewport={"width": width, "height": height}) as (page, errors):
+        assert not page.locator("#researcher").is_checked()
+        text = visible_text(page)
+        assert not Z_INDEX.findall(text), Z_INDEX.findall(text)
+        assert page.locator("#model-line").inner_text() == "measure_vae_irish, trained on Irish dance tunes"
+        row = page.locator('#attr-table tr[data-attribute="rhythmic_complexity"]')
+        assert "few notes, on the beat" in row.inner_text()
+        assert "eight eighth notes" in row.locator("td").first.get_attribute("title")
+        page.locator("#attr-help summary").click()
+        assert "twelve eighth-note triplets" in page.locator("#attr-glossary").inner_text()
+        for researcher in (False, True):
+            page.set_checked("#researcher", researcher)
+            assert clipped_controls(page) == [], f"researcher view {researcher} at {width} px"
+        assert {"z[0]", "z[3]"} <= set(Z_INDEX.findall(visible_text(page)))
+        page.uncheck("#researcher")
+        page.screenshot(path=str(tmp_path / f"explorer_static_{width}.png"), full_page=True)
+        target_png = os.environ.get("MUSICVAE_EXPLORER_SCREENSHOT")
+        if target_png:
+            page.screenshot(path=os.path.join(os.path.dirname(target_png) or ".", f"explorer_static_{width}.png"),
+                            full_page=True)
+        assert not errors, errors

@@ -62,6 +62,21 @@ DATASETS = {
     ),
 }
 
+#: What each dataset's music is, in a musician's words (the explorer names a model by it).
+GENRES = {
+    "irish": "Irish dance tunes",
+    "turkish": "Turkish makam music",
+    "classical": "Bach chorale melodies and classical piano pieces",
+    "pop": "Chinese pop songs (POP909)",
+    "embedded": "Irish dance tunes (O'Neill's 1850 collection)",
+}
+
+
+def genre(dataset: str) -> str:
+    """A dataset's music in a musician's words (``GENRES``), "" for a dataset the registry does not know."""
+    return GENRES.get(str(dataset or ""), "")
+
+
 #: Unit of each skip reason in the build statistics.
 SKIP_UNITS = {
     "empty_file": "files",

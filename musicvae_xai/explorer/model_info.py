@@ -75,10 +75,15 @@ class ModelInfo:
         return len(self.attribute_names)
 
     def to_dict(self) -> dict:
-        """JSON for the page."""
+        """JSON for the page ("dataset": the training data's name, "genre": its music in a musician's
+        words, both "" when the export does not say)."""
+        from musicvae_xai.datasets.sources import genre
+
         v = self.vocabulary
+        dataset = str((self.config or {}).get("dataset") or "")
         return {
             "model_name": self.model_name, "version": self.version, "model": self.model,
+            "dataset": dataset, "genre": genre(dataset),
             "latent_dim": self.latent_dim, "needs_controls": self.needs_controls, "source": self.source,
             "vocabulary": {"min_pitch": v.min_pitch, "max_pitch": v.max_pitch, "size": v.size,
                            "rest_id": v.rest_id, "hold_id": v.hold_id, "start_id": v.start_id,

@@ -5,7 +5,8 @@
 
 * ``index.html``, ``site.css`` and the page's ES modules (``web/``: ``app.js`` the page,
   ``musicvae.js`` the forward pass, ``attributes.js``, ``grid.js`` and ``midifile.js`` / ``musicxml.js``
-  / ``mxl.js`` the readers and writer), plus ``audio.js`` and ``pianoroll.js`` shared with the server's page;
+  / ``mxl.js`` the readers and writer), plus ``audio.js``, ``pianoroll.js`` and ``wording.js`` shared with
+  the server's page;
 * ``vendor/``: the pinned TensorFlow.js (core + CPU backend) and ``@tonejs/midi`` builds, with their
   licences (``vendor/LICENSES.md``); ``web/package.json`` and ``package-lock.json`` pin them;
 * ``model.json`` (configuration, vocabulary, attributes with their units, controls, training
@@ -30,7 +31,7 @@ SERVER_STATIC_DIR = os.path.join(_HERE, "static")
 #: The page's own files (from ``web/``) and those shared with the server's page (from ``static/``).
 WEB_FILES = ("index.html", "site.css", "app.js", "musicvae.js", "attributes.js", "grid.js", "midifile.js",
              "musicxml.js", "mxl.js")
-SHARED_FILES = ("audio.js", "pianoroll.js", "favicon.svg")
+SHARED_FILES = ("audio.js", "pianoroll.js", "wording.js", "favicon.svg")
 #: The vendored npm builds: site file -> path inside node_modules (``web/package-lock.json`` pins them).
 VENDOR_FILES = {
     "tf-core.min.js": "@tensorflow/tfjs-core/dist/tf-core.min.js",
@@ -73,6 +74,7 @@ def _examples(vocab) -> list:
 def model_files(export_dir: str) -> tuple:
     """(model.json payload, weights.bin bytes) of an export version folder."""
     from musicvae_xai import attributes as attrs
+    from musicvae_xai.datasets.sources import genre
     from musicvae_xai.explorer.weights import export_weights
     from musicvae_xai.representation import Vocabulary
 
@@ -89,7 +91,7 @@ def model_files(export_dir: str) -> tuple:
     stats = assets.get("data_statistics") or {}
     meta = {
         "format_version": 1, "model": config["model"], "model_name": manifest.get("model_name"),
-        "version": manifest.get("version"), "step": manifest.get("step"),
+        "version": manifest.get("version"), "step": manifest.get("step"), "genre": genre(config.get("dataset")),
         "needs_controls": bool(manifest.get("needs_controls")),
         "config": {k: config[k] for k in ("latent_dim", "hidden_size", "logits_relu", "beat_conditioning",
                                           "clip_log_scale", "adversarial_state_per_layer", "allow_cut_time",

@@ -9,6 +9,7 @@ import { Player } from "./audio.js";
 import { drawRoll } from "./pianoroll.js";
 import { Pad } from "./pads.js";
 import { buildSliders, renderAttributes, syncSliders } from "./panels.js";
+import { bindResearcherToggle, modelWords, renderGlossary } from "./wording.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_PHRASE = 32;
@@ -414,17 +415,16 @@ async function pollStatus() {
 }
 
 // -- start ----------------------------------------------------------------------------------------
-function setResearcher(on) {
-  document.body.classList.toggle("researcher", on);
-  $("researcher").checked = on;
-  try { localStorage.setItem("musicvae-explorer-researcher", on ? "1" : "0"); } catch (_) { /* private mode */ }
+// What the researcher toggle changes beyond CSS: tooltips, the pads' options and axis names.
+function researcherChanged(on) {
+  $("random-z").title = on ? "Draw z from the prior N(0, I)" : "Let the model make up a new measure at random";
+  if (!S.model) return;
+  showAttributes();
+  S.pads.forEach((p) => p.relabel());
 }
 
 function bind() {
-  let remembered = false;
-  try { remembered = localStorage.getItem("musicvae-explorer-researcher") === "1"; } catch (_) { /* private mode */ }
-  setResearcher(remembered);
-  $("researcher").addEventListener("change", () => setResearcher($("researcher").checked));
+  bindResearcherToggle($("researcher"), researcherChanged);
   $("qpm").addEventListener("input", () => { $("qpm-value").textContent = $("qpm").value; });
   $("tab-data").addEventListener("click", () => switchTab("data"));
   $("tab-upload").addEventListener("click", () => switchTab("upload"));
@@ -487,9 +487,14 @@ async function start() {
   }
   const m = S.model;
   $("upload-input").accept = (m.upload_types || []).join(",");  // the reader registry's upload-safe formats
-  const version = m.version !== null && m.version !== undefined ? ` v${m.version}` : "";
-  $("model-line").textContent = `${m.model_name}${version}${m.model ? ` · ${m.model}` : ""} · latent ${m.latent_dim} · ` +
-    `${m.controls.length} controls · ${m.backend}${m.source === "signatures" ? " · metadata inferred from signatures" : ""}`;
+  const internals = document.createElement("span");
+  internals.className = "research-inline";
+  internals.textContent = ["", m.version !== null && m.version !== undefined ? `v${m.version}` : "", m.model,
+    `latent ${m.latent_dim}`, `${m.controls.length} controls`, m.backend,
+    m.source === "signatures" ? "metadata inferred from signatures" : ""].filter((t, i) => !i || t).join(" · ");
+  $("model-line").textContent = modelWords(m.model_name, m.genre);
+  $("model-line").append(internals);
+  renderGlossary($("attr-glossary"), m.attributes);
   S.z = new Array(m.latent_dim).fill(0);
   S.controls = m.needs_controls ? m.initial_controls.slice() : null;
   makeSliders();

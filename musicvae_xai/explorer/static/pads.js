@@ -2,6 +2,7 @@
 // (what the decoder makes at each point, the rest of the state fixed) or where the training data lie.
 
 import { fitCanvas } from "./pianoroll.js";
+import { controlName } from "./wording.js";
 
 const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
   [31, 158, 137], [53, 183, 121], [110, 206, 88], [181, 222, 43], [253, 231, 37]];
@@ -28,7 +29,9 @@ const fmt = (v) => (Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFi
 
 function select(labelText, options, value) {
   const label = document.createElement("label");
-  label.textContent = labelText;
+  const text = document.createElement("span");
+  text.textContent = labelText;
+  label.append(text);
   const el = document.createElement("select");
   for (const [v, text] of options) {
     const o = document.createElement("option");
@@ -52,7 +55,7 @@ export class Pad {
     this.y = pair[1];
     this.bg = null;
     this.loading = false;
-    const controlOptions = model.controls.map((c, i) => [i, c.label]);
+    const controlOptions = model.controls.map((c, i) => [i, controlName(c)]);
     const attrOptions = model.attributes.map((a, i) => [i, a.label]);
 
     this.el = document.createElement("div");
@@ -94,6 +97,14 @@ export class Pad {
     sb.addEventListener("change", changed);
     sc.addEventListener("change", () => { this.draw(); });
     this.bindPointer();
+  }
+
+  // Names the controls anew (in the options and on the axes) after the researcher toggle changed.
+  relabel() {
+    for (const sel of [this.selX, this.selY]) {
+      [...sel.options].forEach((o, i) => { o.textContent = controlName(this.model.controls[i]); });
+    }
+    this.draw();
   }
 
   get background() { return this.selBg.value; }
@@ -238,11 +249,12 @@ export class Pad {
     ctx.textAlign = "center";
     ctx.fillStyle = "#2b3345";
     ctx.font = "11px system-ui, sans-serif";
-    ctx.fillText(`x: ${cx.label}`, box.left + box.w / 2, box.bottom + 15);
+    ctx.fillText(`x: ${controlName(cx)}`, box.left + box.w / 2, box.bottom + 15);
+    this.canvas.setAttribute("aria-label", `XY pad, x: ${controlName(cx)}, y: ${controlName(cy)}; drag, or use the arrow keys`);
     ctx.save();
     ctx.translate(12, box.top + box.h / 2);
     ctx.rotate(-Math.PI / 2);
-    ctx.fillText(`y: ${cy.label}`, 0, -6);
+    ctx.fillText(`y: ${controlName(cy)}`, 0, -6);
     ctx.restore();
     ctx.fillStyle = "#5d6679";
     ctx.font = "10px system-ui, sans-serif";

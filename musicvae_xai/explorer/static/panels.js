@@ -6,9 +6,11 @@
 //   view.out         the last decoded measure (its "requested" values), or null
 //   view.histograms  per-control training-data counts, or null
 // Values are shown in the attribute's musical unit (raw value * scale); elements of class
-// "research" (raw values, latent coordinates, fit R²) are shown only with "researcher details" on.
+// "research" (raw values, latent coordinates, fit R²) are shown only with "researcher details" on
+// (wording.js).
 
 import { fitCanvas } from "./pianoroll.js";
+import { controlSuffix, researcher, span } from "./wording.js";
 
 const raw = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(Math.abs(v) >= 10 ? 1 : 3));
 
@@ -35,13 +37,6 @@ function cell(className, text) {
   return td;
 }
 
-function span(className, text) {
-  const el = document.createElement("span");
-  el.className = className;
-  el.textContent = text;
-  return el;
-}
-
 // A value cell: the musical value, and the raw one under researcher details.
 function valueCell(className, attr, v) {
   const td = cell(`num ${className}`, shown(attr, v));
@@ -59,13 +54,20 @@ export function renderAttributes(tbody, model, out, seed) {
     const measured = out ? out.attributes[k] : null;
     const name = cell("attr-name", "");
     name.append(span("attr-label", a.label), span(a.unit ? "unit" : "unit scale", unitText(a)));
+    if (a.hint) name.append(span("hint", a.hint));
     name.append(span("research rawnote", `raw: ${a.raw_unit}`));
     name.title = a.description;
     const tdReq = valueCell("requested", a, req ? req.value : null);
     if (req) {
-      tdReq.title = req.r2 !== undefined
-        ? `estimated from the control (${req.source}, R² = ${req.r2}: how closely this dim follows the attribute in the training data)`
-        : `the value fed to the decoder (${req.source})`;
+      if (researcher()) {
+        tdReq.title = req.r2 !== undefined
+          ? `estimated from the control (${req.source}, R² = ${req.r2}: how closely this dim follows the attribute in the training data)`
+          : `the value fed to the decoder (${req.source})`;
+      } else {
+        tdReq.title = req.r2 !== undefined
+          ? "what the slider asks for: an estimate from how the model followed it on its training music"
+          : "what the slider asks the model for";
+      }
       tdReq.append(span("research fitnote", req.r2 !== undefined ? `fit R² ${req.r2.toFixed(2)}` : req.source));
     }
     const tdBar = cell("bar", "");
@@ -92,13 +94,15 @@ export function renderAttributes(tbody, model, out, seed) {
   });
 }
 
-function slider(labelText, min, max, step, dataset, onMove, help = "") {
+// A slider named labelText (researchText, e.g. " (z[2])", added in the researcher view).
+function slider(labelText, researchText, min, max, step, dataset, onMove, help = "") {
   const wrap = document.createElement("div");
   wrap.className = "slider";
   const top = document.createElement("div");
   top.className = "top";
   const label = document.createElement("b");
   label.textContent = labelText;
+  if (researchText) label.append(span("research-inline", researchText));
   if (help) wrap.title = help;
   const input = document.createElement("input");
   Object.assign(input, { type: "range", min, max, step });
@@ -120,8 +124,8 @@ export function buildSliders(model, roots, onControl, onDim) {
   roots.sliders.textContent = "";
   model.controls.forEach((c, pos) => {
     const attr = attributeOf(model, c.attribute);
-    const wrap = slider(c.label, c.low, c.high, (c.high - c.low) / 400, { control: String(pos) },
-      (v, final) => onControl(pos, v, final), attr ? attr.description : "");
+    const wrap = slider(c.attribute_label || c.label, controlSuffix(c), c.low, c.high, (c.high - c.low) / 400,
+      { control: String(pos) }, (v, final) => onControl(pos, v, final), attr ? attr.description : "");
     const hist = document.createElement("canvas");
     hist.className = "hist";
     wrap.append(hist);
@@ -131,15 +135,20 @@ export function buildSliders(model, roots, onControl, onDim) {
   const used = new Set(model.controls.filter((c) => c.kind === "latent_dim").map((c) => c.index));
   const others = [...Array(model.latent_dim).keys()].filter((i) => !used.has(i));
   roots.freeBox.classList.toggle("hidden", !others.length);
-  for (const i of others) {
-    roots.free.append(slider(`z[${i}] (free)`, -4, 4, 0.02, { dim: String(i) }, (v, final) => onDim(i, v, final),
-      "A latent dimension not tied to any attribute: it changes the melody in ways the model learnt on its own."));
-  }
+  others.forEach((i, n) => {
+    roots.free.append(slider(`free slider ${n + 1}`, ` (z[${i}])`, -4, 4, 0.02, { dim: String(i) },
+      (v, final) => onDim(i, v, final), "Not tied to any attribute: it changes the melody in ways the model learnt on its own."));
+  });
   const inputs = model.controls.some((c) => c.kind === "attribute_input");
-  roots.kind.textContent = inputs
-    ? "Each slider sets an attribute value the decoder is asked to produce (the rest of the melody's code stays fixed)."
-    : "Each slider moves one dimension of the model's latent code that was trained to follow the named attribute; " +
-      "beside it, the value it asks for.";
+  roots.kind.textContent = "";
+  roots.kind.append(inputs
+    ? "Each slider sets an attribute the model is asked to give the measure (the rest of the melody stays as it is)."
+    : span("musician-only", "Each slider moves the measure towards more or less of the named attribute; beside it, " +
+      "the value it asks for."));
+  if (!inputs) {
+    roots.kind.append(span("research-inline", "Each slider moves one dimension of the model's latent code that was " +
+      "trained to follow the named attribute; beside it, the value it asks for (the fit's estimate)."));
+  }
 }
 
 // What a control asks for, in the attribute's unit: its value for a decoder input, the fitted
@@ -162,7 +171,7 @@ export function syncSliders(roots, view) {
     const c = view.model.controls[pos];
     if (document.activeElement !== input) input.value = String(v);
     const musical = asks(view, pos, v);
-    wrap.querySelector("output").textContent = musical || `${c.name} = ${v.toFixed(2)}`;
+    wrap.querySelector("output").textContent = musical || v.toFixed(2);
     wrap.querySelector(".coord").textContent = musical ? `${c.name} = ${v.toFixed(2)}` : "";
     drawHistogram(wrap.querySelector("canvas"), c, view.histograms && view.histograms[pos], v, view.seedValue(pos));
   });

@@ -11,6 +11,7 @@ import { readMusicXml } from "./musicxml.js";
 import { MAX_XML_BYTES, mxlDocument } from "./mxl.js";
 import { loadModel } from "./musicvae.js";
 import { drawRoll } from "./pianoroll.js";
+import { bindResearcherToggle, modelWords, renderGlossary, span } from "./wording.js";
 
 const $ = (id) => document.getElementById(id);
 const player = new Player();
@@ -96,7 +97,10 @@ function buildSliders() {
     const id = `control-${pos}`;
     const text = document.createElement("label");
     text.htmlFor = id;
-    text.textContent = c.kind === "latent_dim" ? `${label(c.attribute)} (latent ${c.name})` : `${label(c.attribute)}${p.unit ? ` (${p.unit})` : ""}`;
+    text.textContent = label(c.attribute);  // the latent coordinate behind it in the researcher view
+    if (c.kind === "latent_dim") text.append(span("research-inline", ` (latent ${c.name})`));
+    else if (p.unit) text.append(` (${p.unit})`);
+    text.title = p.description || "";
     const value = document.createElement("span");
     value.className = "value";
     value.id = `${id}-value`;
@@ -135,18 +139,26 @@ function decodeBar() {
   body.replaceChildren();
   model.attributeNames.forEach((name, k) => {
     const row = document.createElement("tr");
-    for (const text of [label(name), shown(name, state.input[k]), shown(name, attrs[k]), presentation(name).unit]) {
+    const p = presentation(name);
+    for (const text of [label(name), shown(name, state.input[k]), shown(name, attrs[k]), p.unit || "0..1 scale"]) {
       const td = document.createElement("td");
       td.textContent = text;
       row.appendChild(td);
     }
+    row.dataset.attribute = name;
+    row.firstChild.title = p.description || "";
+    if (!p.unit && p.hint) row.lastChild.append(span("hint", p.hint));
     body.appendChild(row);
   });
   model.controls.forEach((c, pos) => {
     const k = model.attributeNames.indexOf(c.attribute);
-    const now = c.kind === "latent_dim" ? `z = ${state.z[c.index].toFixed(2)}, decoded ${shown(c.attribute, attrs[k])}`
-      : `asked ${shown(c.attribute, state.controls[c.index])}, decoded ${shown(c.attribute, attrs[k])}`;
-    $(`control-${pos}-value`).textContent = ` ${now} ${presentation(c.attribute).unit}`;
+    const out = $(`control-${pos}-value`);
+    const decoded = `decoded ${shown(c.attribute, attrs[k])} ${presentation(c.attribute).unit}`.trimEnd();
+    if (c.kind === "latent_dim") {
+      out.replaceChildren(" ", span("research-inline", `z = ${state.z[c.index].toFixed(2)}, `), decoded);
+    } else {
+      out.textContent = ` asked ${shown(c.attribute, state.controls[c.index])}, ${decoded}`;
+    }
   });
 }
 
@@ -257,13 +269,16 @@ async function chooseBackend() {
 }
 
 async function start() {
+  bindResearcherToggle($("researcher"));
   try {
     api.backend = await chooseBackend();
     const model = await loadModel("./");
     view.model = api.model = model;
     const m = model.meta;
-    $("model-line").textContent = `${m.model_name || m.model} (${m.model === "adversarial_vae" ? "adversarial VAE" : "MeasureVAE"}, `
-      + `latent size ${model.latentDim}, trained on ${m.config.dataset || "?"}), running in this page with TensorFlow.js (${api.backend} backend)`;
+    $("model-line").replaceChildren(modelWords(m.model_name || m.model, m.genre), span("research-inline",
+      ` · ${m.model === "adversarial_vae" ? "adversarial VAE" : "MeasureVAE"}, latent size ${model.latentDim}, `
+      + `dataset ${m.config.dataset || "?"}, running in this page with TensorFlow.js (${api.backend} backend)`));
+    renderGlossary($("attr-glossary"), model.attributeNames.map((n) => ({label: label(n), description: presentation(n).description || ""})));
     view.sources = m.examples.map((e) => ({...e, title: `example: ${e.title}`, style: null}));
     buildSliders();
     wire();
