@@ -21,7 +21,11 @@ Then every speed and memory target is printed beside its figure with PASS/FAIL, 
 ceiling measured in the same process are what counts.
 
 ``--baseline_tree``: also measure each configuration with the ``musicvae_xai`` package of another
-checkout (e.g. the main branch before a change), interleaved with this one, and print the ratios.
+checkout (e.g. the main branch before a change), interleaved with this one, and print the ratios. At the
+study's settings, against the commit that trained the cpu_v2 grid (target: 2x)::
+
+    git worktree add ../cpu_v2-tree 7da5dbb
+    python bench/train_bench.py --hidden_sizes=64 --batch_size=64 --threads=1 --baseline_tree=../cpu_v2-tree
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ flags.DEFINE_integer("batch_size", 256, "Batch size.")
 flags.DEFINE_integer("min_steps", 3, "Timed training steps at least (after one warm-up step).")
 flags.DEFINE_float("seconds", 12.0, "Timed training lasts at least this long.")
 flags.DEFINE_string("cpu_threading", None, "RunConfig.cpu_threading for every child (default: RunConfig's).")
+flags.DEFINE_integer("threads", 0, "Threads per child (TF_NUM_*_THREADS, with --cpu_threading=tensorflow), as "
+                     "a study worker gets them; 0: --cpu_threading decides.")
 flags.DEFINE_string("baseline_tree", None, "Another checkout whose package is measured interleaved.")
 flags.DEFINE_string("child", None, "Internal: model:hidden:mode measured in this process.")
 FLAGS = flags.FLAGS
@@ -53,6 +59,8 @@ FLAGS = flags.FLAGS
 #: The speed and memory targets: (key, comparison, threshold, description).
 TRAIN_FRACTION = {512: 0.90, 128: 0.60}
 INFER_FRACTION = {512: 0.5}
+#: At the study's settings (hidden 64, batch 64, one thread per worker), training against --baseline_tree.
+STUDY_SPEEDUP = 2.0
 FIRST_STEP_S = 30.0  # hidden 512, default mode
 PEAK_RSS_MB = 1800.0  # hidden 512 training process
 TICKS = 24
@@ -183,12 +191,17 @@ def measure(name: str, hidden: int, mode: str) -> dict:
     from musicvae_xai.models.base import build_model
     from musicvae_xai.training.loop import data_statistics
 
-    from musicvae_xai.training import cpu_threads
+    try:
+        from musicvae_xai.training import cpu_threads
+    except ImportError:  # a baseline tree from before --cpu_threading: the environment's thread settings
+        cpu_threads = None
 
+    threading = {"cpu_threading": FLAGS.cpu_threading or RunConfig.cpu_threading} if cpu_threads else {}
     cfg = RunConfig(model=name, hidden_size=hidden, latent_dim=FLAGS.latent_dim, batch_size=FLAGS.batch_size,
-                    cpu_threading=FLAGS.cpu_threading or RunConfig.cpu_threading)
+                    **threading)
     xla = cfg.xla if mode == "default" else mode == "xla"
-    threads = cpu_threads.apply(cfg.cpu_threading, xla=xla)  # as musicvae-train does, before the first op
+    threads = (cpu_threads.apply(cfg.cpu_threading, xla=xla) if cpu_threads  # as musicvae-train does
+               else f"TensorFlow's default pools, TF_NUM_INTRAOP_THREADS={os.environ.get('TF_NUM_INTRAOP_THREADS')}")
     gemm_before = gemm_gflops()
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, cfg.vocabulary.size, size=(cfg.batch_size, TICKS)).astype(np.int32)
@@ -233,13 +246,17 @@ def measure(name: str, hidden: int, mode: str) -> dict:
 def run_child(spec: str, tree: str | None) -> dict:
     """Measures ``spec`` (model:hidden:mode) in a fresh process, with ``tree``'s package when given."""
     env = dict(os.environ)
+    if FLAGS.threads:  # one study worker's thread budget (study.runner sets the same variables)
+        env.update({k: str(FLAGS.threads) for k in
+                    ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")})
     if tree:
         env["PYTHONPATH"] = os.pathsep.join([tree, env.get("PYTHONPATH", "")])
     argv = [sys.executable, os.path.abspath(__file__), f"--child={spec}", f"--seconds={FLAGS.seconds}",
             f"--min_steps={FLAGS.min_steps}", f"--latent_dim={FLAGS.latent_dim}",
             f"--batch_size={FLAGS.batch_size}"]
-    if FLAGS.cpu_threading:
-        argv.append(f"--cpu_threading={FLAGS.cpu_threading}")
+    threading = "tensorflow" if FLAGS.threads else FLAGS.cpu_threading
+    if threading:
+        argv.append(f"--cpu_threading={threading}")
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -291,6 +308,9 @@ def targets(results: list) -> list:
         if r["hidden"] == 512 and r["xla"] == r["default_xla"]:  # the default compile mode
             out.append((f"first training step <= {FIRST_STEP_S:.0f} s, {where}", f"{r['first_step_s']:.1f} s",
                         r["first_step_s"] <= FIRST_STEP_S))
+        if "baseline_ratio" in r and r["hidden"] == 64 and r["batch_size"] == 64:
+            out.append((f"training >= {STUDY_SPEEDUP:.1f}x the baseline tree at the study's settings (batch 64), "
+                        f"{where}", f"{r['baseline_ratio']:.2f}x", r["baseline_ratio"] >= STUDY_SPEEDUP))
         if r["hidden"] == 512:
             out.append((f"peak RSS <= {PEAK_RSS_MB:.0f} MB, {where}", f"{r['rss_mb']:.0f} MB",
                         r["rss_mb"] <= PEAK_RSS_MB))
@@ -321,7 +341,8 @@ def main(argv):
                 if FLAGS.baseline_tree:
                     b = run_child(spec, FLAGS.baseline_tree)
                     print(describe(b, "  baseline "), f"[load {load()}]", flush=True)
-                    print(f"  ratio this/baseline: training {fractions(r)[1] / fractions(b)[1]:.2f}x, "
+                    r["baseline_ratio"] = fractions(r)[1] / fractions(b)[1]
+                    print(f"  ratio this/baseline: training {r['baseline_ratio']:.2f}x, "
                           f"inference {fractions(r)[2] / fractions(b)[2]:.2f}x (fractions of each one's GEMM), "
                           f"first step {r['first_step_s'] / b['first_step_s']:.2f}x, "
                           f"peak RSS {r['rss_mb'] / b['rss_mb']:.2f}x", flush=True)
