@@ -127,9 +127,9 @@ def test_flags_are_generated_from_the_fields():
 
     an = flags.FlagValues()
     settings.define_flags(AnalysisOptions, flag_values=an)
-    assert an["input_bar"].flag_type() == "int" and an["input_file"].flag_type() == "string"
-    an(["prog", "--input_bar=3", "--qpm=90"])
-    assert settings.from_flags(AnalysisOptions, flag_values=an).input_bar == 3
+    assert an["input_bar_number"].flag_type() == "int" and an["input_file"].flag_type() == "string"
+    an(["prog", "--input_bar_number=3", "--qpm=90"])
+    assert settings.from_flags(AnalysisOptions, flag_values=an).input_bar_number == 3
     with pytest.raises(AnalysisError, match="qpm must be positive, got 0"):
         AnalysisOptions(qpm=0).validate()
 
