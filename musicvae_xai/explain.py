@@ -18,8 +18,9 @@ and the reason. Bars are numbered as a score prints them (the first complete bar
 in ``bar_numbers=``, in ``Encoding.source.bar_numbers`` and in the markers written. Played MIDI is
 quantised to the grid (``readers.common.quantise``), a note released shortly before the next onset
 read as lasting until it (``legato=False``: as played); the Encoding's ``source`` reports the
-quantisation error and the notes lengthened (``source.quantisation``) and the file's ``title``. Every MIDI file goes through ``music_io.write_midi``
-(track name, text markers, and the input file's tempo, time signature, program and track name).
+quantisation error and the notes lengthened (``source.quantisation``) and the file's ``title``.
+Every MIDI file goes through ``music_io.write_midi`` (track name, text markers, and the input file's
+tempo, time signature, program and track name).
 """
 
 from __future__ import annotations

@@ -97,7 +97,8 @@ def _python_upload(name: str, data: bytes, vocab: Vocabulary) -> dict:
 
 def _page_source(page) -> dict:
     return page.evaluate("""() => { const v = window.staticExplorer.view; const s = v.sources[v.source];
-                                    return {tokens: s.tokens, bar_numbers: s.bar_numbers, style: s.style, title: s.title}; }""")
+                                    return {tokens: s.tokens, bar_numbers: s.bar_numbers, style: s.style,
+                                            title: s.title}; }""")
 
 
 def _upload(page, path) -> str:

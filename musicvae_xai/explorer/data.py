@@ -36,8 +36,8 @@ class UploadError(ValueError):
 @dataclasses.dataclass
 class MusicData:
     """name: where the seeds come from (e.g. "embedded, test split"); pieces: [{"id", "title" (from the
-    file's metadata, '' if none), "tokens" int32 [M, 24]}] seed measures grouped by piece; train: int32 [N, 24] a sample of the training split
-    (pad backgrounds and the attribute calibration)."""
+    file's metadata, '' if none), "tokens" int32 [M, 24]}] seed measures grouped by piece; train: int32
+    [N, 24] a sample of the training split (pad backgrounds and the attribute calibration)."""
 
     name: str
     pieces: list

@@ -12,8 +12,8 @@ upload check and ``explain`` do) loads no parser (music21, mido) and no TensorFl
   of a single file given by a person (``music_io.read_file``: the Explainer, the serving client, the
   explorer's uploads); None for a format that is only read as part of a dataset. ``legato``: read played
   notes released shortly before the next onset as lasting until it (``readers.common.LEGATO_GAP``;
-  notated formats ignore it). A tune number past the end raises ``LookupError``. ABC and MusicXML are parsed in a worker process under a time limit
-  (``readers.isolated``, ``limits.PARSE_SECONDS``).
+  notated formats ignore it). A tune number past the end raises ``LookupError``. ABC and MusicXML are
+  parsed in a worker process under a time limit (``readers.isolated``, ``limits.PARSE_SECONDS``).
 * ``select_files(relpaths) -> relpaths``: which matched files of a dataset folder are pieces (default:
   all of them).
 * ``upload_safe``: the reader applies the per-file limits (``readers.limits``) before any per-beat
