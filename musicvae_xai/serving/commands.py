@@ -108,6 +108,16 @@ def _write_json(path: str, payload: dict) -> None:
         f.write("\n")
 
 
+def source_summary(source: music_io.FileMeasures) -> dict:
+    """What the summary of a verb says about its input file: its title (else the file name), the bar
+    numbers used (as a score prints them) and, for played MIDI, the quantisation (onset errors in
+    beats, notes the legato fill lengthened)."""
+    out = {"input": source.name, "bar_numbers": [int(b) for b in source.bar_numbers]}
+    if source.quantisation is not None:
+        out["quantisation"] = source.quantisation.to_dict()
+    return out
+
+
 def run(client: ModelClient, verb: str, options: Options) -> dict:
     """Runs ``verb``; returns a summary (also written to ``--out`` for encode/metadata as JSON)."""
     if verb not in VERBS:
@@ -132,12 +142,14 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
         payload = {k: v.tolist() for k, v in out.items()}
         if options.out:
             _write_json(options.out, payload)
-        return {"measures": len(tokens), **({"out": options.out} if options.out else payload)}
+        return {"measures": len(tokens), **source_summary(source),
+                **({"out": options.out} if options.out else payload)}
     if verb == "reconstruct":
         recon = client.reconstruct(tokens)["tokens"]
         path = music_io.write_measures(recon, vocab, _need(options.out, "out", verb), options.qpm, style,
                                       [f"bar {int(b)} reconstructed" for b in source.bar_numbers])
-        return {"measures": len(tokens), "token_accuracy": float(np.mean(recon == tokens)), "out": path}
+        return {"measures": len(tokens), **source_summary(source), "token_accuracy": float(np.mean(recon == tokens)),
+                "out": path}
     if verb == "traverse":
         values = np.asarray(options.values, np.float32)
         out = client.traverse(tokens, int(options.control), values)
@@ -145,7 +157,8 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
                    for b in source.bar_numbers for v in values]
         path = music_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm, style,
                                       markers)
-        return {"measures": len(tokens), "control": int(options.control), "values": values.tolist(),
+        return {"measures": len(tokens), **source_summary(source), "control": int(options.control),
+                "values": values.tolist(),
                 "attributes": out["attributes"].tolist(), "out": path}
     if verb == "decode":
         z = _read_json_array(_need(options.z, "z", verb), ("z_mean", "z"), "the latent codes [B, Z]")
