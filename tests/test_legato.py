@@ -25,7 +25,7 @@ def play(path, line, *, released=(0.70, 0.90), jitter=0.03, seed=0, ticks_per_be
     rng = np.random.default_rng(seed)
     events = [(0, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(qpm))),
               (0, 0, mido.MetaMessage("time_signature", numerator=4, denominator=4))]
-    for pitch, (onset, length) in zip(PITCHES, line):
+    for pitch, (onset, length) in zip(PITCHES, line, strict=False):
         start = max(0.0, onset + rng.uniform(-jitter, jitter))
         end = start + length * rng.uniform(*released)
         events += [(round(start * ticks_per_beat), 2, mido.Message("note_on", note=pitch, velocity=80)),
@@ -48,7 +48,7 @@ def notes_of(result) -> list:
 def test_notes_released_at_70_to_90_percent_come_back_full_length(tmp_path):
     path = play(tmp_path / "flute.mid", LINE)
     read = midi.read_result(path)
-    want = [(p, on, on + length) for p, (on, length) in zip(PITCHES, LINE)]
+    want = [(p, on, on + length) for p, (on, length) in zip(PITCHES, LINE, strict=True)]
     got = notes_of(read)
     assert [(p, s) for p, s, _ in got] == [(p, s) for p, s, _ in want]
     assert [e for _, _, e in got[:-1]] == pytest.approx([e for _, _, e in want[:-1]])   # no rest anywhere
@@ -58,7 +58,7 @@ def test_notes_released_at_70_to_90_percent_come_back_full_length(tmp_path):
     played = midi.read_result(path, legato=False)                         # as played: shortened, rests after
     assert played.quantisation.lengthened == 0 and not played.quantisation.legato
     short = [(s, e) for _, s, e in notes_of(played)]
-    detached = sum(e < following[0] - 1e-6 for (_, e), following in zip(short, short[1:]))
+    detached = sum(e < following[0] - 1e-6 for (_, e), following in zip(short, short[1:], strict=False))
     assert detached >= 4 and read.quantisation.lengthened == detached and read.quantisation.legato
     assert (music_io.read_file(path, VOCAB, legato=False).tokens == VOCAB.rest_id).any()
 
