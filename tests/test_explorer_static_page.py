@@ -98,7 +98,8 @@ def _python_upload(name: str, data: bytes, vocab: Vocabulary) -> dict:
 def _page_source(page) -> dict:
     return page.evaluate("""() => { const v = window.staticExplorer.view; const s = v.sources[v.source];
                                     return {tokens: s.tokens, bar_numbers: s.bar_numbers, style: s.style,
-                                            title: s.title}; }""")
+                                            title: s.title,
+                                            lengthened: s.quantisation && s.quantisation.lengthened}; }""")
 
 
 def _upload(page, path) -> str:
@@ -143,7 +144,9 @@ def test_the_static_site_of_the_pretrained_model_in_a_browser(browser, site, tmp
         got = _page_source(page)
         assert f"{len(want['bar_numbers'])} bars read" in message, message
         assert got["tokens"] == want["tokens"].tolist()
-        assert got["bar_numbers"] == want["bar_numbers"]
+        assert got["bar_numbers"] == want["bar_numbers"] and got["bar_numbers"][:2] == [0, 1]   # a pickup, bar 1
+        assert got["lengthened"] == want["quantisation"]["lengthened_notes"] > 0       # the same legato fill
+        assert got["title"] == f"{want['title']} (uploaded)" == "Flute (uploaded)"     # the file's track name
         assert got["style"]["qpm"] == pytest.approx(want["style"]["qpm"])
         assert (got["style"]["program"], got["style"]["track_name"]) == (73, "Flute")
 
