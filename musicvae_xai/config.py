@@ -382,8 +382,8 @@ class AnalysisOptions(ReadingARun):
     flags are generated from these fields): split: where the traversed measures come from; data_split:
     the measures of the distribution figures (at most ``max_measures``); steps: values per traversal;
     curve_measures: measures the mean traversal curve averages over; grid, surface_measures: the surface
-    maps' grid size and the measures averaged; input_file/input_bar: traverse a bar of this
-    MIDI/MusicXML/ABC file instead of a measure of the split."""
+    maps' grid size and the measures averaged; input_file/input_bar_number: traverse a bar of this
+    MIDI/MusicXML/ABC file (numbered as a score prints it) instead of a measure of the split."""
 
     split: str = setting("test", "Split the traversed measures come from.")
     data_split: str = setting("train", "Split of the encoded-data figures.")
@@ -395,7 +395,9 @@ class AnalysisOptions(ReadingARun):
     max_measures: int = setting(5000, "Encoded measures in the data-distribution figures.", minimum=4)
     input_file: Optional[str] = setting(None, "Traverse a bar of this MIDI/MusicXML/ABC file instead of a split "
                                               "measure.")
-    input_bar: Optional[int] = setting(None, "0-based bar of --input_file (default: its first usable 4/4 bar).")
+    input_bar_number: Optional[int] = setting(None, "Bar of --input_file, numbered as a score prints it (the first "
+                                                    "complete bar is 1, a pickup 0; default: its first usable "
+                                                    "4/4 bar).")
     qpm: float = setting(120.0, "Tempo of the MIDI files written.", above=0.0)
 
     def validate(self) -> "AnalysisOptions":

@@ -2,21 +2,25 @@
 
     from musicvae_xai.explain import Explainer
     ex = Explainer.from_run_dir("runs/quickstart")
-    enc = ex.encode_file("tune.mid", bars=[4])           # one 4/4 bar of a MIDI/MusicXML/ABC file
+    enc = ex.encode_file("tune.mid", bar_numbers=[5])    # bar 5 of the score (MIDI/MusicXML/ABC)
     enc.z                                                # float32 [1, Z]
     tr = ex.traverse(enc, "note_density", steps=9)       # sweep the control meant for note density
     tr.attributes[0, :, tr.attribute_index("note_density")]   # measured along the sweep
     ex.write_traversal(tr, "density_sweep.mid")          # the 9 decoded measures, one marker each
-    ex.write_reconstruction(enc, "bar4.mid")             # keeps the input's tempo, instrument, name
+    ex.write_reconstruction(enc, "bar5.mid")             # keeps the input's tempo, instrument, name
     seq = ex.to_sequence(ex.decode(enc.z, enc.controls)) # a note-seq NoteSequence
 
 Works with either model through the ``MusicVAE`` interface: a control is a regularised latent dim or
 an attribute input of the decoder, and the ``controls`` a decoder may need travel with each
 ``Encoding``. Bad input (a missing file, a file with no usable 4/4 measure, a bar that is not
 usable, pitches that do not fit the model's range) raises ``ExplainError``: one line naming the path
-and the reason. Played MIDI is quantised to the grid (``readers.common.quantise``); the Encoding's
-``source`` reports the quantisation error. Every MIDI file goes through ``music_io.write_midi``
-(track name, text markers, and the input file's tempo, time signature, program and track name).
+and the reason. Bars are numbered as a score prints them (the first complete bar is 1, a pickup 0),
+in ``bar_numbers=``, in ``Encoding.source.bar_numbers`` and in the markers written. Played MIDI is
+quantised to the grid (``readers.common.quantise``), a note released shortly before the next onset
+read as lasting until it (``legato=False``: as played); the Encoding's ``source`` reports the
+quantisation error and the notes lengthened (``source.quantisation``) and the file's ``title``.
+Every MIDI file goes through ``music_io.write_midi`` (track name, text markers, and the input file's
+tempo, time signature, program and track name).
 """
 
 from __future__ import annotations
@@ -127,15 +131,18 @@ class Explainer:
         return self.runner.attribute_names
 
     # -- files -> measures ---------------------------------------------------------------------
-    def read_measures(self, path: Union[str, os.PathLike], bars: Optional[Sequence[int]] = None,
+    def read_measures(self, path: Union[str, os.PathLike], *, bar_numbers: Optional[Sequence[int]] = None,
                       transpose: Union[int, str] = "auto", track: Union[str, int, None] = None,
-                      part_name: str = MELODY_PART, tune: int = 0) -> FileMeasures:
+                      part_name: str = MELODY_PART, tune: int = 0, legato: bool = True,
+                      **removed) -> FileMeasures:
         """The usable 4/4 measures of a file in any registered format (MIDI, MusicXML, ABC), in the
-        model's ids: ``music_io.read_file`` (bars, transpose, track, part_name and tune are its options),
-        raising ExplainError."""
+        model's ids: ``music_io.read_file`` (bar_numbers: bars as a score numbers them, the first
+        complete bar 1; transpose, track, part_name, tune and legato are its options), raising
+        ExplainError."""
+        music_io.check_read_options(removed)
         try:
-            return music_io.read_file(path, self.vocabulary, bars, transpose, track=track, part_name=part_name,
-                                      tune=tune)
+            return music_io.read_file(path, self.vocabulary, bar_numbers=bar_numbers, transpose=transpose,
+                                      track=track, part_name=part_name, tune=tune, legato=legato)
         except music_io.MusicFileError as e:
             raise ExplainError(str(e)) from None
 
@@ -151,10 +158,12 @@ class Explainer:
         z = z_mean if sample_seed is None else inference.sample_latent(z_mean, z_scale, sample_seed)
         return Encoding(tokens, z, z_mean, z_scale, self.runner.default_controls(tokens), source)
 
-    def encode_file(self, path: Union[str, os.PathLike], bars: Optional[Sequence[int]] = None,
+    def encode_file(self, path: Union[str, os.PathLike], *, bar_numbers: Optional[Sequence[int]] = None,
                     sample_seed: Optional[int] = None, **read_options) -> Encoding:
-        """``read_measures`` then ``encode``; the Encoding's ``source`` says which bars and shift."""
-        measures = self.read_measures(path, bars=bars, **read_options)
+        """``read_measures`` then ``encode``: ``bar_numbers`` as a score prints them (``[5]``: bar 5;
+        default every usable bar); the Encoding's ``source`` says which bars (``bar_numbers``), shift,
+        title and quantisation."""
+        measures = self.read_measures(path, bar_numbers=bar_numbers, **read_options)
         return self.encode(measures.tokens, sample_seed=sample_seed, source=measures)
 
     def decode(self, z, controls=None) -> np.ndarray:
@@ -225,11 +234,12 @@ class Explainer:
                              tokens=None, qpm: Optional[float] = None) -> str:
         """Writes the reconstruction (``tokens`` int [B, 24], default ``reconstruct(encoding)``) of an
         Encoding, one measure per code, in the style of its source file, with a marker
-        ``bar N reconstructed`` (``measure N reconstructed`` without a source) at each measure."""
+        ``bar N reconstructed`` (N as a score numbers the bar; ``measure N reconstructed``, from 1,
+        without a source) at each measure."""
         tokens = self.reconstruct(encoding) if tokens is None else np.asarray(tokens).reshape(-1, MEASURE_TICKS)
         source = encoding.source
-        markers = ([f"bar {int(b)} reconstructed" for b in source.bars] if source is not None
-                   else [f"measure {i} reconstructed" for i in range(len(tokens))])
+        markers = ([f"bar {int(b)} reconstructed" for b in source.bar_numbers] if source is not None
+                   else [f"measure {i + 1} reconstructed" for i in range(len(tokens))])
         return self.write_midi(tokens, path, qpm=qpm, style=source.style if source is not None else None,
                                markers=markers)
 
@@ -243,7 +253,7 @@ class Explainer:
         tokens = np.asarray(traversal.tokens[index]).reshape(-1, MEASURE_TICKS)
         if start is not None:
             src = start.source
-            label = f"bar {int(src.bars[index])} input" if src is not None else "input"
+            label = f"bar {int(src.bar_numbers[index])} input" if src is not None else "input"
             tokens = np.concatenate([np.asarray(start.tokens[index]).reshape(1, MEASURE_TICKS), tokens])
             markers = [label] + markers
             if style is None and src is not None:
@@ -261,18 +271,19 @@ def traversal_markers(traversal: Traversal) -> list:
 
 
 def read_melody(path: str, track: Union[str, int, None] = None, part_name: str = MELODY_PART,
-                tune: int = 0) -> music_pb2.NoteSequence:
+                tune: int = 0, legato: bool = True) -> music_pb2.NoteSequence:
     """The melody of a MIDI, MusicXML or ABC file as a tempo-normalised NoteSequence (see readers).
 
     Raises ExplainError (one line naming the path) for a missing, unsupported or unreadable file.
     """
-    return read_source(path, track=track, part_name=part_name, tune=tune).sequence
+    return read_source(path, track=track, part_name=part_name, tune=tune, legato=legato).sequence
 
 
-def read_source(path: str, track: Union[str, int, None] = None, part_name: str = MELODY_PART, tune: int = 0):
+def read_source(path: str, track: Union[str, int, None] = None, part_name: str = MELODY_PART, tune: int = 0,
+                legato: bool = True):
     """``music_io.read_source`` (a ``readers.ReadResult``: sequence, quantisation error of played MIDI,
-    the source's style), raising ExplainError."""
+    the source's style and title), raising ExplainError."""
     try:
-        return music_io.read_source(path, track=track, part_name=part_name, tune=tune)
+        return music_io.read_source(path, track=track, part_name=part_name, tune=tune, legato=legato)
     except music_io.MusicFileError as e:
         raise ExplainError(str(e)) from None

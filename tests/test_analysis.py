@@ -100,9 +100,9 @@ def test_traversal_from_a_midi_file(tiny_trained_run, tmp_path):
     tokens = np.full((2, 24), v.hold_id, np.int32)
     tokens[:, ::3] = v.encode([60, 62, 64, 65, 67, 65, 64, 62])
     midi = ex.write_midi(tokens, tmp_path / "tune.mid")
-    options = AnalysisOptions(**{**SMALL.__dict__, "input_file": str(midi), "input_bar": 1})
+    options = AnalysisOptions(**{**SMALL.__dict__, "input_file": str(midi), "input_bar_number": 2})
     manifest = run_analysis(str(run_dir), str(tmp_path / "out"), options)
-    assert manifest["traversal_input"] == "bar 1 of tune.mid"
+    assert manifest["traversal_input"] == "bar 2 of tune.mid"
     first = mido.MidiFile(tmp_path / "out" / "midi" / f"traversal_{manifest['controls'][0]['attribute']}.mid")
     onsets = [m.note for m in first if m.type == "note_on" and m.velocity > 0]
     assert onsets[:8] == [60, 62, 64, 65, 67, 65, 64, 62]     # the input measure comes first

@@ -45,20 +45,20 @@ def test_midi_round_trip_gives_back_the_measures(explainer, measures, tmp_path):
     path = explainer.write_midi(measures, tmp_path / "out" / "measures.mid")
     read = explainer.read_measures(path)
     np.testing.assert_array_equal(read.tokens, measures)
-    np.testing.assert_array_equal(read.bars, np.arange(len(measures)))
+    np.testing.assert_array_equal(read.bar_numbers, np.arange(len(measures)) + 1)   # as a score numbers them
     assert read.shift == 0
-    picked = explainer.read_measures(path, bars=[5, 2])
+    picked = explainer.read_measures(path, bar_numbers=[6, 3])
     np.testing.assert_array_equal(picked.tokens, measures[[5, 2]])
-    np.testing.assert_array_equal(picked.bars, [5, 2])
+    np.testing.assert_array_equal(picked.bar_numbers, [6, 3])
 
 
 def test_encode_file_matches_encoding_the_tokens(explainer, measures, tmp_path):
     path = explainer.write_midi(measures[:4], tmp_path / "four.mid")
-    enc = explainer.encode_file(path, bars=[1, 3])
+    enc = explainer.encode_file(path, bar_numbers=[2, 4])
     direct = explainer.encode(measures[[1, 3]])
     np.testing.assert_allclose(enc.z, direct.z, atol=1e-6)
     np.testing.assert_array_equal(enc.z, enc.z_mean)                       # no seed: the mean
-    assert enc.source.path == str(path) and list(enc.source.bars) == [1, 3]
+    assert enc.source.path == str(path) and list(enc.source.bar_numbers) == [2, 4]
     sampled = explainer.encode(measures[[1, 3]], sample_seed=3)
     assert not np.allclose(sampled.z, sampled.z_mean)
     np.testing.assert_array_equal(sampled.z, explainer.encode(measures[[1, 3]], sample_seed=3).z)
@@ -116,8 +116,12 @@ def test_bad_files_raise_one_line_naming_the_path(explainer, tmp_path, make, mes
 
 def test_unusable_bar_is_named(explainer, measures, tmp_path):
     path = explainer.write_midi(measures[:3], tmp_path / "three.mid")
-    with pytest.raises(ExplainError, match=r"three\.mid: bar 7 is not a usable 4/4 measure; usable bars: 0-2"):
-        explainer.read_measures(path, bars=[7])
+    with pytest.raises(ExplainError, match=r"three\.mid: bar 7 is not a usable 4/4 measure; usable bars: 1-3"):
+        explainer.read_measures(path, bar_numbers=[7])
+    with pytest.raises(ExplainError, match=r"three\.mid: bar 0 is not a usable 4/4 measure; usable bars: 1-3"):
+        explainer.read_measures(path, bar_numbers=[0])        # no pickup: there is no bar 0
+    with pytest.raises(TypeError, match=r"bars= \(0-based positions\) is now bar_numbers="):
+        explainer.encode_file(path, bars=[1])
 
 
 def test_traversal_shapes_values_and_measured_attributes(explainer, measures):
@@ -241,7 +245,7 @@ def test_humanised_midi_is_encoded_and_written_back_in_its_style(explainer, tmp_
 
     source = tmp_path / "played.mid"
     humanised_midi(source, bpm=100.0, bpm_after=80.0, jitter_ms=20 * 100 / 120, lengths=(0.6, 0.98))
-    enc = explainer.encode_file(source, bars=[0, 3, 6])    # the pickup, and bars either side of the tempo change
+    enc = explainer.encode_file(source, bar_numbers=[0, 3, 6])   # the pickup, and bars either side of the tempo change
     assert enc.z.shape == (3, explainer.config.latent_dim)
     q = enc.source.quantisation
     assert q.off_grid_onsets == 0 and 0 < q.mean_error <= q.max_error <= 0.04 + 1e-3

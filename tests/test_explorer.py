@@ -312,7 +312,7 @@ def test_upload_midi_gives_its_measures(explorers):
     r = web.post("/api/upload", data={"file": (io.BytesIO(data), "tune.mid")}, content_type="multipart/form-data")
     assert r.status_code == 200, r.get_json()
     got = r.get_json()
-    assert got["name"] == "tune.mid" and got["bars"] == [0, 1] and got["shift"] == 0
+    assert got["name"] == "tune.mid" and got["bar_numbers"] == [1, 2] and got["shift"] == 0
     assert got["measures"]["tokens"] == [m1, m2]
     assert len(got["measures"]["notes"][1]) == 8
 

@@ -279,12 +279,13 @@ def test_a_musician_reads_the_page_and_gets_played_midi_back(browser, tiny_expor
         _humanised_midi(humanised)
         page.click("#tab-upload")
         page.set_input_files("#upload-input", str(humanised))
-        _wait(page, "(document.body.dataset.seed || '').startsWith('humanised.mid') || "
+        _wait(page, "(document.body.dataset.seed || '').startsWith('flute melody, bar 1') || "  # title, bar 1
                     "!!document.querySelector(\".error[data-key='upload']\")", 60)
         _settle(page)
         rejected = page.locator(".error[data-key='upload']")
         assert rejected.count() == 0, rejected.inner_text()  # played timing is quantised to the grid
         assert "usable 4/4 measure" in page.locator("#upload-info").inner_text()
+        assert page.locator("#upload-info").inner_text().startswith("flute melody (humanised.mid): ")
 
         # move the note-density slider to the far end of its range
         slider = page.locator('#sliders input[data-control="2"]')

@@ -100,7 +100,9 @@ def _python_upload(name: str, data: bytes, vocab: Vocabulary) -> dict:
 
 def _page_source(page) -> dict:
     return page.evaluate("""() => { const v = window.staticExplorer.view; const s = v.sources[v.source];
-                                    return {tokens: s.tokens, bars: s.bars, style: s.style}; }""")
+                                    return {tokens: s.tokens, bar_numbers: s.bar_numbers, style: s.style,
+                                            title: s.title,
+                                            lengthened: s.quantisation && s.quantisation.lengthened}; }""")
 
 
 def _upload(page, path) -> str:
@@ -148,9 +150,11 @@ def test_the_static_site_of_the_pretrained_model_in_a_browser(browser, site, tmp
         message = _upload(page, midi)
         want = _python_upload("humanised.mid", midi.read_bytes(), vocab)
         got = _page_source(page)
-        assert f"{len(want['bars'])} bars read" in message, message
+        assert f"{len(want['bar_numbers'])} bars read" in message, message
         assert got["tokens"] == want["tokens"].tolist()
-        assert got["bars"] == want["bars"]
+        assert got["bar_numbers"] == want["bar_numbers"] and got["bar_numbers"][:2] == [0, 1]   # a pickup, bar 1
+        assert got["lengthened"] == want["quantisation"]["lengthened_notes"] > 0       # the same legato fill
+        assert got["title"] == f"{want['title']} (uploaded)" == "Flute (uploaded)"     # the file's track name
         assert got["style"]["qpm"] == pytest.approx(want["style"]["qpm"])
         assert (got["style"]["program"], got["style"]["track_name"]) == (73, "Flute")
 
@@ -194,7 +198,7 @@ def test_the_static_site_of_the_pretrained_model_in_a_browser(browser, site, tmp
         _upload(page, xml)
         want = _python_upload("chorale.musicxml", xml.read_bytes(), vocab)
         got = _page_source(page)
-        assert got["tokens"] == want["tokens"].tolist() and got["bars"] == want["bars"]
+        assert got["tokens"] == want["tokens"].tolist() and got["bar_numbers"] == want["bar_numbers"]
         assert (got["style"]["qpm"], got["style"]["program"], got["style"]["track_name"]) == (
             want["style"]["qpm"], want["style"]["program"], want["style"]["track_name"])
 

@@ -57,7 +57,7 @@ def test_a_file_goes_to_measures_and_back_and_an_upload_is_read_without_tensorfl
             f"path = music_io.write_measures(tokens, vocab, {str(tmp_path / 'a.mid')!r})\n"
             "assert (music_io.read_file(path, vocab).tokens == tokens).all()\n"
             "upload = read_upload('a.mid', open(path, 'rb').read(), vocab)\n"
-            "assert (upload['tokens'] == tokens).all() and upload['bars'] == [0, 1, 2]\n"
+            "assert (upload['tokens'] == tokens).all() and upload['bar_numbers'] == [1, 2, 3]\n"
             "print('tensorflow' in sys.modules)\n")
     assert _run_python(code)[-1] == "False"
 
@@ -127,9 +127,9 @@ def test_flags_are_generated_from_the_fields():
 
     an = flags.FlagValues()
     settings.define_flags(AnalysisOptions, flag_values=an)
-    assert an["input_bar"].flag_type() == "int" and an["input_file"].flag_type() == "string"
-    an(["prog", "--input_bar=3", "--qpm=90"])
-    assert settings.from_flags(AnalysisOptions, flag_values=an).input_bar == 3
+    assert an["input_bar_number"].flag_type() == "int" and an["input_file"].flag_type() == "string"
+    an(["prog", "--input_bar_number=3", "--qpm=90"])
+    assert settings.from_flags(AnalysisOptions, flag_values=an).input_bar_number == 3
     with pytest.raises(AnalysisError, match="qpm must be positive, got 0"):
         AnalysisOptions(qpm=0).validate()
 

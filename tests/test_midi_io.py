@@ -89,13 +89,13 @@ def test_client_reconstruct_and_traverse_keep_the_input_style(tmp_path):
     source = tmp_path / "flute.mid"
     humanised_midi(source, bpm=100.0, bpm_after=100.0, jitter_ms=20 * 100 / 120)   # +-0.04 beat at 100 bpm
     out = commands.run(EchoClient(), "reconstruct", commands.Options(midi=str(source), out=str(tmp_path / "rec.mid"),
-                                                                      bars=[4, 5]))
+                                                                      bar_numbers=[4, 5]))
     info = read_back(out["out"])
     assert info["qpm"] == [100.0] and info["programs"] == [73] and info["track_names"] == ["Flute"]
     assert info["time_signatures"] == [(4, 4)]
     assert info["markers"] == [(0.0, "bar 4 reconstructed"), (4.0, "bar 5 reconstructed")]
     out = commands.run(EchoClient(), "traverse", commands.Options(midi=str(source), out=str(tmp_path / "tr.mid"),
-                                                                   bars=[2], control=1, values=[-1.5, 0.0, 1.5]))
+                                                                   bar_numbers=[2], control=1, values=[-1.5, 0.0, 1.5]))
     info = read_back(out["out"])
     assert info["qpm"] == [100.0] and info["track_names"] == ["Flute"]
     assert [m for _, m in info["markers"]] == ["bar 2: control 1 = -1.5", "bar 2: control 1 = +0.0",
@@ -112,7 +112,7 @@ def test_client_reads_every_registered_format(tmp_path):
     abc.write_text("X:1\nT:Scale\nM:4/4\nL:1/4\nK:C\nCDEF|GABc|\n")
     out = commands.run(EchoClient(), "reconstruct", commands.Options(midi=str(abc), out=str(tmp_path / "abc.mid")))
     assert out["measures"] == 2 and [m for _, m in read_back(out["out"])["markers"]] == [
-        "bar 0 reconstructed", "bar 1 reconstructed"]
+        "bar 1 reconstructed", "bar 2 reconstructed"]
     xml = tmp_path / "tune.musicxml"
     from music21 import converter
     converter.parse(str(abc)).write("musicxml", fp=str(xml))
@@ -148,7 +148,7 @@ def test_explorer_upload_of_a_humanised_file_reports_its_style_and_quantisation(
 
     humanised_midi(tmp_path / "played.mid", bpm=100.0, bpm_after=100.0)
     result = read_upload("played.mid", (tmp_path / "played.mid").read_bytes(), VOCAB)
-    assert result["bars"] == list(range(9)) and result["skipped"] == {}
+    assert result["bar_numbers"] == list(range(9)) and result["skipped"] == {}   # the pickup is bar 0
     assert result["style"] == {"qpm": 100.0, "numerator": 4, "denominator": 4, "program": 73, "track_name": "Flute"}
     assert 0 < result["quantisation"]["max_error"] <= 0.034 and result["quantisation"]["off_grid_onsets"] == 0
     style = SourceStyle.from_dict(result["style"])           # what /api/midi gets back from the page

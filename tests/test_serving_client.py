@@ -29,12 +29,12 @@ def midi_file(tmp_path):
 def test_midi_round_trip_bars_and_transposition(midi_file, tmp_path):
     path, tokens = midi_file
     np.testing.assert_array_equal(music_io.read_file(path, VOCAB).tokens, tokens)
-    np.testing.assert_array_equal(music_io.read_file(path, VOCAB, bars=[1]).tokens, tokens[1:])
+    np.testing.assert_array_equal(music_io.read_file(path, VOCAB, bar_numbers=[2]).tokens, tokens[1:])
     high = Vocabulary(70, 96)  # the melody (59..72) does not fit: moved up by an octave
     moved = music_io.read_file(path, high).tokens
     assert high.decode(moved[0])[0] == 72
-    with pytest.raises(music_io.MusicFileError, match="bar 5 is not a usable 4/4 measure; usable bars: 0-1"):
-        music_io.read_file(path, VOCAB, bars=[5])
+    with pytest.raises(music_io.MusicFileError, match="bar 5 is not a usable 4/4 measure; usable bars: 1-2"):
+        music_io.read_file(path, VOCAB, bar_numbers=[5])
     with pytest.raises(music_io.MusicFileError, match="shifted by 30 leave the model.s range"):
         music_io.read_file(path, VOCAB, transpose=30)
     with pytest.raises(music_io.MusicFileError, match="no such file"):
@@ -66,7 +66,7 @@ def test_every_verb_on_a_local_export(model_name, local_model, midi_file, tmp_pa
     np.testing.assert_allclose(encoded["z_mean"], client.encode(tokens)["z_mean"], rtol=1e-6)
     out = run("decode", z=str(tmp_path / "z.json"), out=str(tmp_path / "dec.mid"))
     assert out["measures"] == 2 and os.path.getsize(out["out"]) > 0
-    out = run("traverse", midi=path, bars=[0], control=1, values=[-1.0, 0.0, 1.0], out=str(tmp_path / "tr.mid"))
+    out = run("traverse", midi=path, bar_numbers=[1], control=1, values=[-1.0, 0.0, 1.0], out=str(tmp_path / "tr.mid"))
     assert np.asarray(out["attributes"]).shape == (1, 3, 4)
     out = run("sample", num=3, seed=5, out=str(tmp_path / "s.mid"))
     assert out["measures"] == 3

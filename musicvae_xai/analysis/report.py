@@ -110,11 +110,11 @@ class _Analysis:
         if not len(test) and opt.input_file is None:
             raise AnalysisError(f"the {opt.split} split of dataset {self.config.dataset} has no measures")
         if opt.input_file is not None:
-            bars = None if opt.input_bar is None else [opt.input_bar]
-            start = self.ex.encode_file(opt.input_file, bars=bars)
+            numbers = None if opt.input_bar_number is None else [opt.input_bar_number]
+            start = self.ex.encode_file(opt.input_file, bar_numbers=numbers)
             start = Encoding(start.tokens[:1], start.z[:1], start.z_mean[:1], start.z_scale[:1],
                              None if start.controls is None else start.controls[:1], start.source)
-            bar = int(start.source.bars[0])
+            bar = int(start.source.bar_numbers[0])
             origin = f"bar {bar} of {os.path.basename(opt.input_file)}"
         else:
             i = pick_measure(test, self.ex.vocabulary, opt.seed)

@@ -4,10 +4,10 @@ musicvae_xai.cli.serve_client``, or the older ``python -m musicvae_xai.serving.c
 T is ``host:port`` (gRPC, e.g. ``localhost:8500``), ``http://host:port`` (REST, e.g.
 ``http://localhost:8501``) or an export folder (run in-process). Verbs:
 
-  reconstruct --midi=in.mid --out=out.mid [--bars=0,1]
+  reconstruct --midi=in.mid --out=out.mid [--bar_numbers=1,2]
   encode      --midi=in.mid [--out=z.json]
   decode      --z=z.json --out=out.mid [--controls=c.json]   (controls: adversarial model)
-  traverse    --midi=in.mid --bars=0 --control=2 --values=-2,0,2 --out=sweep.mid
+  traverse    --midi=in.mid --bar_numbers=1 --control=2 --values=-2,0,2 --out=sweep.mid
   sample      --num=4 --seed=0 --out=samples.mid
   metadata    [--out=meta.json]
 
@@ -38,7 +38,7 @@ flags.DEFINE_integer("version", None, "Model version (default: the server's newe
 flags.DEFINE_float("timeout", 30.0, "Deadline of the whole call in seconds (metadata fetch and retries included).")
 flags.DEFINE_integer("retries", 3, "Retries while the server is unavailable.")
 flags.DEFINE_enum("format", "row", ["row", "columnar"], "REST request format.")
-settings.define_flags(commands.Options)  # --midi, --out, --bars, --values, ... (declared in commands.Options)
+settings.define_flags(commands.Options)  # --midi, --out, --bar_numbers, --values, ... (declared in commands.Options)
 
 
 def main(argv) -> None:

@@ -244,7 +244,8 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list, problems: list = ()
 
     Pieces sharing a melody (``grouping``) go to the split of their group. Returns {"arrays":
     {f"{kind}_{split}": array}, "pieces": [piece records], "splits": {piece id: split}, "stats":
-    dict, "skipped_files": [records]}; kinds: tokens int32 [N, 24] (ids of ``cfg.vocabulary``),
+    dict, "skipped_files": [records]}; a piece record holds its "title" from the file's metadata ('' if
+    none); kinds: tokens int32 [N, 24] (ids of ``cfg.vocabulary``),
     piece int32 [N] (index into pieces), shift int8 [N] (semitones of transposition). problems:
     ``scan``'s unreadable entries, counted under their reasons.
     """
@@ -255,7 +256,7 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list, problems: list = ()
     per_source = collections.OrderedDict()
     for p in problems:
         per_source.setdefault(p["source"], _source_stats())
-    kept = []  # (source name, piece id, in-range measures, fingerprints)
+    kept = []  # (source name, piece id, in-range measures, fingerprints, title)
     files_parsed = pieces_total = 0
     for (source, folder, rel, _), r in zip(tasks, results, strict=False):
         src = per_source.setdefault(source.name, _source_stats())
@@ -282,16 +283,16 @@ def assemble(cfg: DatasetConfig, tasks: list, results: list, problems: list = ()
             if (~ok).sum():
                 skipped[representation.OUT_OF_PITCH_RANGE] += int((~ok).sum())
             if ok.any():
-                kept.append((source.name, p.piece_id, measures[ok], grouping.fingerprints(measures)))
+                kept.append((source.name, p.piece_id, measures[ok], grouping.fingerprints(measures), p.title))
     ids = [k[1] for k in kept]
     groups = grouping.group_pieces(ids, [k[3] for k in kept])
     per_split = {s: {"tokens": [], "piece": [], "shift": []} for s in SPLITS}
     pieces, splits = [], {}
-    for (source_name, piece_id, measures, keys), group in zip(kept, groups, strict=False):
+    for (source_name, piece_id, measures, keys, title), group in zip(kept, groups, strict=False):
         split = split_of(group, cfg.split, cfg.split_seed)
         shifts = transpositions(measures, cfg) if split == "train" else [0]
         index = len(pieces)
-        pieces.append({"id": piece_id, "source": source_name, "split": split, "group": group,
+        pieces.append({"id": piece_id, "title": title, "source": source_name, "split": split, "group": group,
                        "fingerprinted": bool(keys), "measures": int(len(measures)),
                        "shifts": [int(shifts[0]), int(shifts[-1])]})
         splits[piece_id] = split

@@ -13,7 +13,9 @@ too slow):
   requested attributes, token confidence
 * ``POST /api/surface``        {z, controls, x, y, grid} -> attribute surface over controls x, y
 * ``GET  /api/distribution``   ?x=&y=&bins= -> training-data histogram over controls x, y
-* ``POST /api/upload``         multipart ``file`` (MIDI/MusicXML/ABC, size-limited) -> its measures
+* ``POST /api/upload``         multipart ``file`` (MIDI/MusicXML/ABC, size-limited), optional field
+  ``legato`` (1 default, 0: played MIDI read as played) -> its title, bar numbers, measures, style and
+  quantisation (``explorer.data.read_upload``)
 * ``POST /api/midi``           {tokens [M][24], qpm} -> ``audio/midi`` attachment
 
 No request names a server-side path: seeds are indexed, files arrive as bytes.
@@ -186,7 +188,11 @@ def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DE
         file = request.files.get("file")
         if file is None:
             raise UploadError("send the file as multipart form field 'file'")
-        result = read_upload(file.filename or "", file.read(), explorer.vocab, allow_cut_time=allow_cut_time)
+        legato = request.form.get("legato", "1").strip().lower()
+        if legato not in ("0", "1", "false", "true"):
+            raise UploadError(f"legato must be 1 or 0 (true or false), got {legato[:20]!r}")
+        result = read_upload(file.filename or "", file.read(), explorer.vocab, allow_cut_time=allow_cut_time,
+                             legato=legato in ("1", "true"))
         result["measures"] = explorer.measure(result.pop("tokens"))
         return jsonify(result)
 

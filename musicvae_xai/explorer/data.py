@@ -35,9 +35,9 @@ class UploadError(ValueError):
 
 @dataclasses.dataclass
 class MusicData:
-    """name: where the seeds come from (e.g. "embedded, test split"); pieces: [{"id", "tokens" int32
-    [M, 24]}] seed measures grouped by piece; train: int32 [N, 24] a sample of the training split
-    (pad backgrounds and the attribute calibration)."""
+    """name: where the seeds come from (e.g. "embedded, test split"); pieces: [{"id", "title" (from the
+    file's metadata, '' if none), "tokens" int32 [M, 24]}] seed measures grouped by piece; train: int32
+    [N, 24] a sample of the training split (pad backgrounds and the attribute calibration)."""
 
     name: str
     pieces: list
@@ -45,12 +45,14 @@ class MusicData:
 
     def seed_json(self) -> dict:
         return {"name": self.name,
-                "pieces": [{"id": p["id"], "title": piece_title(p["id"]), "tokens": p["tokens"].tolist()}
+                "pieces": [{"id": p["id"], "title": p.get("title") or piece_title(p["id"]),
+                            "tokens": p["tokens"].tolist()}
                            for p in self.pieces]}
 
 
 def piece_title(piece_id: str) -> str:
-    """'oneills1850_common_time_1 #0 X3' for 'embedded/oneills1850_common_time_1.abc#0:X3'."""
+    """What to call a piece without a title of its own: its file name,
+    'oneills1850_common_time_1 #0 X3' for 'embedded/oneills1850_common_time_1.abc#0:X3'."""
     base = piece_id.rsplit("/", 1)[-1]
     name, _, rest = base.partition("#")
     name = os.path.splitext(name)[0]
@@ -97,7 +99,8 @@ def load_music_data(config: Optional[dict], vocab: Vocabulary, cache_dir: Option
         rows = tokens[(piece_of == p) & (shifts == 0)][:max_measures_per_piece]  # as written
         if not len(rows):
             continue
-        pieces.append({"id": str(records[p]["id"]), "tokens": np.asarray(rows, np.int32)})
+        pieces.append({"id": str(records[p]["id"]), "title": str(records[p].get("title") or ""),
+                       "tokens": np.asarray(rows, np.int32)})
         if len(pieces) >= max_pieces:
             break
     train = np.asarray(built.tokens("train"), np.int32)
@@ -108,11 +111,15 @@ def load_music_data(config: Optional[dict], vocab: Vocabulary, cache_dir: Option
     return MusicData(name=f"{wanted.name}, {split} split", pieces=pieces, train=train)
 
 
-def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: bool = False) -> dict:
-    """An uploaded MIDI/MusicXML/ABC file -> {"name", "bars" [M], "tokens" int32 [M, 24] (model ids),
-    "shift" semitones (or "per measure"), "skipped" {reason: bars}, "style" (tempo, time signature,
-    program, track name: send it back to ``/api/midi`` to keep them), "quantisation" (mean/max onset
-    error in beats of played MIDI, else None)}, through ``music_io.read_file`` (at most
+def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: bool = False,
+                legato: bool = True) -> dict:
+    """An uploaded MIDI/MusicXML/ABC file -> {"name" (file name), "title" (from the file's metadata,
+    else its name), "bar_numbers" [M] (as a score numbers the bars: the first complete bar is 1, a
+    pickup 0), "tokens" int32 [M, 24] (model ids), "shift" semitones (or "per measure"), "skipped"
+    {reason: bars}, "style" (tempo, time signature, program, track name: send it back to
+    ``/api/midi`` to keep them), "quantisation" (mean/max onset error in beats of played MIDI and the
+    notes the legato fill lengthened, ``readers.common.Quantisation.to_dict``; None for notation)},
+    through ``music_io.read_file`` with ``legato`` (at most
     ``MAX_UPLOAD_MEASURES``, each measure transposed on its own when they do not fit together).
     Raises UploadError.
 
@@ -131,12 +138,13 @@ def read_upload(filename: str, data: bytes, vocab: Vocabulary, allow_cut_time: b
         with open(path, "wb") as f:
             f.write(data)
         try:
-            measures = music_io.read_file(path, vocab, allow_cut_time=allow_cut_time,
+            measures = music_io.read_file(path, vocab, allow_cut_time=allow_cut_time, legato=legato,
                                           max_measures=MAX_UPLOAD_MEASURES, per_measure=True)
         except music_io.MusicFileError as e:
             raise UploadError(str(e).replace(path, name)) from None
         except Exception as e:  # noqa: BLE001 - a parser's unexpected failure on a bad file
             raise UploadError(f"{name}: not a readable {UPLOAD_TYPES[ext]} file ({type(e).__name__})") from None
-    return {"name": name, "bars": [int(b) for b in measures.bars], "tokens": measures.tokens,
+    return {"name": name, "title": measures.title or name,
+            "bar_numbers": [int(b) for b in measures.bar_numbers], "tokens": measures.tokens,
             "shift": measures.shift, "skipped": measures.skipped, "style": measures.style.to_dict(),
             "quantisation": measures.quantisation.to_dict() if measures.quantisation is not None else None}

@@ -51,7 +51,8 @@ class SiteError(ValueError):
 
 
 def _examples(vocab) -> list:
-    """[{"title", "bars", "tokens" [M][24]}]: the first bars of the embedded tunes, in ``vocab``."""
+    """[{"title", "bar_numbers", "tokens" [M][24]}]: the first bars of the embedded tunes, in ``vocab``
+    (titled by their ``T:`` field, else their file name; bars numbered as a score numbers them)."""
     from musicvae_xai.explain import read_source
     from musicvae_xai.representation import FULL_RANGE, fit_transposition, sequence_to_measures
 
@@ -60,14 +61,16 @@ def _examples(vocab) -> list:
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".abc") or len(out) >= EXAMPLE_TUNES:
             continue
-        cut = sequence_to_measures(read_source(os.path.join(folder, name)).sequence)
+        result = read_source(os.path.join(folder, name))
+        cut = sequence_to_measures(result.sequence)
         measures = cut.measures[:EXAMPLE_BARS]
         try:
             tokens = vocab.translate(measures, FULL_RANGE, fit_transposition(measures, vocab))
         except ValueError:
             continue
-        out.append({"title": os.path.splitext(name)[0].replace("_", " "),
-                    "bars": [int(b) for b in cut.bar_index[:EXAMPLE_BARS]], "tokens": tokens.tolist()})
+        out.append({"title": result.title or os.path.splitext(name)[0].replace("_", " "),
+                    "bar_numbers": [int(b) + result.first_bar for b in cut.bar_index[:EXAMPLE_BARS]],
+                    "tokens": tokens.tolist()})
     return out
 
 

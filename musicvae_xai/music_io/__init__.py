@@ -4,10 +4,12 @@ melody -> measures -> bar choice -> transposition into a vocabulary's range -> `
 """
 
 from musicvae_xai.music_io.reading import (  # noqa: F401
+    BARS_RENAMED,
     PER_MEASURE,
     SKIP_TEXT,
     FileMeasures,
     MusicFileError,
+    check_read_options,
     choose_bars,
     fit_shift,
     measures_of,

@@ -5,11 +5,15 @@ the serving client's ``--midi`` input, the analysis's ``--input_file``):
 
     any registered single-file format (``readers.registry``)  -> melody NoteSequence  (``read_source``)
     -> measures int [M, 24] in ``FULL_RANGE`` ids, skipped bars counted   (``sequence_to_measures``)
-    -> the bars asked for, at most ``max_measures``                        (``choose_bars``)
+    -> the bar numbers asked for, at most ``max_measures``                 (``choose_bars``)
     -> a transposition into the model's pitch range                       (``fit_shift``)
     -> ``FileMeasures``: tokens int32 [M, 24] in the model's ids          (``read_file``)
 
 Every failure is a ``MusicFileError`` whose message is one line naming the path and the reason.
+
+Bars are numbered as a score prints them: the first complete bar is bar 1, a pickup (anacrusis)
+before it is bar 0 (``readers.common.first_bar_number``). The API takes and gives these numbers
+(``bar_numbers``); 0-based positions (``MeasureExtraction.bar_index``) stay inside.
 """
 
 from __future__ import annotations
@@ -37,30 +41,52 @@ class MusicFileError(ValueError):
     """A music file that cannot be turned into measures; one line naming the path and the reason."""
 
 
+#: What a caller of the former 0-based ``bars=`` argument is told.
+BARS_RENAMED = ("bars= (0-based positions) is now bar_numbers=, the numbers a score prints (the first "
+                "complete bar is 1, a pickup 0): bars=[4] of a piece without a pickup is bar_numbers=[5]")
+
+
+def check_read_options(extra: dict) -> None:
+    """Raises TypeError for keyword arguments ``read_file`` does not take, ``BARS_RENAMED`` for ``bars``."""
+    if "bars" in extra:
+        raise TypeError(BARS_RENAMED)
+    if extra:
+        raise TypeError(f"unexpected keyword argument {sorted(extra)[0]!r}")
+
+
 @dataclasses.dataclass
 class FileMeasures:
     """The usable 4/4 measures of an input file: tokens int32 [M, 24] (model ids, transposed by
-    ``shift`` semitones, or ``PER_MEASURE``), bars int32 [M] (0-based bar of each in the piece),
-    skipped {reason: bars}, the input's ``SourceStyle`` and its ``Quantisation`` (None for notated
-    input)."""
+    ``shift`` semitones, or ``PER_MEASURE``), bar_numbers int32 [M] (each measure's bar number as a
+    score prints it: the first complete bar is 1, a pickup 0), skipped {reason: bars}, the input's
+    ``SourceStyle``, its ``Quantisation`` (None for notated input) and its title from the file's
+    own metadata ('' when it has none)."""
 
     path: str
     tokens: np.ndarray
-    bars: np.ndarray
+    bar_numbers: np.ndarray
     shift: Union[int, str]
     skipped: dict
     style: SourceStyle = dataclasses.field(default_factory=SourceStyle)
     quantisation: Optional[Quantisation] = None
+    title: str = ""
+
+    @property
+    def name(self) -> str:
+        """What to call the piece: its title, else its file name."""
+        return self.title or os.path.basename(self.path)
 
 
 def read_source(path: Union[str, os.PathLike], track: Union[str, int, None] = None,
-                part_name: str = MELODY_PART, tune: int = 0) -> ReadResult:
+                part_name: str = MELODY_PART, tune: int = 0, legato: bool = True) -> ReadResult:
     """The melody of a single file in any registered format (chosen by its extension), with what the
     reader measured: a ``readers.ReadResult`` (tempo-normalised sequence, quantisation error of played
     MIDI, the source's style).
 
     track (MIDI): the melody track (None = all tracks, highest note wins); part_name (MusicXML): the
-    melody part (else the first part); tune (ABC): index of the tune in the file. Raises
+    melody part (else the first part); tune (ABC): index of the tune in the file; legato (played
+    MIDI): read a note released shortly before the next onset as lasting until it
+    (``readers.common.LEGATO_GAP``; False: as played). Raises
     MusicFileError for a missing, unsupported or unreadable file; files over the per-file limits
     (``readers.limits``) name the limit.
     """
@@ -75,7 +101,7 @@ def read_source(path: Union[str, os.PathLike], track: Union[str, int, None] = No
         raise MusicFileError(f"{path}: unsupported file type {ext or '(none)'!r}; expected one of "
                              f"{', '.join(sorted(reader_registry.extension_map()))}")
     try:
-        return fmt.function("read_one")(path, track=track, part_name=part_name, tune=tune)
+        return fmt.function("read_one")(path, track=track, part_name=part_name, tune=tune, legato=legato)
     except LookupError as e:  # a tune number past the end of a tunebook
         raise MusicFileError(f"{path}: {e.args[0] if e.args else e}") from None
     except ReaderError as e:
@@ -108,18 +134,19 @@ def ranges(values) -> str:
     return ", ".join(parts)
 
 
-def choose_bars(measures: np.ndarray, bar_index: np.ndarray, bars: Optional[Sequence[int]]) -> tuple:
-    """(measures [K, 24], bar_index [K]) of the 0-based bars ``bars``, in the order given (None: all).
+def choose_bars(measures: np.ndarray, numbers: np.ndarray, bar_numbers: Optional[Sequence[int]]) -> tuple:
+    """(measures [K, 24], numbers [K]) of the bars numbered ``bar_numbers`` (as a score prints them),
+    in the order given (None: all); ``numbers`` int [M] are the bar numbers of ``measures``.
 
     Raises ValueError (one line, without a path) naming the first bar that is not usable."""
-    if bars is None:
-        return measures, bar_index
-    where = {int(b): i for i, b in enumerate(bar_index)}
-    missing = [int(b) for b in bars if int(b) not in where]
+    if bar_numbers is None:
+        return measures, numbers
+    where = {int(b): i for i, b in enumerate(numbers)}
+    missing = [int(b) for b in bar_numbers if int(b) not in where]
     if missing:
-        raise ValueError(f"bar {missing[0]} is not a usable 4/4 measure; usable bars: {ranges(bar_index)}")
-    keep = [where[int(b)] for b in bars]
-    return measures[keep], bar_index[keep]
+        raise ValueError(f"bar {missing[0]} is not a usable 4/4 measure; usable bars: {ranges(numbers)}")
+    keep = [where[int(b)] for b in bar_numbers]
+    return measures[keep], numbers[keep]
 
 
 def fit_shift(measures: np.ndarray, vocab: Vocabulary, transpose: Union[int, str] = "auto") -> int:
@@ -145,7 +172,7 @@ def _fit_each(measures: np.ndarray, bar_index: np.ndarray, vocab: Vocabulary, sk
     return np.stack(rows), bar_index[keep]
 
 
-def measures_of(result: ReadResult, path: str, vocab: Vocabulary, bars: Optional[Sequence[int]] = None,
+def measures_of(result: ReadResult, path: str, vocab: Vocabulary, *, bar_numbers: Optional[Sequence[int]] = None,
                 transpose: Union[int, str] = "auto", allow_cut_time: bool = False,
                 max_measures: Optional[int] = None, per_measure: bool = False) -> FileMeasures:
     """The measures of what a reader made of ``path`` (see ``read_file`` for the options)."""
@@ -154,7 +181,8 @@ def measures_of(result: ReadResult, path: str, vocab: Vocabulary, bars: Optional
     if not len(extraction.measures):
         raise MusicFileError(f"{path}: {no_measure_message(skipped, result.quantisation)}")
     try:
-        measures, bar_index = choose_bars(extraction.measures, extraction.bar_index, bars)
+        numbers = extraction.bar_index + int(result.first_bar)  # position in the sequence -> score number
+        measures, bar_index = choose_bars(extraction.measures, numbers, bar_numbers)
         if max_measures is not None:
             measures, bar_index = measures[:max_measures], bar_index[:max_measures]
         try:
@@ -167,24 +195,30 @@ def measures_of(result: ReadResult, path: str, vocab: Vocabulary, bars: Optional
     except ValueError as e:
         raise MusicFileError(f"{path}: {e}") from None
     return FileMeasures(path, np.asarray(tokens, np.int32).reshape(len(bar_index), -1),
-                        np.asarray(bar_index, np.int32), shift, skipped, result.style, result.quantisation)
+                        np.asarray(bar_index, np.int32), shift, skipped, result.style, result.quantisation,
+                        result.title)
 
 
-def read_file(path: Union[str, os.PathLike], vocab: Vocabulary, bars: Optional[Sequence[int]] = None,
+def read_file(path: Union[str, os.PathLike], vocab: Vocabulary, *, bar_numbers: Optional[Sequence[int]] = None,
               transpose: Union[int, str] = "auto", track: Union[str, int, None] = None,
               part_name: str = MELODY_PART, tune: int = 0, allow_cut_time: bool = False,
-              max_measures: Optional[int] = None, per_measure: bool = False) -> FileMeasures:
-    """The usable 4/4 measures of a file's melody in ``vocab``'s ids, with the file's style and
-    quantisation error.
+              max_measures: Optional[int] = None, per_measure: bool = False, legato: bool = True,
+              **removed) -> FileMeasures:
+    """The usable 4/4 measures of a file's melody in ``vocab``'s ids, with the file's style, title
+    and quantisation error.
 
-    bars: 0-based bar indices to keep (default: every usable bar), in the order given; max_measures:
+    bar_numbers: the bars to keep, numbered as a score prints them (the first complete bar is 1, a
+    pickup before it 0; default: every usable bar), in the order given; max_measures:
     keep at most this many (the first); transpose: semitones to shift by, or ``"auto"``: no shift when
     the measures fit the pitch range, else the smallest whole-octave shift that fits, else the
     smallest semitone shift; per_measure (with "auto"): when they do not fit together, transpose each
     measure on its own and count those that fit under no shift as skipped ``out_of_pitch_range``.
-    track, part_name, tune: which melody of the file (``read_source``); allow_cut_time: admit 2/2
-    bars. Raises MusicFileError (one line naming the path).
+    track, part_name, tune: which melody of the file (``read_source``); legato: the legato fill of
+    played MIDI (``read_source``); allow_cut_time: admit 2/2 bars. Raises MusicFileError (one line
+    naming the path); TypeError for the former ``bars=`` (``BARS_RENAMED``).
     """
+    check_read_options(removed)
     path = os.fspath(path)
-    return measures_of(read_source(path, track=track, part_name=part_name, tune=tune), path, vocab, bars,
-                       transpose, allow_cut_time, max_measures, per_measure)
+    return measures_of(read_source(path, track=track, part_name=part_name, tune=tune, legato=legato), path, vocab,
+                       bar_numbers=bar_numbers, transpose=transpose, allow_cut_time=allow_cut_time,
+                       max_measures=max_measures, per_measure=per_measure)

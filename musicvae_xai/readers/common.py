@@ -83,14 +83,28 @@ class SourceStyle:
 class ReadResult:
     """What a reader made of one file: the melody NoteSequence (tempo-normalised), how far its notes
     were from the grid (``Quantisation``; None for notated sources, which are on the grid by
-    construction) and the ``SourceStyle`` a writer should give music made from it."""
+    construction), the ``SourceStyle`` a writer should give music made from it, and ``first_bar``:
+    the number a score prints for the sequence's first bar (0 for a pickup, see ``first_bar_number``)."""
 
     sequence: music_pb2.NoteSequence
     quantisation: "Quantisation | None" = None
     style: SourceStyle = dataclasses.field(default_factory=SourceStyle)
+    first_bar: int = 1
 
     def __post_init__(self):
         self.style = self.style.writable()  # what a file claims (any tempo) can always be written back
+
+    @property
+    def title(self) -> str:
+        """The piece's title from the file's own metadata (ABC ``T:``, MusicXML work or movement
+        title, MIDI sequence or first track name); '' when it has none."""
+        return self.sequence.sequence_metadata.title
+
+
+def first_bar_number(bars: Sequence["Bar"]) -> int:
+    """The number a score prints for the first of ``bars``: 0 when it is a pickup (shorter than its
+    time signature; the first complete bar is bar 1), else 1."""
+    return 0 if bars and bars[0].length < bars[0].nominal - 1e-6 else 1
 
 
 class NoteEvent(NamedTuple):
@@ -165,13 +179,27 @@ def _nearest_grid_point(times: np.ndarray) -> np.ndarray:
     return beat + _BEAT_GRID[::-1][np.argmin(dist, axis=-1)]
 
 
+#: Legato fill of played MIDI (``quantise(..., legato=True)``): a note released less than this many
+#: beats before the next onset (on the grid, after snapping) is read as lasting until that onset,
+#: when the gap is also shorter than the note itself. A performer who lifts each note at 70-90% of
+#: its length (a quarter note played as 0.7 beat) means the written note; a rest of half a beat or
+#: more, or one at least as long as the note before it, is a written rest and stays.
+LEGATO_GAP = 0.5
+#: Onsets this close to a tick (beats, 1/192) count as written on the grid: a file whose onsets all
+#: are was written by a sequencer, a notation program or this project, and its rests are read as
+#: written (no legato fill). 1/192 beat is 2.6 ms at 120 bpm, under any player's timing spread.
+GRID_EXACT = 1.0 / 192.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Quantisation:
     """How far a file's notes were from the grid (quarter-note beats, before snapping).
 
     notes: notes quantised; onset_mean/onset_max: mean and largest distance of an onset from its
     nearest tick; offset_mean/offset_max: the same for offsets; off_grid_onsets: onsets further than
-    ``tolerance`` from every tick (left in place, so their bars are skipped as ``off_grid``).
+    ``tolerance`` from every tick (left in place, so their bars are skipped as ``off_grid``);
+    lengthened: notes the legato fill carried to the next onset (``LEGATO_GAP``); legato: whether the
+    fill was asked for (it never applies to a file whose onsets are all on the grid).
     """
 
     notes: int
@@ -181,6 +209,8 @@ class Quantisation:
     offset_max: float
     off_grid_onsets: int
     tolerance: float
+    lengthened: int = 0
+    legato: bool = False
 
     @property
     def mean_error(self) -> float:
@@ -192,13 +222,20 @@ class Quantisation:
         """Largest onset quantisation error in beats."""
         return self.onset_max
 
+    @property
+    def played(self) -> bool:
+        """True when some onset is off the grid by more than ``GRID_EXACT`` (a performance)."""
+        return self.onset_max > GRID_EXACT
+
     def to_dict(self) -> dict:
         return {"notes": self.notes, "mean_error": round(self.onset_mean, 6), "max_error": round(self.onset_max, 6),
                 "offset_mean_error": round(self.offset_mean, 6), "offset_max_error": round(self.offset_max, 6),
-                "off_grid_onsets": self.off_grid_onsets, "tolerance": self.tolerance}
+                "off_grid_onsets": self.off_grid_onsets, "tolerance": self.tolerance,
+                "lengthened_notes": self.lengthened, "legato": self.legato}
 
 
-def quantise(start: np.ndarray, end: np.ndarray, tolerance: float = ONSET_TOLERANCE) -> tuple:
+def quantise(start: np.ndarray, end: np.ndarray, tolerance: float = ONSET_TOLERANCE,
+             legato: bool = False) -> tuple:
     """Snaps played notes onto the 24-tick grid, the way note-seq's ``quantize_note_sequence`` does,
     on this project's non-uniform grid (times in beats from a bar line, float64 [N] each).
 
@@ -208,12 +245,15 @@ def quantise(start: np.ndarray, end: np.ndarray, tolerance: float = ONSET_TOLERA
     Legato played with a slight overlap is kept monophonic: an offset that runs past the next later
     onset by at most ``tolerance`` is cut at that onset (note-seq has no such rule; without it, every
     overlapped note would make its bar ``polyphonic``).
+    legato: when some onset is more than ``GRID_EXACT`` off the grid (played timing), a snapped note
+    whose snapped gap to the next snapped onset is shorter than ``LEGATO_GAP`` and than the note
+    itself is lengthened to that onset (``legato_fill``); the count is ``Quantisation.lengthened``.
     Returns ``(start, end, Quantisation)``, the times as float64 [N].
     """
     start = np.asarray(start, dtype=np.float64)
     end = np.asarray(end, dtype=np.float64)
     if not len(start):
-        return start, end, Quantisation(0, 0.0, 0.0, 0.0, 0.0, 0, float(tolerance))
+        return start, end, Quantisation(0, 0.0, 0.0, 0.0, 0.0, 0, float(tolerance), 0, bool(legato))
     on_grid = _nearest_grid_point(start)
     on_err = np.abs(on_grid - start)
     snap = on_err <= tolerance
@@ -229,9 +269,28 @@ def quantise(start: np.ndarray, end: np.ndarray, tolerance: float = ONSET_TOLERA
     # a cut offset ends exactly at the (snapped) onset that cut it
     cut_at = np.where(overlap, _nearest_grid_point(np.where(np.isfinite(following), following, 0.0)), np.inf)
     new_end = np.where(overlap & (cut_at > new_start + _EPS), np.minimum(new_end, cut_at), new_end)
+    lengthened = 0
+    if legato and float(on_err.max()) > GRID_EXACT:
+        new_end, lengthened = legato_fill(new_start, new_end, snap)
     report = Quantisation(len(start), float(on_err.mean()), float(on_err.max()), float(off_err.mean()),
-                          float(off_err.max()), int((~snap).sum()), float(tolerance))
+                          float(off_err.max()), int((~snap).sum()), float(tolerance), lengthened, bool(legato))
     return new_start, new_end, report
+
+
+def legato_fill(start: np.ndarray, end: np.ndarray, on_grid: np.ndarray, gap: float = LEGATO_GAP) -> tuple:
+    """Lengthens each note to the next later onset when the silence between them is shorter than
+    ``gap`` beats and shorter than the note (times in beats, float64 [N]; on_grid bool [N]: onsets
+    that were snapped; only notes whose onset and next onset both were are changed).
+    Returns ``(end float64 [N], number of notes lengthened)``."""
+    onsets, first = np.unique(start, return_index=True)
+    k = np.searchsorted(onsets, start + _EPS, side="left")
+    has_next = k < len(onsets)
+    following = np.append(onsets, np.inf)[k]
+    next_on_grid = np.append(on_grid[first], False)[k]
+    silence = following - end
+    fill = (has_next & on_grid & next_on_grid & (silence > _EPS) & (silence < gap - _EPS)
+            & (silence < end - start - _EPS))
+    return np.where(fill, following, end), int(fill.sum())
 
 
 def next_grid_point(times: np.ndarray) -> np.ndarray:
@@ -274,21 +333,24 @@ def skyline(notes: Sequence[NoteEvent], mode: str) -> list[NoteEvent]:
 
 def make_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id: str = "",
                   snap_tolerance: float | None = None, chords: str = "none",
-                  title: str = "") -> music_pb2.NoteSequence:
+                  title: str = "", legato: bool = False) -> music_pb2.NoteSequence:
     """Builds the tempo-normalised melody NoteSequence of a piece (``build_sequence`` without its
     quantisation report)."""
     return build_sequence(notes, bars, piece_id=piece_id, snap_tolerance=snap_tolerance, chords=chords,
-                          title=title)[0]
+                          title=title, legato=legato)[0]
 
 
 def build_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id: str = "",
-                   snap_tolerance: float | None = None, chords: str = "none", title: str = "") -> tuple:
+                   snap_tolerance: float | None = None, chords: str = "none", title: str = "",
+                   legato: bool = False) -> tuple:
     """Builds the tempo-normalised melody NoteSequence of a piece; returns ``(sequence, Quantisation
     or None)``.
 
     notes: melody notes in beats (any order); bars: the written bars, in order (see ``layout_bars``);
     snap_tolerance: if given, the notes are quantised with ``quantise`` (onset tolerance in beats)
-    after the pickup shift, so the grid is the bar's grid; chords: see ``skyline``.
+    after the pickup shift, so the grid is the bar's grid; legato: with ``snap_tolerance``, read
+    notes of played timing as lasting until the next onset when released shortly before it
+    (``quantise``); chords: see ``skyline``; title: the sequence's ``sequence_metadata.title``.
     Notes that end up shorter than zero length or before the first bar are dropped. Raises
     ``ReaderError('no_notes')`` if nothing is left, ``ReaderError('too_long')`` past
     ``limits.MAX_BEATS``.
@@ -304,7 +366,7 @@ def build_sequence(notes: Iterable[NoteEvent], bars: Sequence[Bar], *, piece_id:
     end = np.array([n.end for n in notes], dtype=np.float64) + shift
     report = None
     if snap_tolerance is not None:
-        start, end, report = quantise(start, end, snap_tolerance)
+        start, end, report = quantise(start, end, snap_tolerance, legato=legato)
     keep = (end > start + _EPS) & (start >= -1e-4) & (pitch >= 0) & (pitch <= 127)
     shifted = [NoteEvent(int(p), max(0.0, float(s)), float(e))
                for p, s, e, k in zip(pitch, start, end, keep, strict=False) if k]

@@ -29,6 +29,7 @@ from musicvae_xai.readers.common import (
     ReadResult,
     SourceStyle,
     build_sequence,
+    first_bar_number,
     regular_bars,
     snap_to_grid,
 )
@@ -60,6 +61,12 @@ class MidiData:
     time_signatures: list
     tempos: list
     end_tick: int
+
+    @property
+    def title(self) -> str:
+        """The file's title: the sequence name (the first track's name in a type-1 file, the track
+        name of a type-0 file), else the first track name, else ''."""
+        return next((t.name.strip() for t in self.tracks if t.name.strip()), "")
 
     def _no_melody(self) -> ReaderError:
         drums = sum(t.drum_notes for t in self.tracks)
@@ -178,7 +185,7 @@ def _read_track(mtrack, sigs: list, tempos: list) -> tuple:
             if program is None and msg.channel != DRUM_CHANNEL:
                 program = int(msg.program)
         elif kind == "track_name":
-            name = name or str(msg.name)
+            name = name or midi_text(str(msg.name))
         elif kind == "time_signature":
             sigs.append((tick, int(msg.numerator), int(msg.denominator)))
         elif kind == "set_tempo":
@@ -187,6 +194,15 @@ def _read_track(mtrack, sigs: list, tempos: list) -> tuple:
         rows.extend((pitch, on, tick, vel) for on, vel in starts)
     notes = np.array(sorted(rows, key=lambda r: (r[1], -r[0])), dtype=np.int64).reshape(-1, 4)
     return MidiTrack(name, notes, program, drums), tick
+
+
+def midi_text(text: str) -> str:
+    """A MIDI text as written: mido reads it as Latin-1 (the MIDI default); bytes that form UTF-8
+    (what ``music_io.write_midi`` writes for a Cyrillic or Chinese title) are read as UTF-8."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 def ticks_to_seconds(ticks: np.ndarray, data: MidiData) -> np.ndarray:
@@ -240,7 +256,8 @@ def _pickup_signature(bars: list) -> bool:
 
 
 def read_result(path: Union[str, os.PathLike], *, track: Union[str, int, None] = None, chords: str = "none",
-                pickup: bool = False, snap_tolerance: float = SNAP_TOLERANCE, piece_id: str = "") -> ReadResult:
+                pickup: bool = False, snap_tolerance: float = SNAP_TOLERANCE, piece_id: str = "",
+                legato: bool = True) -> ReadResult:
     """Reads the melody of a MIDI file: the tempo-normalised NoteSequence (1 s = 1 quarter beat),
     how far its notes were from the grid (``Quantisation``, beats) and the melody's ``SourceStyle``.
 
@@ -251,7 +268,9 @@ def read_result(path: Union[str, os.PathLike], *, track: Union[str, int, None] =
     at t=0). A file that opens with one bar of a shorter time signature followed by another (a DAW's
     way to write an anacrusis, e.g. 1/4 then 4/4) has that bar read as a pickup of the second.
     snap_tolerance: onsets within this many beats of the grid are snapped onto it, offsets always
-    (``readers.common.quantise``).
+    (``readers.common.quantise``). legato: in a played file (an onset off the grid), a note released
+    shortly before the next onset lasts until it (``readers.common.LEGATO_GAP``); False reads the
+    notes as played. The sequence's title is the file's sequence name (``MidiData.title``).
     Raises ReaderError on unreadable files and files without the melody.
     """
     data = load(path)
@@ -275,15 +294,17 @@ def read_result(path: Union[str, os.PathLike], *, track: Union[str, int, None] =
     elif _pickup_signature(bars):
         bars = [Bar(bars[0].start, bars[0].length, bars[1].numerator, bars[1].denominator)] + bars[1:]
     sequence, quantisation = build_sequence(notes, bars, piece_id=piece_id or str(path),
-                                            snap_tolerance=snap_tolerance, chords=chords)
+                                            snap_tolerance=snap_tolerance, chords=chords, title=data.title,
+                                            legato=legato)
     style = data.style(track, at_tick=int(rows[0][1]))
     if bars[0].start <= notes[0].start < bars[0].start + bars[0].length:  # the signature bars use
         style = dataclasses.replace(style, numerator=bars[0].numerator, denominator=bars[0].denominator)
-    return ReadResult(sequence, quantisation, style)
+    return ReadResult(sequence, quantisation, style, first_bar_number(bars))
 
 
 def read(path: Union[str, os.PathLike], *, track: Union[str, int, None] = None, chords: str = "none",
-         pickup: bool = False, snap_tolerance: float = SNAP_TOLERANCE, piece_id: str = "") -> music_pb2.NoteSequence:
+         pickup: bool = False, snap_tolerance: float = SNAP_TOLERANCE, piece_id: str = "",
+         legato: bool = True) -> music_pb2.NoteSequence:
     """The melody NoteSequence of ``read_result`` (same arguments)."""
     return read_result(path, track=track, chords=chords, pickup=pickup, snap_tolerance=snap_tolerance,
-                       piece_id=piece_id).sequence
+                       piece_id=piece_id, legato=legato).sequence

@@ -14,8 +14,8 @@ import io
 from music21 import meter, stream, tempo
 from note_seq.protobuf import music_pb2
 
-from musicvae_xai.readers.common import (Bar, NoteEvent, ReaderError, ReadResult, SourceStyle, make_sequence,
-                                         regular_bars)
+from musicvae_xai.readers.common import (Bar, NoteEvent, ReaderError, ReadResult, SourceStyle, first_bar_number,
+                                         make_sequence, regular_bars)
 
 
 @contextlib.contextmanager
@@ -67,13 +67,15 @@ def part_style(part: stream.Stream, title: str = "") -> SourceStyle:
 
 
 def part_to_result(part: stream.Stream, *, piece_id: str = "", title: str = "") -> ReadResult:
-    """``part_to_sequence`` with the part's ``SourceStyle`` (no quantisation: notation is on the grid)."""
-    sequence = part_to_sequence(part, piece_id=piece_id, title=title)
+    """``part_to_sequence`` with the part's ``SourceStyle`` (no quantisation: notation is on the grid)
+    and the number of its first bar (0 for a pickup)."""
+    notes, bars = part_notes(part)
+    sequence = make_sequence(notes, bars, piece_id=piece_id, chords="highest", title=title)
     try:
         style = part_style(part, title)
     except Exception:  # noqa: BLE001 - a style is a nicety; never lose a melody over it
         style = SourceStyle(track_name=title)
-    return ReadResult(sequence, None, style)
+    return ReadResult(sequence, None, style, first_bar_number(bars))
 
 
 def part_to_sequence(part: stream.Stream, *, piece_id: str = "", title: str = "") -> music_pb2.NoteSequence:
@@ -81,6 +83,13 @@ def part_to_sequence(part: stream.Stream, *, piece_id: str = "", title: str = ""
 
     Raises ReaderError('no_notes') if the part has no pitched note.
     """
+    notes, bars = part_notes(part)
+    return make_sequence(notes, bars, piece_id=piece_id, chords="highest", title=title)
+
+
+def part_notes(part: stream.Stream) -> tuple:
+    """(notes [NoteEvent] in beats, written bars [Bar]) of one music21 part; raises
+    ReaderError('no_notes') if it has no pitched note."""
     measures = list(part.getElementsByClass(stream.Measure))
     notes: list[NoteEvent] = []
     bars: list[Bar] = []
@@ -110,4 +119,4 @@ def part_to_sequence(part: stream.Stream, *, piece_id: str = "", title: str = ""
         raise ReaderError("no_notes")
     if not bars:
         bars = regular_bars([(0.0, num, den)], max(n.end for n in notes))
-    return make_sequence(notes, bars, piece_id=piece_id, chords="highest", title=title)
+    return notes, bars

@@ -111,8 +111,18 @@ def read(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART,
     return read_result(path, part_name=part_name, piece_id=piece_id).sequence
 
 
+def score_title(score) -> str:
+    """The score's work title, else its movement title (MusicXML ``work-title``, ``movement-title``),
+    else ''."""
+    meta = score.metadata
+    if meta is None:
+        return ""
+    return str(meta.title or meta.movementName or "").strip()
+
+
 def read_result(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART, piece_id: str = "") -> ReadResult:
-    """``read`` with the melody part's ``SourceStyle`` (name, tempo mark, instrument)."""
+    """``read`` with the melody part's ``SourceStyle`` (name, tempo mark, instrument) and the score's
+    title (``score_title``) as the sequence's title."""
     path = os.fspath(path)
     if os.path.getsize(path) == 0:
         raise ReaderError("empty_file")
@@ -131,9 +141,8 @@ def read_result(path: Union[str, os.PathLike], *, part_name: str = MELODY_PART, 
         raise ReaderError("no_melody", "no parts in the score")
     wanted = part_name.strip().lower()
     melody = next((p for p in parts if (p.partName or "").strip().lower() == wanted), parts[0])
-    title = score.metadata.title if score.metadata is not None and score.metadata.title else ""
     try:
-        return part_to_result(melody, piece_id=piece_id or path, title=title or "")
+        return part_to_result(melody, piece_id=piece_id or path, title=score_title(score))
     except ReaderError:
         raise
     except Exception as e:

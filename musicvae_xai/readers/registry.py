@@ -8,11 +8,12 @@ upload check and ``explain`` do) loads no parser (music21, mido) and no TensorFl
   a dataset file -> its pieces (``datasets.sources.parse_file``; ``options`` are the ``Source``'s
   keyword options, ``folder`` the source's folder). A ReaderError *raised* is about the whole file, one
   *returned* about that piece only.
-* ``read_one(path, track=None, part_name=..., tune=0) -> readers.ReadResult``: one melody of a single
-  file given by a person (``music_io.read_file``: the Explainer, the serving client, the explorer's
-  uploads); None for a format that is only read as part of a dataset. A tune number past the end raises
-  ``LookupError``. ABC and MusicXML are parsed in a worker process under a time limit
-  (``readers.isolated``, ``limits.PARSE_SECONDS``).
+* ``read_one(path, track=None, part_name=..., tune=0, legato=True) -> readers.ReadResult``: one melody
+  of a single file given by a person (``music_io.read_file``: the Explainer, the serving client, the
+  explorer's uploads); None for a format that is only read as part of a dataset. ``legato``: read played
+  notes released shortly before the next onset as lasting until it (``readers.common.LEGATO_GAP``;
+  notated formats ignore it). A tune number past the end raises ``LookupError``. ABC and MusicXML are
+  parsed in a worker process under a time limit (``readers.isolated``, ``limits.PARSE_SECONDS``).
 * ``select_files(relpaths) -> relpaths``: which matched files of a dataset folder are pieces (default:
   all of them).
 * ``upload_safe``: the reader applies the per-file limits (``readers.limits``) before any per-beat
@@ -130,9 +131,9 @@ def midi_pieces(path, piece_id: str, folder, options: dict) -> list:
     return _single(midi.read(path, piece_id=piece_id, **options), piece_id)
 
 
-def midi_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0):
+def midi_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0, legato: bool = True):
     from musicvae_xai.readers import midi
-    return midi.read_result(path, track=track, chords="skyline")
+    return midi.read_result(path, track=track, chords="skyline", legato=legato)
 
 
 def musicxml_pieces(path, piece_id: str, folder, options: dict) -> list:
@@ -140,7 +141,7 @@ def musicxml_pieces(path, piece_id: str, folder, options: dict) -> list:
     return _single(musicxml.read(path, piece_id=piece_id, **options), piece_id)
 
 
-def musicxml_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0):
+def musicxml_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0, legato: bool = True):
     """A MusicXML file given by a person, parsed in a worker process under the time limit
     (``readers.isolated``)."""
     from musicvae_xai.readers import isolated, limits
@@ -168,7 +169,7 @@ def abc_pieces(path, piece_id: str, folder, options: dict) -> list:
     return out
 
 
-def abc_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0):
+def abc_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0, legato: bool = True):
     """An ABC file given by a person: the shape of its text checked here (``limits.check_abc``, no
     parser runs), then parsed in a worker process under the time limit (``readers.isolated``)."""
     from musicvae_xai.readers import isolated, limits

@@ -41,7 +41,8 @@ class Options:
     z: Optional[str] = setting(None, "decode: JSON file with z_mean (or z) [B, Z], e.g. written by encode.")
     controls: Optional[str] = setting(None, "decode (a model whose decoder takes controls): JSON with controls or "
                                             "attributes [B, K]; default: the attributes in the --z file.")
-    bars: tuple = setting((), "0-based bar indices of the input file to use (default: every usable bar).")
+    bar_numbers: tuple = setting((), "Bars of the input file to use, numbered as a score prints them (the first "
+                                     "complete bar is 1, a pickup 0; default: every usable bar).")
     control: int = setting(0, "traverse: control index (a latent dim, or a decoder input).")
     values: tuple = setting((-2.0, -1.0, 0.0, 1.0, 2.0), "traverse: values to set the control to.")
     num: int = setting(1, "sample: number of measures.")
@@ -53,7 +54,7 @@ class Options:
 
     def __post_init__(self):
         try:
-            self.bars = tuple(int(b) for b in self.bars)
+            self.bar_numbers = tuple(int(b) for b in self.bar_numbers)
             self.values = tuple(float(v) for v in self.values)
             if self.transpose != "auto":
                 self.transpose = int(self.transpose)
@@ -107,6 +108,16 @@ def _write_json(path: str, payload: dict) -> None:
         f.write("\n")
 
 
+def source_summary(source: music_io.FileMeasures) -> dict:
+    """What the summary of a verb says about its input file: its title (else the file name), the bar
+    numbers used (as a score prints them) and, for played MIDI, the quantisation (onset errors in
+    beats, notes the legato fill lengthened)."""
+    out = {"input": source.name, "bar_numbers": [int(b) for b in source.bar_numbers]}
+    if source.quantisation is not None:
+        out["quantisation"] = source.quantisation.to_dict()
+    return out
+
+
 def run(client: ModelClient, verb: str, options: Options) -> dict:
     """Runs ``verb``; returns a summary (also written to ``--out`` for encode/metadata as JSON)."""
     if verb not in VERBS:
@@ -123,28 +134,31 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
         return summary
     vocab = vocabulary_for(client, options)
     if verb in ("encode", "reconstruct", "traverse"):
-        source = music_io.read_file(_need(options.midi, "midi", verb), vocab, options.bars or None,
-                                    options.transpose)
+        source = music_io.read_file(_need(options.midi, "midi", verb), vocab,
+                                    bar_numbers=options.bar_numbers or None, transpose=options.transpose)
         tokens, style = source.tokens, source.style
     if verb == "encode":
         out = client.encode(tokens)
         payload = {k: v.tolist() for k, v in out.items()}
         if options.out:
             _write_json(options.out, payload)
-        return {"measures": len(tokens), **({"out": options.out} if options.out else payload)}
+        return {"measures": len(tokens), **source_summary(source),
+                **({"out": options.out} if options.out else payload)}
     if verb == "reconstruct":
         recon = client.reconstruct(tokens)["tokens"]
         path = music_io.write_measures(recon, vocab, _need(options.out, "out", verb), options.qpm, style,
-                                      [f"bar {int(b)} reconstructed" for b in source.bars])
-        return {"measures": len(tokens), "token_accuracy": float(np.mean(recon == tokens)), "out": path}
+                                      [f"bar {int(b)} reconstructed" for b in source.bar_numbers])
+        return {"measures": len(tokens), **source_summary(source), "token_accuracy": float(np.mean(recon == tokens)),
+                "out": path}
     if verb == "traverse":
         values = np.asarray(options.values, np.float32)
         out = client.traverse(tokens, int(options.control), values)
         markers = [f"bar {int(b)}: control {int(options.control)} = {music_io.format_value(v)}"
-                   for b in source.bars for v in values]
+                   for b in source.bar_numbers for v in values]
         path = music_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm, style,
                                       markers)
-        return {"measures": len(tokens), "control": int(options.control), "values": values.tolist(),
+        return {"measures": len(tokens), **source_summary(source), "control": int(options.control),
+                "values": values.tolist(),
                 "attributes": out["attributes"].tolist(), "out": path}
     if verb == "decode":
         z = _read_json_array(_need(options.z, "z", verb), ("z_mean", "z"), "the latent codes [B, Z]")

@@ -306,10 +306,12 @@ async function uploadFile(file) {
     const skipped = Object.entries(r.skipped).map(([k, v]) => `${v} ${k.replace(/_/g, " ")}`).join(", ");
     const shift = typeof r.shift === "number" ? (r.shift ? `, transposed ${r.shift > 0 ? "+" : ""}${r.shift} semitones` : "") : ", each measure transposed to fit";
     const style = r.style ? ` at ${Math.round(r.style.qpm)} bpm${r.style.track_name ? ` ("${r.style.track_name}")` : ""}` : "";
+    const held = r.quantisation && r.quantisation.lengthened_notes ? `, ${r.quantisation.lengthened_notes} notes held to the next note` : "";
     const q = r.quantisation && r.quantisation.notes
-      ? `; played timing snapped to the grid (largest shift ${r.quantisation.max_error.toFixed(3)} beat)` : "";
-    info.textContent = `${r.name}: ${r.bars.length} usable 4/4 measure${r.bars.length > 1 ? "s" : ""}${style}${shift}${q}${skipped ? `; skipped: ${skipped}` : ""}.`;
-    fillMeasures($("upload-measure"), r.bars.map((b, i) => [i, `bar ${b + 1}`]));
+      ? `; played timing snapped to the grid (largest shift ${r.quantisation.max_error.toFixed(3)} beat${held})` : "";
+    const named = r.title && r.title !== r.name ? `${r.title} (${r.name})` : r.name;
+    info.textContent = `${named}: ${r.bar_numbers.length} usable 4/4 measure${r.bar_numbers.length > 1 ? "s" : ""}${style}${shift}${q}${skipped ? `; skipped: ${skipped}` : ""}.`;
+    fillMeasures($("upload-measure"), r.bar_numbers.map((b, i) => [i, `bar ${b}`]));
     adoptTempo(r.style ? r.style.qpm : null);
     clearError("upload");
     uploadMeasureChanged();
@@ -331,7 +333,7 @@ function adoptTempo(value) {
 
 function uploadMeasureChanged() {
   const i = Number($("upload-measure").value);
-  useSeed(S.upload.measures.tokens[i], `${S.upload.name}, bar ${S.upload.bars[i] + 1}`, S.upload.style || null);
+  useSeed(S.upload.measures.tokens[i], `${S.upload.title || S.upload.name}, bar ${S.upload.bar_numbers[i]}`, S.upload.style || null);
 }
 
 // -- sound and MIDI -------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ function openSource(index) {
   for (const id of ["bar-select", "phrase-from", "phrase-to"]) {
     const select = $(id);
     select.replaceChildren();
-    source.bars.forEach((b, i) => option(select, i, `bar ${b + 1}`));
+    source.bar_numbers.forEach((b, i) => option(select, i, `bar ${b}`));
   }
   $("phrase-to").value = String(Math.min(source.tokens.length, 4) - 1);
   if (source.style) $("qpm").value = String(Math.round(source.style.qpm));
@@ -217,7 +217,7 @@ async function upload(file) {
       read = readMusicXml(name, await mxlDocument(bytes), view.model.vocabulary, cutTime, MAX_XML_BYTES);
     } else throw new ReadError(`unsupported file type .${ext}; drop a MIDI (.mid, .midi) or MusicXML (.xml, .musicxml, .mxl) file`);
     view.sources = view.sources.filter((s) => !s.upload);
-    view.sources.push({title: `${name} (uploaded)`, upload: true, ...read});
+    view.sources.push({...read, title: `${read.title || name} (uploaded)`, upload: true});
     openSource(view.sources.length - 1);
     const skipped = Object.values(read.skipped).reduce((a, b) => a + b, 0);
     say(`${name}: ${read.tokens.length} bar${read.tokens.length === 1 ? "" : "s"} read` + (skipped ? `, ${skipped} skipped` : "")

@@ -1,13 +1,15 @@
 // Notes -> 24-token measures in the browser, by the rules of the package's readers
 // (musicvae_xai.readers.common and musicvae_xai.representation): bars from the time signatures, a
 // DAW-style pickup bar, played notes snapped to the 24-tick grid (onsets within 1/16 beat, offsets always,
-// slight legato overlaps cut), chords reduced to their top line (skyline), then every 4/4 bar kept or
+// slight legato overlaps cut, notes released shortly before the next onset held to it), chords reduced to their top line (skyline), then every 4/4 bar kept or
 // counted under one skip reason, and the measures moved into the model's pitch range.
 // Times are quarter-note beats. Token ids before the move are of the full MIDI range (0..127, then
 // rest 128, hold 129, start 130, end 131).
 
 export const MEASURE_TICKS = 24;
 export const ONSET_TOLERANCE = 1 / 16;
+export const LEGATO_GAP = 0.5;  // readers.common.LEGATO_GAP
+const GRID_EXACT = 1 / 192;  // readers.common.GRID_EXACT
 export const MAX_BEATS = 32768;
 const EPS = 1e-6;
 const GRID_TOLERANCE = 1e-3;
@@ -36,15 +38,17 @@ function nextGridPoint(t) {
   return beat + BEAT_GRID.find((g) => g > frac + 1e-9);
 }
 
-// readers.common.quantise: notes [{pitch, start, end}] -> snapped copies and {maxError, offGrid}.
-export function quantise(notes, tolerance = ONSET_TOLERANCE) {
+// readers.common.quantise: notes [{pitch, start, end}] -> snapped copies and {maxError, offGrid, lengthened}.
+export function quantise(notes, tolerance = ONSET_TOLERANCE, legato = true) {
   const onsets = [...new Set(notes.map((n) => n.start))].sort((a, b) => a - b);
   let maxError = 0, offGrid = 0;
+  const snapped = [];
   const out = notes.map((n) => {
     const onGrid = nearestGridPoint(n.start);
     const onErr = Math.abs(onGrid - n.start);
     maxError = Math.max(maxError, onErr);
     const snap = onErr <= tolerance;
+    snapped.push(snap);
     if (!snap) offGrid += 1;
     const following = onsets.find((o) => o >= n.start + EPS) ?? Infinity;
     const overlap = n.end > following && n.end - following <= tolerance;
@@ -57,7 +61,30 @@ export function quantise(notes, tolerance = ONSET_TOLERANCE) {
     }
     return {pitch: n.pitch, start, end};
   });
-  return [out, {notes: notes.length, maxError, offGrid, tolerance}];
+  const lengthened = legato && maxError > GRID_EXACT ? legatoFill(out, snapped) : 0;
+  return [out, {notes: notes.length, maxError, offGrid, tolerance, lengthened}];
+}
+
+// readers.common.legato_fill: a snapped note whose silence before the next snapped onset is shorter than
+// LEGATO_GAP and than the note lasts until that onset (in place); returns how many were lengthened.
+function legatoFill(notes, snapped) {
+  const onGrid = new Map();  // onset -> whether the first note starting there was snapped
+  notes.forEach((n, i) => { if (!onGrid.has(n.start)) onGrid.set(n.start, snapped[i]); });
+  const onsets = [...onGrid.keys()].sort((a, b) => a - b);
+  const ends = notes.map((n) => n.end);
+  let count = 0;
+  notes.forEach((n, i) => {
+    const next = onsets.find((o) => o >= n.start + EPS);
+    if (next === undefined || !snapped[i] || !onGrid.get(next)) return;
+    const silence = next - ends[i];
+    if (silence > EPS && silence < LEGATO_GAP - EPS && silence < ends[i] - n.start - EPS) { n.end = next; count += 1; }
+  });
+  return count;
+}
+
+// readers.common.first_bar_number: the number a score gives the first bar (0 for a pickup, else 1).
+export function firstBarNumber(bars) {
+  return bars.length && bars[0].length < bars[0].num * 4 / bars[0].den - EPS ? 0 : 1;
 }
 
 // readers.common.regular_bars: time signatures [[beat, num, den]] -> bars {start, length, num, den}.

@@ -3,12 +3,19 @@
 // tracks left out, times in beats from the MIDI ticks, snapped by grid.js), and measures written back
 // as a standard MIDI file with the upload's tempo, time signature, program and track name.
 
-import { buildMelody, fitMeasures, noMeasureMessage, pickupBars, ReadError, regularBars, toMeasures, tokensToNotes } from "./grid.js";
+import { buildMelody, firstBarNumber, fitMeasures, noMeasureMessage, pickupBars, ReadError, regularBars, toMeasures, tokensToNotes } from "./grid.js";
 
 export const MAX_UPLOAD_BYTES = 2 * 1024 * 1024;
 export const MAX_UPLOAD_MEASURES = 512;
 
-// Notes in beats [{pitch, start, end}] and style {qpm, numerator, denominator, program, track_name} of MIDI bytes.
+// A MIDI text as written (UTF-8 when it decodes as such, else Latin-1, as readers.midi reads it).
+function midiText(text) {
+  const bytes = Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
+  try { return new TextDecoder("utf-8", {fatal: true}).decode(bytes); } catch (e) { return text; }
+}
+
+// Notes in beats [{pitch, start, end}], style {qpm, numerator, denominator, program, track_name} and title
+// (the sequence name, else the first track name: readers.midi.MidiData.title) of MIDI bytes.
 export function parseMidi(bytes) {
   const head = new Uint8Array(bytes.slice(0, 4));
   if (String.fromCharCode(...head) !== "MThd") throw new ReadError("no MThd header: not a standard MIDI file");
@@ -33,16 +40,18 @@ export function parseMidi(bytes) {
     numerator: signature ? signature.timeSignature[0] : 4, denominator: signature ? signature.timeSignature[1] : 4,
     program: tracks[0].instrument.number || 0, track_name: (tracks.find((t) => t.name.trim()) || {name: ""}).name.trim()};
   const signatures = midi.header.timeSignatures.map((s) => [s.ticks / ppq, s.timeSignature[0], s.timeSignature[1]]);
-  return {notes: rows, signatures, style};
+  const title = midiText(((midi.header.name || "").trim() || (midi.tracks.find((t) => t.name.trim()) || {name: ""}).name).trim());
+  return {notes: rows, signatures, style, title};
 }
 
-// A MIDI upload -> {name, bars [M], tokens [M][24] (model ids), shift, skipped, style, quantisation};
+// A MIDI upload -> {name, title, bar_numbers [M] (as a score numbers them), tokens [M][24] (model ids), shift,
+// skipped, style, quantisation};
 // throws ReadError with the one-line reason.
 export function readMidi(name, bytes, vocab, allowCutTime) {
   if (!bytes.byteLength) throw new ReadError(`${name}: the file is empty`);
   if (bytes.byteLength > MAX_UPLOAD_BYTES) throw new ReadError(`${name}: the file is too large (limit ${MAX_UPLOAD_BYTES / 1024} KiB)`);
   try {
-    const {notes, signatures, style} = parseMidi(bytes);
+    const {notes, signatures, style, title} = parseMidi(bytes);
     const lastOff = Math.max(...notes.map((n) => n.end));
     const bars = pickupBars(regularBars(signatures, lastOff));
     const melody = buildMelody(notes, bars);
@@ -50,19 +59,21 @@ export function readMidi(name, bytes, vocab, allowCutTime) {
       style.numerator = bars[0].num;
       style.denominator = bars[0].den;
     }
-    return fromMelody(name, melody, vocab, allowCutTime, style);
+    return fromMelody(name, melody, vocab, allowCutTime, style, firstBarNumber(bars), title);
   } catch (e) {
     if (e instanceof ReadError && !e.message.startsWith(name)) throw new ReadError(`${name}: ${e.message}`);
     throw e;
   }
 }
 
-// A melody of grid.buildMelody -> the upload's measures (shared by the MIDI and MusicXML readers).
-export function fromMelody(name, melody, vocab, allowCutTime, style) {
+// A melody of grid.buildMelody -> the upload's measures (shared by the MIDI and MusicXML readers); firstBar:
+// the score's number of the melody's first bar (grid.firstBarNumber).
+export function fromMelody(name, melody, vocab, allowCutTime, style, firstBar = 1, title = "") {
   const cut = toMeasures(melody, allowCutTime);
   if (!cut.measures.length) throw new ReadError(`${name}: ${noMeasureMessage(cut.skipped, melody.quantisation)}`);
   const fitted = fitMeasures(cut.measures.slice(0, MAX_UPLOAD_MEASURES), cut.bars.slice(0, MAX_UPLOAD_MEASURES), vocab, cut.skipped);
-  return {name, ...fitted, skipped: cut.skipped, style, quantisation: melody.quantisation};
+  const {bars, ...rest} = fitted;
+  return {name, title, ...rest, bar_numbers: bars.map((b) => b + firstBar), skipped: cut.skipped, style, quantisation: melody.quantisation};
 }
 
 // Measures [M][24] of a vocabulary -> MIDI bytes (Uint8Array) at style.qpm, in 4/4, with the style's

@@ -6,7 +6,7 @@
 // the browser without a bundler (music21j and OpenSheetMusicDisplay are renderers of several MB), and
 // this subset of the format is what a melody needs. A compressed .mxl is unpacked by mxl.js first.
 
-import { buildMelody, ReadError } from "./grid.js";
+import { buildMelody, firstBarNumber, ReadError } from "./grid.js";
 import { fromMelody, MAX_UPLOAD_BYTES } from "./midifile.js";
 
 const STEPS = {C: 0, D: 2, E: 4, F: 5, G: 7, A: 9, B: 11};
@@ -82,7 +82,8 @@ export function readMusicXml(name, bytes, vocab, allowCutTime, limit = MAX_UPLOA
     const program = Number(text(doc.documentElement, "midi-program"));
     const style = {qpm: qpm || 120, numerator: bars[0].num, denominator: bars[0].den,
       program: Number.isFinite(program) && program > 0 ? program - 1 : 0, track_name: partName};
-    return fromMelody(name, buildMelody(notes, bars, false), vocab, allowCutTime, style);
+    const title = (text(doc.documentElement, "work-title") || text(doc.documentElement, "movement-title") || "").trim();
+    return fromMelody(name, buildMelody(notes, bars, false), vocab, allowCutTime, style, firstBarNumber(bars), title);
   } catch (e) {
     if (e instanceof ReadError && !e.message.startsWith(name)) throw new ReadError(`${name}: ${e.message}`);
     throw e;
