@@ -26,6 +26,12 @@ def midi_file(tmp_path):
     return str(music_io.write_measures(tokens, VOCAB, str(tmp_path / "in.mid"))), tokens
 
 
+def _markers(path) -> list:
+    import mido
+
+    return [m.text for track in mido.MidiFile(str(path)).tracks for m in track if m.type == "marker"]
+
+
 def test_midi_round_trip_bars_and_transposition(midi_file, tmp_path):
     path, tokens = midi_file
     np.testing.assert_array_equal(music_io.read_file(path, VOCAB).tokens, tokens)
@@ -70,6 +76,9 @@ def test_every_verb_on_a_local_export(model_name, local_model, midi_file, tmp_pa
     assert np.asarray(out["attributes"]).shape == (1, 3, 4)
     out = run("sample", num=3, seed=5, out=str(tmp_path / "s.mid"))
     assert out["measures"] == 3
+    # Markers a person reads count from 1, as bars do.
+    assert _markers(tmp_path / "dec.mid") == ["code 1 decoded", "code 2 decoded"]
+    assert _markers(tmp_path / "s.mid") == [f"sample {i} (seed 5)" for i in (1, 2, 3)]
     meta = run("metadata")
     assert meta["signatures"]["traverse"]["inputs"] == {"control": "int32 scalar", "tokens": "int32 [B, 24]",
                                                          "values": "float32 [S]"}

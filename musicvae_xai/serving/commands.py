@@ -170,7 +170,7 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
             controls = controls[None] if controls.ndim == 1 else controls
         out = client.decode(z, controls)
         path = music_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm,
-                                      markers=[f"code {i} decoded" for i in range(len(z))])
+                                      markers=[f"code {i} decoded" for i in range(1, len(z) + 1)])
         return {"measures": int(len(z)), "out": path}
     # sample
     if options.num < 1:
@@ -178,5 +178,5 @@ def run(client: ModelClient, verb: str, options: Options) -> dict:
     z = np.random.default_rng(options.seed).standard_normal((options.num, latent_size(client))).astype(np.float32)
     out = client.sample(z)
     path = music_io.write_measures(out["tokens"], vocab, _need(options.out, "out", verb), options.qpm,
-                                  markers=[f"sample {i} (seed {options.seed})" for i in range(options.num)])
+                                  markers=[f"sample {i} (seed {options.seed})" for i in range(1, options.num + 1)])
     return {"measures": options.num, "seed": options.seed, "out": path}
