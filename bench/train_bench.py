@@ -9,7 +9,8 @@ synthetic tokens: throughput does not depend on the data), which prints:
   - the time to the first finished training step (model build + trace + compile + one step);
   - training measures/s (and per CPU-second, steadier on a loaded machine) over at least ``--min_steps``
     steps and ``--seconds`` seconds after one warm-up step, the analytic training FLOPs per measure (3x
-    the forward pass's matmul FLOPs, ``forward_macs``) and the fraction of the GEMM ceiling (mean of before and after) this achieves;
+    the forward pass's matmul FLOPs, ``forward_macs``) and the fraction of the GEMM ceiling (mean of
+    before and after) this achieves;
   - the peak resident memory of the process after training (before inference);
   - encode + greedy-decode inference measures/s and its fraction of the ceiling (forward FLOPs);
   - the training step's own matmuls (read from its traced graph) replayed alone: how close the step
