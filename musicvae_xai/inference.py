@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from musicvae_xai import attributes as attrs
-from musicvae_xai import datasets, keys
+from musicvae_xai import datasets
 from musicvae_xai.datasets.config import DEFAULT_CACHE_DIR, dataset_config
 from musicvae_xai.config import DEFAULT_BATCH_SIZE, ConfigError, RunConfig
 from musicvae_xai.controls import Control
@@ -128,17 +128,26 @@ class Runner:
             out = model.encode(tokens)
             return out["z_mean"], out["z_scale"]
 
+        allowed_spec = tf.TensorSpec([None, self.vocabulary.size], tf.bool)
         if self.needs_controls:
-            @tf.function(input_signature=[z_spec, tf.TensorSpec([None, None], tf.float32)])
+            c_spec = tf.TensorSpec([None, None], tf.float32)
+
+            @tf.function(input_signature=[z_spec, c_spec])
             def decode(z, controls):
-                out = model.decode(z, controls)
-                return out["tokens"], out["probabilities"]
+                return model.decode(z, controls)["tokens"]
+
+            @tf.function(input_signature=[z_spec, c_spec, allowed_spec])
+            def decode_allowed(z, controls, allowed):
+                return model.decode(z, controls, allowed=allowed)["tokens"]
         else:
             @tf.function(input_signature=[z_spec])
             def decode(z):
-                out = model.decode(z)
-                return out["tokens"], out["probabilities"]
-        self._encode, self._decode = encode, decode
+                return model.decode(z)["tokens"]
+
+            @tf.function(input_signature=[z_spec, allowed_spec])
+            def decode_allowed(z, allowed):
+                return model.decode(z, allowed=allowed)["tokens"]
+        self._encode, self._decode, self._decode_allowed = encode, decode, decode_allowed
 
     def _batches(self, n: int):
         for start in range(0, n, self.batch_size):
@@ -169,8 +178,8 @@ class Runner:
     def decode(self, z, controls=None, allowed=None) -> np.ndarray:
         """Greedy decoding: z float [N, Z] (+ controls float [N, K]) -> tokens int32 [N, 24].
 
-        allowed: bool [V] or [N, V], the tokens decoding may choose (``keys.allowed_rows``): each
-        tick takes the most probable allowed token (``keys.keep_in_key``); None: any token."""
+        allowed: bool [V] or [N, V], the tokens decoding may choose (e.g. ``keys.allowed_rows``): each
+        tick takes the most probable allowed token and feeds it back (``MusicVAE.decode``); None: any."""
         z = self.model.check_latent(z)
         if self.needs_controls:
             if controls is None:
@@ -183,8 +192,10 @@ class Runner:
         out = [np.zeros((0, MEASURE_TICKS), np.int32)]
         for s in self._batches(len(z)):
             args = (tf.constant(z[s]),) + ((tf.constant(controls[s]),) if self.needs_controls else ())
-            tokens, probabilities = self._decode(*args)
-            out.append(tokens.numpy() if allowed is None else keys.keep_in_key(probabilities.numpy(), allowed[s]))
+            if allowed is None:
+                out.append(self._decode(*args).numpy())
+            else:
+                out.append(self._decode_allowed(*args, tf.constant(allowed[s])).numpy())
         return np.concatenate(out).astype(np.int32)
 
     def sweep(self, z, controls, index: int, values, allowed=None) -> np.ndarray:

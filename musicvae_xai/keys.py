@@ -14,12 +14,13 @@ notes, or every key holding a bar of three notes), the one whose Krumhansl-Kessl
 and dorian) correlates best with the histogram. So an input's own notes stay allowed wherever a
 seven-note scale holds them all, and a D-mixolydian tune keeps its C natural.
 
-Masking (``keep_in_key``): greedy decoding returns the probability of every token at every tick (every
-model's ``decode`` and every export's ``decode`` signature do); the decoded token at each tick is the
-most probable *allowed* one. The mask acts on what decoding returns, so it works alike for a model
-loaded from its run, an export run in-process and a model behind TensorFlow Serving; the decoder's
-own feedback stays its unmasked choice: after a tick whose most probable token was out of key, the
-next ticks are those the model chose after that note. Arrays: token ids int32 [B, 24]; probabilities
+Masking: decoding in-process (``explain.Explainer``, ``inference.Runner``) passes the allowed tokens
+(``allowed_rows``) to the model's ``decode``, which masks each tick's logits before the argmax, so the
+token the decoder feeds back is always allowed (an export is decoded so by this package's model code
+holding its weights, as its signatures take no mask). Over a serving client (the explorer, TensorFlow
+Serving) ``keep_in_key`` masks the probabilities the ``decode`` signature returns instead: at each
+tick the most probable allowed token, while the decoder's feedback stays its own unmasked choice.
+``bench/stay_in_key_bench.py`` measures both. Arrays: token ids int32 [B, 24]; probabilities
 float32 [B, 24, V]; allowed masks bool [V] (one key) or [B, V] (one key per row).
 """
 
