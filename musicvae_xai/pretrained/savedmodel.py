@@ -6,8 +6,8 @@ only through the part of the ``MusicVAE`` interface that ``ExportedVAE`` impleme
 ``config``, ``vocabulary``, ``attribute_names``, ``needs_controls``). So a shipped export is explained
 and evaluated exactly as served: through its ``encode`` and ``decode`` signatures, without the Keras
 model code that trained it (decoding with ``allowed`` tokens excepted, which no signature offers: that
-runs this package's model code holding the export's weights). Everything else comes from the export's ``assets.extra/`` (the resolved
-``config.json``, ``controls.json``).
+runs this package's model code holding the export's weights). Everything else comes from the export's
+``assets.extra/`` (the resolved ``config.json``, ``controls.json``).
 
 Arrays: tokens int32 [B, 24]; z, z_mean, z_scale float32 [B, Z]; controls float32 [B, K].
 """
