@@ -159,6 +159,16 @@ def estimate_key(tokens, vocab: Vocabulary) -> Key:
     return best
 
 
+def estimation_table() -> dict:
+    """What ``estimate_key`` scores, as JSON for a port of it (the static site's ``keys.js``):
+    {"profiles": {"major"|"minor": [12 floats]}, "keys": [{"name", "tonic", "profile",
+    "pitch_classes" [7 ints]}] in the order ``estimate_key`` tries them (the first best wins)}."""
+    return {"profiles": {m: p.tolist() for m, p in _profiles().items()},
+            "keys": [{"name": Key(t, m).name, "tonic": t, "profile": profile,
+                      "pitch_classes": sorted(_scale(t, m))}
+                     for t in range(12) for m, profile in ESTIMATED_MODES.items()]}
+
+
 def allowed_tokens(key: KeyLike, vocab: Vocabulary) -> np.ndarray:
     """bool [V]: True for the pitch tokens whose pitch class is in the key's scale and for every
     non-pitch token."""

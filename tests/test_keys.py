@@ -202,3 +202,41 @@ def test_explorer_refuses_bad_key_fields(web, path, body, message):
     payload = {"z": [0.0] * 16, "tokens": _tune(1)[0].tolist(), **body}
     r = web.post(path, json=payload)
     assert r.status_code == 400 and message in r.get_json()["error"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The static site: the same keys and the same decoding in key in the browser
+
+
+@pytest.mark.slow
+def test_the_browser_estimates_the_same_keys_and_decodes_in_key_alike(explainer, fixture_tokens, tmp_path):
+    from static_browser import chromium, open_site, wait_for
+
+    from musicvae_xai.explorer.static_site import build_site
+
+    site = str(tmp_path / "site")
+    build_site(site)
+    vocab = explainer.vocabulary
+    rows = fixture_tokens.tolist()
+    enc = explainer.encode(fixture_tokens)
+    want_keys = [keys.estimate_key(row, vocab).name for row in fixture_tokens]
+    want = explainer.decode(enc.z, stay_in_key=True, key="D major")
+    with chromium() as browser, open_site(browser, site) as (page, errors):
+        got = page.evaluate(
+            """async ([rows, z]) => {
+                 const keys = await import("./keys.js");
+                 const m = window.staticExplorer.model;
+                 const names = rows.map((r) => keys.estimateKey([r], m.vocabulary, m.meta.keys).name);
+                 const dMajor = m.meta.keys.keys.find((k) => k.name === "D major");
+                 const tokens = m.decode(z, null, false, keys.allowedTokens(dMajor, m.vocabulary)).tokens;
+                 return {names, tokens};
+               }""", [rows, enc.z.tolist()])
+        page.check("#stay-in-key")
+        wait_for(page, "document.querySelector('#output-roll').dataset.tokens !== undefined")
+        shown = page.locator("#key-name").inner_text()
+        decoded = [int(t) for t in page.locator("#output-roll").get_attribute("data-tokens").split(",")]
+        assert not errors, errors
+    assert got["names"] == want_keys
+    assert (np.asarray(got["tokens"]) == want).all(axis=1).mean() >= 0.99
+    assert keys.out_of_key(np.asarray(got["tokens"]), "D major", vocab)[0] == 0
+    assert shown.startswith("(") and keys.out_of_key(np.asarray([decoded]), shown.strip("()"), vocab)[0] == 0
