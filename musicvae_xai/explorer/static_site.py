@@ -5,7 +5,8 @@
 
 * ``index.html``, ``site.css`` and the page's ES modules (``web/``: ``app.js`` the page,
   ``musicvae.js`` the forward pass, ``attributes.js``, ``keys.js`` (stay in key), ``grid.js`` and
-  ``midifile.js`` / ``musicxml.js`` / ``mxl.js`` the readers and writer), plus ``audio.js`` and ``pianoroll.js`` shared with the server's page;
+  ``midifile.js`` / ``musicxml.js`` / ``mxl.js`` the readers and writer), plus ``audio.js`` and
+  ``pianoroll.js`` shared with the server's page;
 * ``vendor/``: the pinned TensorFlow.js (core + CPU backend) and ``@tonejs/midi`` builds, with their
   licences (``vendor/LICENSES.md``); ``web/package.json`` and ``package-lock.json`` pin them;
 * ``model.json`` (configuration, vocabulary, attributes with their units, controls, training
