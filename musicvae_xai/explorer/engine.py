@@ -31,7 +31,7 @@ from absl import logging
 from musicvae_xai import attributes as attrs
 from musicvae_xai import keys
 from musicvae_xai.controls import ATTRIBUTE_INPUT
-from musicvae_xai.explorer.data import MusicData
+from musicvae_xai.explorer.data import MAX_UPLOAD_MEASURES, MusicData
 from musicvae_xai.explorer.model_info import ModelInfo
 from musicvae_xai.representation import MEASURE_TICKS, measures_to_sequence
 from musicvae_xai.music_io import write_midi
@@ -40,8 +40,8 @@ from musicvae_xai.music_io import write_midi
 ENCODE_BATCH = 256
 #: Limits on what a request may ask for.
 MAX_GRID, MAX_BINS, MAX_MEASURES = 41, 64, 64
-#: Most measures of the piece a seed's key is estimated from.
-MAX_CONTEXT_MEASURES = 2048
+#: Most measures of the piece a seed's key is estimated from (the most the page holds of a piece: an upload's).
+MAX_CONTEXT_MEASURES = MAX_UPLOAD_MEASURES
 QPM_RANGE = (20.0, 300.0)
 
 
