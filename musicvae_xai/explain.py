@@ -9,6 +9,8 @@
     ex.write_traversal(tr, "density_sweep.mid")          # the 9 decoded measures, one marker each
     ex.write_reconstruction(enc, "bar5.mid")             # keeps the input's tempo, instrument, name
     seq = ex.to_sequence(ex.decode(enc.z, enc.controls)) # a note-seq NoteSequence
+    ex.reconstruct(enc, stay_in_key=True)                # decoded pitches kept to the input's key
+    ex.traverse(enc, "note_range", stay_in_key=True, key="D major")   # or to a key given by name
 
 Works with either model through the ``MusicVAE`` interface: a control is a regularised latent dim or
 an attribute input of the decoder, and the ``controls`` a decoder may need travel with each
@@ -21,6 +23,11 @@ read as lasting until it (``legato=False``: as played); the Encoding's ``source`
 quantisation error and the notes lengthened (``source.quantisation``) and the file's ``title``.
 Every MIDI file goes through ``music_io.write_midi`` (track name, text markers, and the input file's
 tempo, time signature, program and track name).
+*Staying in key*: ``decode``, ``reconstruct``, ``traverse`` and ``write_reconstruction`` take
+``stay_in_key=True`` (default False) to keep every decoded pitch in the scale of a key (``musicvae_xai.keys``:
+out-of-scale pitch tokens are masked out at each tick): the key of the Encoding's measures, estimated
+from all of them together (``key_of``), or ``key=`` given by name (``"D major"``, ``"E dorian"``) or
+one per measure.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from note_seq.protobuf import music_pb2
 
-from musicvae_xai import inference, music_io, pretrained, representation
+from musicvae_xai import inference, keys, music_io, pretrained, representation
 from musicvae_xai.controls import Control
 from musicvae_xai.music_io import SKIP_TEXT, FileMeasures  # noqa: F401 (public names of this module)
 from musicvae_xai.pretrained.savedmodel import load_export
@@ -69,7 +76,8 @@ class Encoding:
 class Traversal:
     """A control swept from B codes: values float32 [S]; tokens int32 [B, S, 24] decoded at each value;
     attributes float32 [B, S, K] measured on them, in ``attribute_names`` order; start: float32 [B],
-    where each code sat on the control before the sweep."""
+    where each code sat on the control before the sweep; key: the key (or one per code) the decoded
+    pitches were kept to, None when they were not."""
 
     control: Control
     values: np.ndarray
@@ -77,6 +85,7 @@ class Traversal:
     attributes: np.ndarray
     attribute_names: tuple
     start: np.ndarray
+    key: Union["keys.Key", list, None] = None
 
     def attribute_index(self, name: str) -> int:
         if name not in self.attribute_names:
@@ -166,19 +175,45 @@ class Explainer:
         measures = self.read_measures(path, bar_numbers=bar_numbers, **read_options)
         return self.encode(measures.tokens, sample_seed=sample_seed, source=measures)
 
-    def decode(self, z, controls=None) -> np.ndarray:
+    def decode(self, z, controls=None, stay_in_key: bool = False, key=None) -> np.ndarray:
         """Greedy decoding of z float [B, Z] (or [Z]) -> token ids int32 [B, 24]. A model whose decoder
-        takes controls needs them ([B, K], e.g. ``Encoding.controls``)."""
+        takes controls needs them ([B, K], e.g. ``Encoding.controls``).
+
+        stay_in_key: keep every decoded pitch in the scale of ``key`` (a name such as ``"D major"``, a
+        ``keys.Key``, or a sequence of B of them, one per code); z alone says no key, so ``key`` is
+        needed (``reconstruct`` and ``traverse`` estimate it from an Encoding)."""
+        z, controls = self._code(z, controls)
+        return self.runner.decode(z, controls, self._allowed(stay_in_key, key, None, len(z))[0])
+
+    def reconstruct(self, encoding: Encoding, stay_in_key: bool = False, key=None) -> np.ndarray:
+        """Token ids int32 [B, 24] decoded from an Encoding (its z and controls). stay_in_key: keep the
+        decoded pitches in the scale of ``key`` (default: ``key_of(encoding)``, the key of its measures)."""
+        allowed, _ = self._allowed(stay_in_key, key, encoding.tokens, len(encoding))
+        return self.runner.decode(*self._code(encoding.z, encoding.controls), allowed)
+
+    def key_of(self, music) -> "keys.Key":
+        """The key of an Encoding's measures or of token ids int [..., 24], all together
+        (``keys.estimate_key``: a seven-note scale holding most of their notes, its tonic by the
+        Krumhansl-Kessler profiles). Raises ValueError when they hold no note."""
+        tokens = music.tokens if isinstance(music, Encoding) else music
+        return keys.estimate_key(tokens, self.vocabulary)
+
+    def _code(self, z, controls) -> tuple:
+        """(z float32 [B, Z], controls float32 [B, K] or None) from a code [Z] or [B, Z]."""
         z = np.asarray(z, np.float32)
-        if z.ndim == 1:
-            z = z[None]
+        z = z[None] if z.ndim == 1 else z
         if controls is not None:
             controls = np.asarray(controls, np.float32).reshape(len(z), -1)
-        return self.runner.decode(z, controls)
+        return z, controls
 
-    def reconstruct(self, encoding: Encoding) -> np.ndarray:
-        """Token ids int32 [B, 24] decoded from an Encoding (its z and controls)."""
-        return self.decode(encoding.z, encoding.controls)
+    def _allowed(self, stay_in_key: bool, key, tokens, rows: int) -> tuple:
+        """(allowed bool [rows, V] or None, the key(s) kept to or None) for the stay-in-key arguments."""
+        if not stay_in_key:
+            if key is not None:
+                raise ValueError("key= is used only with stay_in_key=True")
+            return None, None
+        chosen = keys.resolve(key, tokens, self.vocabulary)
+        return keys.allowed_rows(chosen, rows, self.vocabulary), chosen
 
     def attributes(self, tokens, names: Optional[Sequence[str]] = None) -> np.ndarray:
         """float32 [..., K]: the named attributes (default: the model's) of token ids [..., 24]."""
@@ -190,28 +225,30 @@ class Explainer:
         return self.runner.find_control(key)[1]
 
     def traverse(self, start: Union[Encoding, np.ndarray], control, values=None, steps: int = 9,
-                 controls=None, attribute_names: Optional[Sequence[str]] = None) -> Traversal:
+                 controls=None, attribute_names: Optional[Sequence[str]] = None, stay_in_key: bool = False,
+                 key=None) -> Traversal:
         """Sweeps ``control`` from each code of ``start`` with everything else fixed, decodes and measures.
 
         start: an Encoding, or z float [B, Z] (then pass the decoder's ``controls`` [B, K] if it needs
         them); values: the control values [S] (default ``steps`` values evenly over its range);
-        attribute_names: what to measure (default: the model's attributes).
+        attribute_names: what to measure (default: the model's attributes); stay_in_key: keep every
+        decoded pitch in the scale of ``key`` (a name, a ``keys.Key`` or one per code; default for an
+        Encoding: ``key_of(start)``; a z alone needs ``key``).
         """
         index, ctrl = self.runner.find_control(control)
         if isinstance(start, Encoding):
-            z, controls = start.z, start.controls
+            z, controls, tokens_in = start.z, start.controls, start.tokens
         else:
-            z = np.asarray(start, np.float32)
-            z = z[None] if z.ndim == 1 else z
-            if controls is not None:
-                controls = np.asarray(controls, np.float32).reshape(len(z), -1)
+            (z, controls), tokens_in = self._code(start, controls), None
         values = inference.control_values(ctrl, steps) if values is None else np.asarray(values, np.float32)
         if values.ndim != 1 or len(values) < 1:
             raise ValueError(f"values must be a non-empty 1-D array, got shape {list(values.shape)}")
-        tokens = self.runner.sweep(z, controls, index, values)
+        allowed, chosen = self._allowed(stay_in_key, key, tokens_in, len(z))
+        tokens = self.runner.sweep(z, controls, index, values, allowed)
         names = self.attribute_names if attribute_names is None else tuple(attribute_names)
         start_at = self.runner.control_coordinates(z, controls)[:, index]
-        return Traversal(ctrl, values, tokens, self.runner.attributes(tokens, names), tuple(names), start_at)
+        return Traversal(ctrl, values, tokens, self.runner.attributes(tokens, names), tuple(names), start_at,
+                         chosen)
 
     # -- music out -----------------------------------------------------------------------------
     def to_sequence(self, tokens, qpm: float = 120.0) -> music_pb2.NoteSequence:
@@ -231,12 +268,17 @@ class Explainer:
             raise ExplainError(str(e) if os.fspath(path) in str(e) else f"{os.fspath(path)}: {e}") from None
 
     def write_reconstruction(self, encoding: Encoding, path: Union[str, os.PathLike],
-                             tokens=None, qpm: Optional[float] = None) -> str:
-        """Writes the reconstruction (``tokens`` int [B, 24], default ``reconstruct(encoding)``) of an
-        Encoding, one measure per code, in the style of its source file, with a marker
-        ``bar N reconstructed`` (N as a score numbers the bar; ``measure N reconstructed``, from 1,
+                             tokens=None, qpm: Optional[float] = None, stay_in_key: bool = False,
+                             key=None) -> str:
+        """Writes the reconstruction (``tokens`` int [B, 24], default ``reconstruct(encoding,
+        stay_in_key, key)``) of an Encoding, one measure per code, in the style of its source file, with a
+        marker ``bar N reconstructed`` (N as a score numbers the bar; ``measure N reconstructed``, from 1,
         without a source) at each measure."""
-        tokens = self.reconstruct(encoding) if tokens is None else np.asarray(tokens).reshape(-1, MEASURE_TICKS)
+        if tokens is not None and (stay_in_key or key is not None):
+            raise ValueError("stay_in_key and key apply to the reconstruction made here, not to tokens given")
+        if tokens is None:
+            tokens = self.reconstruct(encoding, stay_in_key, key)
+        tokens = np.asarray(tokens).reshape(-1, MEASURE_TICKS)
         source = encoding.source
         markers = ([f"bar {int(b)} reconstructed" for b in source.bar_numbers] if source is not None
                    else [f"measure {i + 1} reconstructed" for i in range(len(tokens))])

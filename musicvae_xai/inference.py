@@ -128,15 +128,26 @@ class Runner:
             out = model.encode(tokens)
             return out["z_mean"], out["z_scale"]
 
+        allowed_spec = tf.TensorSpec([None, self.vocabulary.size], tf.bool)
         if self.needs_controls:
-            @tf.function(input_signature=[z_spec, tf.TensorSpec([None, None], tf.float32)])
+            c_spec = tf.TensorSpec([None, None], tf.float32)
+
+            @tf.function(input_signature=[z_spec, c_spec])
             def decode(z, controls):
                 return model.decode(z, controls)["tokens"]
+
+            @tf.function(input_signature=[z_spec, c_spec, allowed_spec])
+            def decode_allowed(z, controls, allowed):
+                return model.decode(z, controls, allowed=allowed)["tokens"]
         else:
             @tf.function(input_signature=[z_spec])
             def decode(z):
                 return model.decode(z)["tokens"]
-        self._encode, self._decode = encode, decode
+
+            @tf.function(input_signature=[z_spec, allowed_spec])
+            def decode_allowed(z, allowed):
+                return model.decode(z, allowed=allowed)["tokens"]
+        self._encode, self._decode, self._decode_allowed = encode, decode, decode_allowed
 
     def _batches(self, n: int):
         for start in range(0, n, self.batch_size):
@@ -164,8 +175,11 @@ class Runner:
                  for s in self._batches(len(tokens))]
         return np.concatenate(parts) if parts else np.zeros((0, len(self.controls)), np.float32)
 
-    def decode(self, z, controls=None) -> np.ndarray:
-        """Greedy decoding: z float [N, Z] (+ controls float [N, K]) -> tokens int32 [N, 24]."""
+    def decode(self, z, controls=None, allowed=None) -> np.ndarray:
+        """Greedy decoding: z float [N, Z] (+ controls float [N, K]) -> tokens int32 [N, 24].
+
+        allowed: bool [V] or [N, V], the tokens decoding may choose (e.g. ``keys.allowed_rows``): each
+        tick takes the most probable allowed token and feeds it back (``MusicVAE.decode``); None: any."""
         z = self.model.check_latent(z)
         if self.needs_controls:
             if controls is None:
@@ -173,15 +187,21 @@ class Runner:
             controls = np.asarray(controls, np.float32)
             if controls.ndim != 2 or len(controls) != len(z):
                 raise ValueError(f"controls must have shape [{len(z)}, K], got {list(controls.shape)}")
+        if allowed is not None:
+            allowed = np.broadcast_to(np.asarray(allowed, bool), (len(z), self.vocabulary.size))
         out = [np.zeros((0, MEASURE_TICKS), np.int32)]
         for s in self._batches(len(z)):
             args = (tf.constant(z[s]),) + ((tf.constant(controls[s]),) if self.needs_controls else ())
-            out.append(self._decode(*args).numpy())
+            if allowed is None:
+                out.append(self._decode(*args).numpy())
+            else:
+                out.append(self._decode_allowed(*args, tf.constant(allowed[s])).numpy())
         return np.concatenate(out).astype(np.int32)
 
-    def sweep(self, z, controls, index: int, values) -> np.ndarray:
+    def sweep(self, z, controls, index: int, values, allowed=None) -> np.ndarray:
         """Decodes every row of z [B, Z] (+ controls [B, K]) with control ``index`` set to each of
-        ``values`` [S], everything else fixed -> tokens int32 [B, S, 24]."""
+        ``values`` [S], everything else fixed -> tokens int32 [B, S, 24]. allowed: bool [V] or [B, V]
+        (row b's mask for each of its S outputs), as ``decode`` takes it."""
         z = self.model.check_latent(z)
         values = np.asarray(values, np.float32).reshape(-1)
         if not 0 <= index < len(self.controls):
@@ -189,13 +209,16 @@ class Runner:
         if self.needs_controls and controls is None:
             raise ValueError("this model's decoder needs controls [B, K] (see default_controls)")
         b, s = len(z), len(values)
+        if allowed is not None:
+            allowed = np.broadcast_to(np.asarray(allowed, bool), (b, self.vocabulary.size))
         rows = max(1, self.batch_size // max(s, 1))
         out = [np.zeros((0, s, MEASURE_TICKS), np.int32)]
         for start in range(0, b, rows):
             part = slice(start, min(b, start + rows))
             c = None if controls is None else np.asarray(controls, np.float32)[part]
             z_rep, c_rep = self.model.apply_controls(tf.constant(z[part]), c, index, tf.constant(values))
-            tokens = self.decode(np.asarray(z_rep), None if c_rep is None else np.asarray(c_rep))
+            mask = None if allowed is None else np.repeat(allowed[part], s, axis=0)
+            tokens = self.decode(np.asarray(z_rep), None if c_rep is None else np.asarray(c_rep), mask)
             out.append(tokens.reshape(-1, s, MEASURE_TICKS))
         return np.concatenate(out)
 

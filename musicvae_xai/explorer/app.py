@@ -8,10 +8,13 @@ too slow):
 * ``GET  /api/status``         background data loading: state (loading|ready|error|none), error
 * ``GET  /api/seeds``          seed measures grouped by piece
 * ``GET  /api/histograms``     per-control histograms of the encoded training sample
-* ``POST /api/encode``         {tokens [24]} -> state {z, controls, values}, input and output measured
-* ``POST /api/decode``         {z [Z], controls [K] | null} -> output tokens, notes, attributes,
-  requested attributes, token confidence
-* ``POST /api/surface``        {z, controls, x, y, grid} -> attribute surface over controls x, y
+* ``POST /api/encode``         {tokens [24], context [M][24] (optional: the seed's piece), stay_in_key
+  (optional bool)} -> state {z, controls, values}, input and output measured, the key of the piece
+  (or of the seed) that the output was kept to with ``stay_in_key``
+* ``POST /api/decode``         {z [Z], controls [K] | null, key ("D major" | null)} -> output tokens,
+  notes, attributes, requested attributes, token confidence, the key kept to; with a key, every
+  decoded pitch is in its scale ("stay in key")
+* ``POST /api/surface``        {z, controls, x, y, grid, key} -> attribute surface over controls x, y
 * ``GET  /api/distribution``   ?x=&y=&bins= -> training-data histogram over controls x, y
 * ``POST /api/upload``         multipart ``file`` (MIDI/MusicXML/ABC, size-limited), optional field
   ``legato`` (1 default, 0: played MIDI read as played) -> its title, bar numbers, measures, style and
@@ -31,7 +34,7 @@ from flask import Flask, Response, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from musicvae_xai.explorer.data import UPLOAD_TYPES, UploadError, read_upload
-from musicvae_xai.explorer.engine import Explorer, ExplorerError
+from musicvae_xai.explorer.engine import MAX_CONTEXT_MEASURES, Explorer, ExplorerError
 from musicvae_xai.readers.common import SourceStyle
 from musicvae_xai.serving.base import ServingError, ServingUnavailableError
 
@@ -154,13 +157,21 @@ def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DE
 
     @app.post("/api/encode")
     def encode():
-        tokens = explorer.check_tokens(body().get("tokens"), max_measures=1)
-        return jsonify(explorer.encode(tokens))
+        payload = body()
+        tokens = explorer.check_tokens(payload.get("tokens"), max_measures=1)
+        context = payload.get("context")
+        if context is not None:
+            context = explorer.check_tokens(context, max_measures=MAX_CONTEXT_MEASURES, what="context")
+        stay = payload.get("stay_in_key", False)
+        if not isinstance(stay, bool):
+            raise ExplorerError("stay_in_key must be true or false")
+        return jsonify(explorer.encode(tokens, context, stay))
 
     @app.post("/api/decode")
     def decode():
-        z, controls = state(body())
-        return jsonify(explorer.decode(z, controls))
+        payload = body()
+        z, controls = state(payload)
+        return jsonify(explorer.decode(z, controls, explorer.check_key(payload.get("key"))))
 
     @app.post("/api/surface")
     def surface():
@@ -171,7 +182,7 @@ def create_app(explorer: Explorer, backend: str = "", max_upload_bytes: int = DE
         grid = payload.get("grid", 15)
         if isinstance(grid, bool) or not isinstance(grid, int):
             raise ExplorerError("grid must be an integer")
-        return jsonify(explorer.surface(z, controls, x, y, grid))
+        return jsonify(explorer.surface(z, controls, x, y, grid, explorer.check_key(payload.get("key"))))
 
     @app.get("/api/distribution")
     def distribution():

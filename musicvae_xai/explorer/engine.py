@@ -11,6 +11,11 @@ The server keeps no per-user state; every request carries the state it needs.
 regularised latent dim it is the value a linear fit of the attribute on that dim predicts, fitted on
 encoded training measures (the interpretability fit of docs/METHOD.md section 6), with its R^2 so the page can say how
 much to trust it.
+
+"Stay in key": ``encode`` names the key of the seed (of the piece it comes from when the page sends
+the piece's measures as ``context``; ``keys.estimate_key``), and ``decode`` and ``surface`` given a
+key keep every decoded pitch in its scale (``keys.keep_in_key`` on the probabilities the serving
+client's ``decode`` returns), so it works over TF-Serving too.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import numpy as np
 from absl import logging
 
 from musicvae_xai import attributes as attrs
+from musicvae_xai import keys
 from musicvae_xai.controls import ATTRIBUTE_INPUT
-from musicvae_xai.explorer.data import MusicData
+from musicvae_xai.explorer.data import MAX_UPLOAD_MEASURES, MusicData
 from musicvae_xai.explorer.model_info import ModelInfo
 from musicvae_xai.representation import MEASURE_TICKS, measures_to_sequence
 from musicvae_xai.music_io import write_midi
@@ -34,6 +40,8 @@ from musicvae_xai.music_io import write_midi
 ENCODE_BATCH = 256
 #: Limits on what a request may ask for.
 MAX_GRID, MAX_BINS, MAX_MEASURES = 41, 64, 64
+#: Most measures of the piece a seed's key is estimated from (the most the page holds of a piece: an upload's).
+MAX_CONTEXT_MEASURES = MAX_UPLOAD_MEASURES
 QPM_RANGE = (20.0, 300.0)
 
 
@@ -130,21 +138,22 @@ class Explorer:
         return out
 
     # -- checks ----------------------------------------------------------------------------------
-    def check_tokens(self, value, max_measures: int = MAX_MEASURES) -> np.ndarray:
-        """int32 [M, 24] from a list of 24 ids or a list of such lists; ExplorerError otherwise."""
+    def check_tokens(self, value, max_measures: int = MAX_MEASURES, what: str = "tokens") -> np.ndarray:
+        """int32 [M, 24] from a list of 24 ids or a list of such lists; ExplorerError (naming ``what``)
+        otherwise."""
         try:
             arr = np.asarray(value)
         except (TypeError, ValueError):
-            raise ExplorerError("tokens must be a list of 24 token ids (or a list of such lists)") from None
+            raise ExplorerError(f"{what} must be a list of 24 token ids (or a list of such lists)") from None
         if arr.ndim == 1:
             arr = arr[None]
         if arr.ndim != 2 or arr.shape[1] != MEASURE_TICKS or not 1 <= len(arr) <= max_measures:
-            raise ExplorerError(f"tokens must be 1..{max_measures} measures of {MEASURE_TICKS} token ids, "
+            raise ExplorerError(f"{what} must be 1..{max_measures} measures of {MEASURE_TICKS} token ids, "
                                 f"got shape {list(arr.shape)}")
         if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(arr == np.round(arr))):
-            raise ExplorerError("token ids must be integers")
+            raise ExplorerError(f"{what}: token ids must be integers")
         if arr.min() < 0 or arr.max() >= self.vocab.size:
-            raise ExplorerError(f"token ids must be in [0, {self.vocab.size}) (the model's vocabulary)")
+            raise ExplorerError(f"{what}: token ids must be in [0, {self.vocab.size}) (the model's vocabulary)")
         return arr.astype(np.int32)
 
     def _floats(self, value, size: int, what: str) -> np.ndarray:
@@ -164,6 +173,29 @@ class Explorer:
         if controls is None:
             raise ExplorerError(f"this model decodes with controls: send {self.info.num_attributes} values")
         return z, self._floats(controls, self.info.num_attributes, "controls")
+
+    def check_key(self, value) -> Optional[keys.Key]:
+        """The key a request asks decoding to stay in (``"D major"``), or None (absent, null or "")."""
+        if value is None or value == "":
+            return None
+        try:
+            return keys.parse_key(value)
+        except ValueError as e:
+            raise ExplorerError(str(e)) from None
+
+    def key_name(self, tokens: np.ndarray) -> Optional[str]:
+        """The name of the key of measures int32 [M, 24] (``keys.estimate_key``), None with no note."""
+        try:
+            return keys.estimate_key(tokens, self.vocab).name
+        except ValueError:
+            return None
+
+    def _decode_tokens(self, out: dict, key: Optional[keys.Key]) -> np.ndarray:
+        """int32 [B, 24]: a client ``decode`` answer's tokens, or with ``key`` the most probable
+        in-key token at each tick."""
+        if key is None:
+            return np.asarray(out["tokens"], np.int32)
+        return keys.keep_in_key(out["probabilities"], keys.allowed_tokens(key, self.vocab))
 
     def check_control(self, value, what: str) -> int:
         count = len(self.info.controls)
@@ -220,35 +252,42 @@ class Explorer:
                 out.append(None)
         return out
 
-    def decode(self, z: np.ndarray, controls: Optional[np.ndarray]) -> dict:
-        """Decodes one state: measure() of the output plus "requested" and "confidence" [24] (the
-        probability of each chosen token)."""
+    def decode(self, z: np.ndarray, controls: Optional[np.ndarray], key: Optional[keys.Key] = None) -> dict:
+        """Decodes one state: measure() of the output plus "requested", "confidence" [24] (the
+        model's probability of each chosen token) and "key" (the key its pitches were kept to, or None)."""
         out = self.client.decode(z[None], None if controls is None else controls[None])
-        tokens = np.asarray(out["tokens"], np.int32)
+        tokens = self._decode_tokens(out, key)
         result = self.measure(tokens)
         result = {k: v[0] for k, v in result.items()}
         probs = np.asarray(out["probabilities"])[0]
         result["confidence"] = _round(np.take_along_axis(probs, tokens[0][:, None], axis=1)[:, 0], 3)
         result["requested"] = self.requested(z, controls)
+        result["key"] = None if key is None else key.name
         return result
 
-    def encode(self, tokens: np.ndarray) -> dict:
+    def encode(self, tokens: np.ndarray, context: Optional[np.ndarray] = None, stay_in_key: bool = False) -> dict:
         """A seed measure int32 [1, 24] -> its state ("z", "controls", "values" per control), the
-        input measured, and its decoding."""
+        input measured, "key": the name of the key of ``context`` (the measures int32 [M, 24] of the
+        piece the seed comes from; default the seed alone; None when they hold no note), and its
+        decoding (its pitches kept in that key with ``stay_in_key``)."""
         out = self.client.encode(tokens)
         z = np.asarray(out["z_mean"], np.float32)[0]
         controls = np.asarray(out["attributes"], np.float32)[0] if self.info.needs_controls else None
+        name = self.key_name(tokens if context is None else context)
+        key = keys.parse_key(name) if stay_in_key and name else None
         return {"z": _round(z, 5), "controls": None if controls is None else _round(controls, 5),
                 "values": _round(self.coordinates(z[None], None if controls is None else controls[None])[0], 5),
-                "input": {k: v[0] for k, v in self.measure(tokens).items()},
-                "output": self.decode(z, controls)}
+                "input": {k: v[0] for k, v in self.measure(tokens).items()}, "key": name,
+                "output": self.decode(z, controls, key)}
 
-    def surface(self, z: np.ndarray, controls: Optional[np.ndarray], x: int, y: int, grid: int) -> dict:
-        """Attribute surface map: decodes a grid x grid sweep of controls x and y around the state and
-        measures every attribute: {"x_values" [G], "y_values" [G], "attributes" [G(y)][G(x)][K]}."""
+    def surface(self, z: np.ndarray, controls: Optional[np.ndarray], x: int, y: int, grid: int,
+                music_key: Optional[keys.Key] = None) -> dict:
+        """Attribute surface map: decodes a grid x grid sweep of controls x and y around the state
+        (pitches kept in ``music_key`` when given) and measures every attribute:
+        {"x_values" [G], "y_values" [G], "attributes" [G(y)][G(x)][K]}."""
         if not 2 <= grid <= MAX_GRID:
             raise ExplorerError(f"grid must be in [2, {MAX_GRID}]")
-        key = (z.tobytes(), None if controls is None else controls.tobytes(), x, y, grid)
+        key = (z.tobytes(), None if controls is None else controls.tobytes(), x, y, grid, music_key)
         with self._lock:
             if key in self._surfaces:
                 self._surfaces.move_to_end(key)
@@ -261,7 +300,7 @@ class Explorer:
         cs = None if controls is None else np.repeat(controls[None], grid * grid, axis=0)
         self._set(zs, cs, x, gx.reshape(-1))
         self._set(zs, cs, y, gy.reshape(-1))
-        tokens = self.client.decode(zs, cs)["tokens"]
+        tokens = self._decode_tokens(self.client.decode(zs, cs), music_key)
         values = attrs.compute(tokens, self.vocab, self.info.attribute_names)
         result = {"x_values": _round(xs, 6), "y_values": _round(ys, 6),
                   "attributes": _round(values.reshape(grid, grid, -1))}

@@ -4,13 +4,14 @@
 (``python -m http.server``, a documentation site, GitHub Pages), with no network access at run time:
 
 * ``index.html``, ``site.css`` and the page's ES modules (``web/``: ``app.js`` the page,
-  ``musicvae.js`` the forward pass, ``attributes.js``, ``grid.js`` and ``midifile.js`` / ``musicxml.js``
-  / ``mxl.js`` the readers and writer), plus ``audio.js``, ``pianoroll.js`` and ``wording.js`` shared with
-  the server's page;
+  ``musicvae.js`` the forward pass, ``attributes.js``, ``keys.js`` (stay in key), ``grid.js`` and
+  ``midifile.js`` / ``musicxml.js`` / ``mxl.js`` the readers and writer), plus ``audio.js``,
+  ``pianoroll.js`` and ``wording.js`` shared with the server's page;
 * ``vendor/``: the pinned TensorFlow.js (core + CPU backend) and ``@tonejs/midi`` builds, with their
   licences (``vendor/LICENSES.md``); ``web/package.json`` and ``package-lock.json`` pin them;
 * ``model.json`` (configuration, vocabulary, attributes with their units, controls, training
-  statistics, example measures and the table of weights) and ``weights.bin`` (float32, little-endian).
+  statistics, example measures, the table of weights, and what key estimation scores:
+  ``keys.estimation_table``) and ``weights.bin`` (float32, little-endian).
 
 Builds from any export of this package; the weights are named by ``explorer.weights``.
 """
@@ -29,8 +30,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 WEB_DIR = os.path.join(_HERE, "web")
 SERVER_STATIC_DIR = os.path.join(_HERE, "static")
 #: The page's own files (from ``web/``) and those shared with the server's page (from ``static/``).
-WEB_FILES = ("index.html", "site.css", "app.js", "musicvae.js", "attributes.js", "grid.js", "midifile.js",
-             "musicxml.js", "mxl.js")
+WEB_FILES = ("index.html", "site.css", "app.js", "musicvae.js", "attributes.js", "keys.js", "grid.js",
+             "midifile.js", "musicxml.js", "mxl.js")
 SHARED_FILES = ("audio.js", "pianoroll.js", "wording.js", "favicon.svg")
 #: The vendored npm builds: site file -> path inside node_modules (``web/package-lock.json`` pins them).
 VENDOR_FILES = {
@@ -78,6 +79,7 @@ def model_files(export_dir: str) -> tuple:
     """(model.json payload, weights.bin bytes) of an export version folder."""
     from musicvae_xai import attributes as attrs
     from musicvae_xai.datasets.sources import genre
+    from musicvae_xai import keys
     from musicvae_xai.explorer.weights import export_weights
     from musicvae_xai.representation import Vocabulary
 
@@ -102,6 +104,7 @@ def model_files(export_dir: str) -> tuple:
         "vocabulary": assets["vocabulary"], "attributes": attributes, "controls": assets["controls"],
         "statistics": {k: stats[k] for k in ("min", "max", "mean", "std") if k in stats},
         "examples": _examples(Vocabulary.from_dict(assets["vocabulary"])), "weights": table,
+        "keys": keys.estimation_table(),
     }
     return meta, b"".join(chunks)
 

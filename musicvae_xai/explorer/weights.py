@@ -9,7 +9,7 @@ whose paths are names (``encoder/bigru/fwd_0/input_kernel``), in the same order.
 pairwise, and the static site's parity test checks the values end to end.
 
 ``export_weights(export_dir)`` -> (``{name: float32 array}``, the export's assets); names drop the
-model's own prefix (``measure_vae/``).
+model's own prefix (``measure_vae/``). ``restore_model(export_dir)``: that model holding the values.
 """
 
 from __future__ import annotations
@@ -74,11 +74,10 @@ def _name(model, variable) -> str:
     return path
 
 
-def export_weights(export_dir: str) -> tuple:
-    """({name: float32 ndarray}, assets) of an export version folder (see the module docstring).
-
-    Raises WeightsError when the export was traced from other model code than this package's (the
-    captured variables differ in number or shape)."""
+def _matched(export_dir: str, loaded=None) -> tuple:
+    """(model: this package's model rebuilt from the export's config.json, [(its variable, the export's
+    value float32)] for every variable the export's traced functions read, assets). ``loaded``: the
+    export already loaded by ``tf.saved_model.load`` (loaded here when None)."""
     import tensorflow as tf
 
     from musicvae_xai.config import RunConfig
@@ -87,10 +86,10 @@ def export_weights(export_dir: str) -> tuple:
     assets = read_assets(export_dir)
     config = RunConfig.from_dict(assets["config"])
     model = build_model(config, data_statistics=assets.get("data_statistics"))
-    by_handle = {id(v.value.handle): _name(model, v) for v in model.variables}
-    loaded = tf.saved_model.load(export_dir)
+    by_handle = {id(v.value.handle): v for v in model.variables}
+    loaded = tf.saved_model.load(export_dir) if loaded is None else loaded
     values = {id(v.handle): v for v in loaded.captured_variables}
-    weights: dict = {}
+    pairs = []
     for part, fresh in _fresh_functions(model).items():
         saved = getattr(loaded, part).concrete_functions[0]
         ours = [h for h in fresh.captured_inputs if h.dtype == tf.resource]
@@ -98,12 +97,31 @@ def export_weights(export_dir: str) -> tuple:
         if len(ours) != len(theirs):
             raise WeightsError(f"{export_dir}: {part} reads {len(theirs)} variables, this package's "
                                f"{config.model} reads {len(ours)} (exported by another version?)")
-        shapes = {id(v.value.handle): tuple(v.shape) for v in model.variables}
         for mine, other in zip(ours, theirs, strict=True):
-            name, expected = by_handle[id(mine)], shapes[id(mine)]
+            variable = by_handle[id(mine)]
             value = values[id(other)].numpy().astype(np.float32)
-            if value.shape != expected:
-                raise WeightsError(f"{export_dir}: variable {name} has shape {list(value.shape)}, this "
-                                   f"package's {config.model} expects {list(expected)}")
-            weights[name] = value
-    return weights, assets
+            if value.shape != tuple(variable.shape):
+                raise WeightsError(f"{export_dir}: variable {_name(model, variable)} has shape {list(value.shape)}, "
+                                   f"this package's {config.model} expects {list(variable.shape)}")
+            pairs.append((variable, value))
+    return model, pairs, assets
+
+
+def export_weights(export_dir: str) -> tuple:
+    """({name: float32 ndarray}, assets) of an export version folder (see the module docstring).
+
+    Raises WeightsError when the export was traced from other model code than this package's (the
+    captured variables differ in number or shape)."""
+    model, pairs, assets = _matched(export_dir)
+    return {_name(model, variable): value for variable, value in pairs}, assets
+
+
+def restore_model(export_dir: str, loaded=None):
+    """This package's model (a ``MusicVAE``) holding an export's weights: the export's graph run as
+    Python model code, for what its signatures do not offer (decoding with ``allowed`` tokens at every
+    tick). ``loaded``: the export already loaded by ``tf.saved_model.load``. Raises WeightsError as
+    ``export_weights`` does."""
+    model, pairs, _ = _matched(export_dir, loaded)
+    for variable, value in pairs:
+        variable.assign(value)
+    return model

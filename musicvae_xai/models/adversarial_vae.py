@@ -44,7 +44,7 @@ from musicvae_xai.models import losses, optim
 from musicvae_xai.models.base import MusicVAE, controls_sweep, step_seed
 from musicvae_xai.models.gru import feedback_ticks
 from musicvae_xai.models.layers import (RNG_ALG, FusedGRUCell, TokenEncoder, autoregressive_tick,
-                                        feedback_layers, reference_initialise, token_embedding,
+                                        feedback_layers, mask_logits, reference_initialise, token_embedding,
                                         track_for_checkpoints)
 from musicvae_xai.representation import MEASURE_TICKS
 
@@ -134,10 +134,10 @@ class ConditionedDecoder(keras.layers.Layer):
             states.append(cell.step(cell.project_inputs(states[-1]), states[-1]))
         return states
 
-    def call(self, z, controls, targets=None, teacher_force=None):
+    def call(self, z, controls, targets=None, teacher_force=None, allowed=None):
         """z float32 [B, Z]; controls float32 [B, K] (normalised); targets int32 [B, 24];
         teacher_force bool, a scalar, [24] (one coin per tick) or [B, 24]: where True, the next step is
-        fed targets[:, t]."""
+        fed targets[:, t]; allowed bool [B, V] (inference): the tokens each tick may choose."""
         condition = tf.concat([z, controls], axis=-1)
         batch = tf.shape(z)[0]
         first, e = self.cells[0], self.embedding_dim
@@ -156,11 +156,11 @@ class ConditionedDecoder(keras.layers.Layer):
         for t in range(MEASURE_TICKS):
             if t == 0 and not self.state_per_layer:
                 states = self._first_step(tf.gather(token_table, prev) + constant, self.initial_state(z))
-                logits = self.output_layer(states[-1])
+                logits = mask_logits(self.output_layer(states[-1]), allowed)
                 greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
             else:
                 logits, greedy = autoregressive_tick(self.cells, self.output_layer, token_table, prev, constant,
-                                                     states)
+                                                     states, allowed=allowed)
             logits_all.append(logits)
             prev = tf.where(forced[:, t], targets[:, t], greedy) if use_targets else greedy
         return tf.stack(logits_all, axis=1)
@@ -348,14 +348,15 @@ class AdversarialVAE(MusicVAE):
         return self.measure_attributes(tf.convert_to_tensor(tokens, tf.int32))
 
     # -- interface -----------------------------------------------------------------------------
-    def decode(self, z, controls=None):
+    def decode(self, z, controls=None, allowed=None):
         """z float32 [B, Z], controls float32 [B, K] (raw attribute values; clipped to the training
-        range with a logged warning) -> tokens int32 [B, 24], probabilities float32 [B, 24, V]."""
+        range with a logged warning), allowed bool [B, V] or None -> tokens int32 [B, 24],
+        probabilities float32 [B, 24, V]."""
         z = tf.convert_to_tensor(z, tf.float32)
         if z.shape.rank != 2 or (z.shape[1] is not None and z.shape[1] != self.config.latent_dim):
             raise ValueError(f"z must have shape [B, {self.config.latent_dim}], got {z.shape.as_list()}")
         c = self._check_controls(z, controls)
-        logits = self.decoder(z, self.decoder_controls(c))
+        logits = self.decoder(z, self.decoder_controls(c), allowed=allowed)
         return {"tokens": tf.argmax(logits, axis=-1, output_type=tf.int32),
                 "probabilities": tf.nn.softmax(logits, axis=-1)}
 

@@ -68,9 +68,11 @@ class MusicVAE(keras.Model, metaclass=abc.ABCMeta):
         return {"z_mean": mean, "z_scale": scale, "z": z}
 
     @abc.abstractmethod
-    def decode(self, z, controls=None) -> dict:
+    def decode(self, z, controls=None, allowed=None) -> dict:
         """Greedy decoding: z float32 [B, Z] (+ controls float32 [B, K] when ``needs_controls``) ->
-        {"tokens" int32 [B, 24], "probabilities" float32 [B, 24, V]}."""
+        {"tokens" int32 [B, 24], "probabilities" float32 [B, 24, V]}. allowed bool [B, V]: the tokens
+        decoding may choose at every tick (the token fed back is then always allowed; the others get
+        probability 0); None: any."""
 
     @property
     @abc.abstractmethod

@@ -135,23 +135,36 @@ def step_stacked_cells(cells, first_input_proj: tf.Tensor, states: list, dropout
     return states[-1]
 
 
+#: The logit a token that decoding may not choose gets (``mask_logits``).
+MASKED_LOGIT = -1e9
+
+
+def mask_logits(logits: tf.Tensor, allowed: Optional[tf.Tensor]) -> tf.Tensor:
+    """logits float32 [B, V] with the tokens ``allowed`` (bool [B, V]) leaves False set to
+    ``MASKED_LOGIT`` (probability 0 after softmax, never the argmax); unchanged when allowed is None."""
+    if allowed is None:
+        return logits
+    return tf.where(tf.convert_to_tensor(allowed, tf.bool), logits, tf.constant(MASKED_LOGIT, logits.dtype))
+
+
 def autoregressive_tick(cells, output_layer, token_table: tf.Tensor, prev: tf.Tensor,
                         condition_proj: tf.Tensor, states: list, logits_relu: bool = False,
                         dropout: float = 0.0, seed: Optional[tf.Tensor] = None, row_offset=0,
-                        global_rows=None) -> tuple:
+                        global_rows=None, allowed: Optional[tf.Tensor] = None) -> tuple:
     """One decoder tick fed back its previous token.
 
     token_table float32 [V, 3H]: the token half of the first cell's input projection; prev int32 [B]: the
     previous token; condition_proj float32 [B, 3H]: the rest of the first cell's projected input (bias
     included). ``states`` is updated in place. ``logits_relu``: ReLU on the logits (ar-vae's decoder).
-    Dropout between the cells as in ``step_stacked_cells``. Returns (logits float32 [B, V], greedy token
-    int32 [B]).
+    Dropout between the cells as in ``step_stacked_cells``. allowed bool [B, V]: the tokens this tick
+    may choose (``mask_logits``; None: any). Returns (logits float32 [B, V], greedy token int32 [B]).
     """
     top = step_stacked_cells(cells, tf.gather(token_table, prev) + condition_proj, states, dropout, seed,
                              row_offset, global_rows)
     logits = output_layer(top)
     if logits_relu:
         logits = tf.nn.relu(logits)
+    logits = mask_logits(logits, allowed)
     return logits, tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 

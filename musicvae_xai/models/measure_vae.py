@@ -95,11 +95,12 @@ class HierarchicalDecoder(keras.layers.Layer):
                                               row_offset, global_rows))
         return tf.stack(outputs, axis=1)
 
-    def call(self, z, targets=None, teacher_force=None, seed=None, row_offset=0, global_rows=None):
+    def call(self, z, targets=None, teacher_force=None, seed=None, row_offset=0, global_rows=None, allowed=None):
         """targets int32 [B, 24] and teacher_force bool scalar: feed the true previous token when True.
 
         seed int32 [2] (training only): dropout between the stacked GRU layers; ``row_offset`` /
-        ``global_rows`` place these rows in the global batch.
+        ``global_rows`` place these rows in the global batch. allowed bool [B, V] (inference): the
+        tokens each tick may choose, so the fed-back token is always an allowed one.
         """
         batch = tf.shape(z)[0]
         beats = self._beats(z, seed, row_offset, global_rows)  # [B, 4, H]
@@ -128,7 +129,7 @@ class HierarchicalDecoder(keras.layers.Layer):
                 tick_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, t)
                 logits, greedy = autoregressive_tick(self.tick_cells, self.output_layer, token_table, prev,
                                                      beat_proj[b], states, self.logits_relu, self.dropout,
-                                                     tick_seed, row_offset, global_rows)
+                                                     tick_seed, row_offset, global_rows, allowed)
                 logits_all.append(logits)
                 prev = tf.where(teacher_force, targets[:, t], greedy) if use_targets else greedy
         return tf.stack(logits_all, axis=1)
@@ -179,8 +180,8 @@ class MeasureVAE(MusicVAE):
         return self.decoder(enc["z_mean"])
 
     # -- interface -----------------------------------------------------------------------------
-    def decode(self, z, controls=None):
-        logits = self.decoder(tf.convert_to_tensor(z, tf.float32))
+    def decode(self, z, controls=None, allowed=None):
+        logits = self.decoder(tf.convert_to_tensor(z, tf.float32), allowed=allowed)
         return {"tokens": tf.argmax(logits, axis=-1, output_type=tf.int32),
                 "probabilities": tf.nn.softmax(logits, axis=-1)}
 

@@ -5,8 +5,9 @@ only through the part of the ``MusicVAE`` interface that ``ExportedVAE`` impleme
 ``decode``, ``controls``, ``apply_controls``, ``default_controls``, ``check_tokens``, ``check_latent``,
 ``config``, ``vocabulary``, ``attribute_names``, ``needs_controls``). So a shipped export is explained
 and evaluated exactly as served: through its ``encode`` and ``decode`` signatures, without the Keras
-model code that trained it. Everything else comes from the export's ``assets.extra/`` (the resolved
-``config.json``, ``controls.json``).
+model code that trained it (decoding with ``allowed`` tokens excepted, which no signature offers: that
+runs this package's model code holding the export's weights). Everything else comes from the export's
+``assets.extra/`` (the resolved ``config.json``, ``controls.json``).
 
 Arrays: tokens int32 [B, 24]; z, z_mean, z_scale float32 [B, Z]; controls float32 [B, K].
 """
@@ -52,6 +53,7 @@ class ExportedVAE:
         functions = self.client.loaded.signatures
         self._encode = functions[sigs.ENCODE]
         self._decode = functions[sigs.DECODE]
+        self._model_code: Optional[MusicVAE] = None
 
     # -- the MusicVAE interface ------------------------------------------------------------------
     def encode(self, tokens) -> dict:
@@ -60,15 +62,29 @@ class ExportedVAE:
         return {"z_mean": out["z_mean"], "z_scale": out["z_scale"], "z": out["z_mean"],
                 "attributes": out["attributes"]}
 
-    def decode(self, z, controls=None) -> dict:
+    def decode(self, z, controls=None, allowed=None) -> dict:
         """Greedy decoding: z float32 [B, Z] (+ controls [B, K]) -> {"tokens" int32 [B, 24],
-        "probabilities" float32 [B, 24, V]}."""
+        "probabilities" float32 [B, 24, V]}. allowed bool [B, V]: the tokens every tick may choose
+        (``MusicVAE.decode``); the signatures take no such input, so this decodes with the model
+        code of this package holding the export's weights (``explorer.weights.restore_model``)."""
         z = tf.convert_to_tensor(z, tf.float32)
+        if self.needs_controls and controls is None:
+            raise ValueError("this model's decoder needs controls [B, K] (see default_controls)")
+        if allowed is not None:
+            return self.model_code().decode(z, controls, allowed=allowed)
         if self.needs_controls:
-            if controls is None:
-                raise ValueError("this model's decoder needs controls [B, K] (see default_controls)")
             return self._decode(z=z, controls=tf.convert_to_tensor(controls, tf.float32))
         return self._decode(z=z)
+
+    @tf.autograph.experimental.do_not_convert
+    def model_code(self) -> MusicVAE:
+        """This package's model holding the export's weights, built on first use."""
+        if self._model_code is None:
+            from musicvae_xai.explorer.weights import restore_model
+
+            with tf.init_scope():  # eagerly, also when first called while a tf.function is traced
+                self._model_code = restore_model(self.export_dir, self.client.loaded)
+        return self._model_code
 
     def default_controls(self, tokens) -> Optional[tf.Tensor]:
         """The measured attributes float32 [B, K] of tokens (a decoder input's own values), or None."""

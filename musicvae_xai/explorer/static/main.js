@@ -21,7 +21,7 @@ const S = {
   model: null,
   z: [],
   controls: null,
-  seed: null,       // {tokens, notes, attributes, z, controls, label}
+  seed: null,       // {tokens, notes, attributes, z, controls, label, key}
   out: null,        // last decoded measure
   phrase: [],
   pieces: [],
@@ -88,7 +88,7 @@ async function decodeLoop() {
   do {
     S.dirty = false;
     try {
-      S.out = await postJSON("/api/decode", { z: S.z, controls: S.controls });
+      S.out = await postJSON("/api/decode", { z: S.z, controls: S.controls, key: keptKey() });
       S.decodes += 1;
       document.body.dataset.decodes = String(S.decodes);
       clearError("decode");
@@ -103,6 +103,17 @@ async function decodeLoop() {
   if (S.playWhenSettled && $("autoplay").checked) playOutput();
   S.playWhenSettled = false;
   scheduleBackgrounds();
+}
+
+// "Stay in key": the seed's key (of its piece), sent with every decode while the box is ticked.
+function keptKey() {
+  return $("stay-in-key").checked && S.seed ? S.seed.key : null;
+}
+
+function showKey() {
+  const key = S.seed ? S.seed.key : null;
+  $("key-name").textContent = key ? `(${key})` : S.seed ? "(no notes)" : "(no seed yet)";
+  $("stay-in-key").disabled = !key;
 }
 
 function moved(final) {
@@ -186,11 +197,12 @@ async function updateBackgrounds() {
           const c = control(pos);
           if (c.kind === "latent_dim") z[c.index] = 0; else controls[c.index] = 0;
         }
-        const key = JSON.stringify([z, controls, pad.x, pad.y]);
+        const kept = keptKey();
+        const key = JSON.stringify([z, controls, pad.x, pad.y, kept]);
         if (pad.bg && pad.bg.kind === "surface" && pad.bg.key === key) continue;
         pad.loading = true;
         pad.draw();
-        const result = await postJSON("/api/surface", { z, controls, x: pad.x, y: pad.y, grid: SURFACE_GRID });
+        const result = await postJSON("/api/surface", { z, controls, x: pad.x, y: pad.y, grid: SURFACE_GRID, key: kept });
         pad.loading = false;
         pad.setBackground("surface", { ...result, key });
       } else if (kind === "density" || kind === "datamean") {
@@ -212,15 +224,18 @@ async function updateBackgrounds() {
 }
 
 // -- seeds ----------------------------------------------------------------------------------------
-// style: an uploaded file's tempo, time signature, instrument and track name (null for data seeds).
-function useSeed(tokens, label, style = null) {
-  return busy(encodeSeed(tokens, label, style));
+// style: an uploaded file's tempo, time signature, instrument and track name (null for data seeds);
+// context: the measures of the seed's piece (its key is the one "stay in key" keeps to).
+function useSeed(tokens, label, style = null, context = null) {
+  return busy(encodeSeed(tokens, label, style, context));
 }
 
-async function encodeSeed(tokens, label, style) {
+async function encodeSeed(tokens, label, style, context) {
   try {
-    const r = await postJSON("/api/encode", { tokens });
-    S.seed = { tokens, notes: r.input.notes, attributes: r.input.attributes, z: r.z, controls: r.controls, label, style };
+    const r = await postJSON("/api/encode", { tokens, context, stay_in_key: $("stay-in-key").checked });
+    S.seed = { tokens, notes: r.input.notes, attributes: r.input.attributes, z: r.z, controls: r.controls, label, style,
+               key: r.key };
+    showKey();
     S.z = r.z.slice();
     S.controls = r.controls ? r.controls.slice() : null;
     S.out = r.output;
@@ -261,7 +276,7 @@ function pieceChanged(measure = 0) {
 function measureChanged() {
   const p = Number($("piece-select").value);
   const m = Number($("measure-select").value);
-  useSeed(S.pieces[p].tokens[m], `${S.pieces[p].title}, measure ${m + 1}`);
+  useSeed(S.pieces[p].tokens[m], `${S.pieces[p].title}, measure ${m + 1}`, null, S.pieces[p].tokens);
 }
 
 async function loadSeeds() {
@@ -333,7 +348,8 @@ function adoptTempo(value) {
 
 function uploadMeasureChanged() {
   const i = Number($("upload-measure").value);
-  useSeed(S.upload.measures.tokens[i], `${S.upload.title || S.upload.name}, bar ${S.upload.bar_numbers[i]}`, S.upload.style || null);
+  useSeed(S.upload.measures.tokens[i], `${S.upload.title || S.upload.name}, bar ${S.upload.bar_numbers[i]}`,
+          S.upload.style || null, S.upload.measures.tokens);
 }
 
 // -- sound and MIDI -------------------------------------------------------------------------------
@@ -454,6 +470,7 @@ function bind() {
   $("play-seed").addEventListener("click", () => S.seed && play("seed", () => ({ notes: S.seed.notes, beats: 4 })));
   $("play-output").addEventListener("click", playOutput);
   $("autoplay").addEventListener("change", () => player.unlock());
+  $("stay-in-key").addEventListener("change", () => { S.playWhenSettled = true; decode(); });
   $("download-measure").addEventListener("click", () => S.out && saveMidi([S.out.tokens], [markerText()], "musicvae_measure.mid"));
   $("add-phrase").addEventListener("click", () => {
     if (!S.out || S.phrase.length >= MAX_PHRASE) return;
@@ -505,6 +522,7 @@ async function start() {
   renderSeed();
   renderPhrase();
   showAttributes();
+  showKey();
   await decode();  // the prior's mean, until a seed arrives
   document.body.dataset.ready = "1";
   pollStatus();

@@ -6,6 +6,7 @@
 import { Player } from "./audio.js";
 import { compute as measureAttributes } from "./attributes.js";
 import { ReadError, tokensToNotes } from "./grid.js";
+import { allowedTokens, estimateKey } from "./keys.js";
 import { MAX_UPLOAD_BYTES, readMidi, writeMidi } from "./midifile.js";
 import { readMusicXml } from "./musicxml.js";
 import { MAX_XML_BYTES, mxlDocument } from "./mxl.js";
@@ -15,7 +16,7 @@ import { bindResearcherToggle, modelWords, renderGlossary, span } from "./wordin
 
 const $ = (id) => document.getElementById(id);
 const player = new Player();
-const view = {model: null, sources: [], source: 0, bar: 0, states: [], outputs: [], style: null};
+const view = {model: null, sources: [], source: 0, bar: 0, states: [], outputs: [], style: null, key: null};
 const api = {model: null, latencies: [], ready: false, view};
 window.staticExplorer = api;
 
@@ -61,6 +62,9 @@ function openSource(index) {
     return {z: z.slice(), controls: controls && controls.slice(), base: {z, controls}, input: enc.attributes[i]};
   });
   view.outputs = new Array(source.tokens.length).fill(null);
+  view.key = estimateKey(source.tokens, model.vocabulary, model.meta.keys);  // "stay in key" keeps to it
+  $("key-name").textContent = view.key ? `(${view.key.name})` : "(no notes)";
+  $("stay-in-key").disabled = !view.key;
   for (const id of ["bar-select", "phrase-from", "phrase-to"]) {
     const select = $(id);
     select.replaceChildren();
@@ -127,9 +131,14 @@ function syncSliders() {
 }
 
 // -- decoding and read-outs ------------------------------------------------------------------------
+// The tokens decoding may choose: those of the source's key while "stay in key" is ticked, else null (any).
+function allowed() {
+  return $("stay-in-key").checked && view.key ? allowedTokens(view.key, view.model.vocabulary) : null;
+}
+
 function decodeBar() {
   const model = view.model, state = view.states[view.bar];
-  const tokens = model.decode([state.z], state.controls ? [state.controls] : null, false).tokens[0];
+  const tokens = model.decode([state.z], state.controls ? [state.controls] : null, false, allowed()).tokens[0];
   view.outputs[view.bar] = tokens;
   const attrs = measureAttributes(tokens, model.vocabulary, model.attributeNames);
   const canvas = $("output-roll");
@@ -170,7 +179,8 @@ function phrase() {
   for (let i = lo; i <= hi; i++) if (!view.outputs[i]) missing.push(i);
   if (missing.length) {
     const st = missing.map((i) => view.states[i]);
-    const out = view.model.decode(st.map((s) => s.z), view.model.needsControls ? st.map((s) => s.controls) : null, false).tokens;
+    const out = view.model.decode(st.map((s) => s.z), view.model.needsControls ? st.map((s) => s.controls) : null, false,
+                                  allowed()).tokens;
     missing.forEach((i, j) => { view.outputs[i] = out[j]; });
   }
   return view.outputs.slice(lo, hi + 1);
@@ -236,6 +246,10 @@ function wire() {
     s.z = s.base.z.slice();
     s.controls = s.base.controls && s.base.controls.slice();
     syncSliders();
+    decodeBar();
+  });
+  $("stay-in-key").addEventListener("change", () => {
+    view.outputs = view.outputs.map(() => null);  // decoded again, in or out of key
     decodeBar();
   });
   $("play").addEventListener("click", play);

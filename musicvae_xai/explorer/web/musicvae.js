@@ -2,8 +2,10 @@
 // TensorFlow.js ops over the weights the site builder wrote (model.json + weights.bin), doing what the
 // SavedModel's signatures do:
 //   encode(tokens [B][24])            -> {zMean [B][Z], zScale [B][Z], attributes [B][K]}
-//   decode(z [B][Z], controls [B][K]) -> {tokens [B][24], probabilities [B][24][V]}  (greedy; controls
-//                                        only for a model that needs them, raw attribute values)
+//   decode(z [B][Z], controls [B][K], withProbabilities, allowed) -> {tokens [B][24], probabilities
+//                                        [B][24][V]}  (greedy; controls only for a model that needs
+//                                        them, raw attribute values; allowed: bool [V] or [B][V], the
+//                                        tokens every tick may choose, as MusicVAE.decode's allowed)
 //   traverse(tokens [B][24], control, values [S]) -> {tokens [B][S][24], attributes [B][S][K]}
 //   reconstruct(tokens [B][24])       -> tokens [B][24]
 // Tensors inside are float32 except token ids (int32). The maths is the package's (musicvae_xai.models):
@@ -55,6 +57,13 @@ function stackedStep(cells, firstProj, states) {
     states[i] = step(c, inp, states[i], false);
   });
   return states[states.length - 1];
+}
+
+// logits [B, V] with the tokens keep (float32 [B or 1, V], 1 = allowed) leaves out set to -1e9
+// (models.layers.mask_logits); unchanged when keep is null.
+function maskLogits(logits, keep) {
+  if (!keep) return logits;
+  return tf.add(tf.mul(logits, keep), tf.mul(tf.sub(1, keep), -1e9));
 }
 
 function countCells(w, prefix) {
@@ -132,12 +141,13 @@ export class Model {
     return [mean, tf.exp(logScale)];
   }
 
-  // z float32 [B, Z] (+ raw controls [B, K]) -> logits float32 [B, 24, V] and greedy tokens int32 [B, 24].
-  decodeTensors(z, controls) {
-    return this.kind === "measure" ? this.decodeMeasure(z) : this.decodeAdversarial(z, controls);
+  // z float32 [B, Z] (+ raw controls [B, K]; keep float32 [B or 1, V] or null: the allowed tokens)
+  // -> logits float32 [B, 24, V] and greedy tokens int32 [B, 24].
+  decodeTensors(z, controls, keep = null) {
+    return this.kind === "measure" ? this.decodeMeasure(z, keep) : this.decodeAdversarial(z, controls, keep);
   }
 
-  decodeMeasure(z) {
+  decodeMeasure(z, keep) {
     const w = this.w, b = z.shape[0], L = this.beatCells.length;
     const hiddenUnits = this.beatCells[0].units;
     let states = tf.split(dense(z, w, "decoder/z_to_beat", "selu"), L, 1);
@@ -159,7 +169,7 @@ export class Model {
       states = tickInit.map((layer) => layer[k]);
       for (let j = 0; j < TICKS_PER_BEAT; j++) {
         const top = stackedStep(this.tickCells, tf.add(tf.gather(table, prev), beatProj[k]), states);
-        const logits = dense(top, w, "decoder/logits", this.config.logits_relu ? "relu" : null);
+        const logits = maskLogits(dense(top, w, "decoder/logits", this.config.logits_relu ? "relu" : null), keep);
         prev = tf.argMax(logits, 1);
         logitsAll.push(logits);
         tokensAll.push(prev);
@@ -175,7 +185,7 @@ export class Model {
     return tf.div(tf.sub(tf.minimum(tf.maximum(filled, s.min), s.max), s.mean), s.std);
   }
 
-  decodeAdversarial(z, controls) {
+  decodeAdversarial(z, controls, keep) {
     const w = this.w, b = z.shape[0], cells = this.cells;
     const condition = tf.concat([z, this.normaliseControls(controls)], 1);
     const first = cells[0], e = w["decoder/token_embedding/embeddings"].shape[1];
@@ -196,7 +206,7 @@ export class Model {
       } else {
         top = stackedStep(cells, inp, states);
       }
-      const logits = dense(top, w, "decoder/logits");
+      const logits = maskLogits(dense(top, w, "decoder/logits"), keep);
       prev = tf.argMax(logits, 1);
       logitsAll.push(logits);
       tokensAll.push(prev);
@@ -222,12 +232,14 @@ export class Model {
     return out;
   }
 
-  decode(z, controls, withProbabilities = true) {
+  decode(z, controls, withProbabilities = true, allowed = null) {
     if (this.needsControls && !controls) throw new Error("this model decodes with controls [B, K]");
     const [logits, tokens] = tf.tidy(() => {
       const zt = tf.tensor2d(z, [z.length, this.latentDim], "float32");
       const ct = this.needsControls ? tf.tensor2d(controls, [controls.length, this.attributeNames.length], "float32") : null;
-      const [lg, tk] = this.decodeTensors(zt, ct);
+      const rows = allowed ? (Array.isArray(allowed[0]) ? allowed : [allowed]) : null;
+      const keep = rows ? tf.tensor2d(rows.map((r) => r.map(Number)), [rows.length, this.vocabulary.size], "float32") : null;
+      const [lg, tk] = this.decodeTensors(zt, ct, keep);
       return [withProbabilities ? tf.softmax(lg) : tf.zeros([1]), tk];
     });
     const out = {tokens: tokens.arraySync()};
