@@ -164,7 +164,10 @@ def test_signatures_named_typed_and_batched_as_the_contract(model_name, tiny_exp
 
 def test_saved_model_cli_shows_every_signature(tiny_export):
     export_dir = _version_dir(tiny_export("measure_vae"))
-    out = subprocess.run(["saved_model_cli", "show", "--dir", export_dir, "--all"], capture_output=True,
+    # TensorFlow's own tool, from the environment this Python runs in (also when it is not activated).
+    beside = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    tool = beside if os.path.exists(beside) else "saved_model_cli"
+    out = subprocess.run([tool, "show", "--dir", export_dir, "--all"], capture_output=True,
                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout

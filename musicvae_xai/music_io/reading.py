@@ -101,7 +101,8 @@ def read_source(path: Union[str, os.PathLike], track: Union[str, int, None] = No
         raise MusicFileError(f"{path}: unsupported file type {ext or '(none)'!r}; expected one of "
                              f"{', '.join(sorted(reader_registry.extension_map()))}")
     try:
-        return fmt.function("read_one")(path, track=track, part_name=part_name, tune=tune, legato=legato)
+        played = {"legato": legato} if fmt.played_timing else {}  # notated formats have no played timing
+        return fmt.function("read_one")(path, track=track, part_name=part_name, tune=tune, **played)
     except LookupError as e:  # a tune number past the end of a tunebook
         raise MusicFileError(f"{path}: {e.args[0] if e.args else e}") from None
     except ReaderError as e:

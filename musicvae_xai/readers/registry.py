@@ -8,14 +8,16 @@ upload check and ``explain`` do) loads no parser (music21, mido) and no TensorFl
   a dataset file -> its pieces (``datasets.sources.parse_file``; ``options`` are the ``Source``'s
   keyword options, ``folder`` the source's folder). A ReaderError *raised* is about the whole file, one
   *returned* about that piece only.
-* ``read_one(path, track=None, part_name=..., tune=0, legato=True) -> readers.ReadResult``: one melody
-  of a single file given by a person (``music_io.read_file``: the Explainer, the serving client, the
-  explorer's uploads); None for a format that is only read as part of a dataset. ``legato``: read played
-  notes released shortly before the next onset as lasting until it (``readers.common.LEGATO_GAP``;
-  notated formats ignore it). A tune number past the end raises ``LookupError``. ABC and MusicXML are
+* ``read_one(path, track=None, part_name=..., tune=0) -> readers.ReadResult``: one melody of a single
+  file given by a person (``music_io.read_file``: the Explainer, the serving client, the explorer's
+  uploads); None for a format that is only read as part of a dataset. A tune number past the end raises
+  ``LookupError``. ABC and MusicXML are
   parsed in a worker process under a time limit (``readers.isolated``, ``limits.PARSE_SECONDS``).
 * ``select_files(relpaths) -> relpaths``: which matched files of a dataset folder are pieces (default:
   all of them).
+* ``played_timing``: the format can hold played (off-grid) timing, and its ``read_one`` also takes
+  ``legato=True``: read played notes released shortly before the next onset as lasting until it
+  (``readers.common.LEGATO_GAP``). Notated formats leave it False and are never passed ``legato``.
 * ``upload_safe``: the reader applies the per-file limits (``readers.limits``) before any per-beat
   work, so an untrusted upload may be given to it; the explorer accepts only these formats.
 
@@ -51,6 +53,7 @@ class ReaderFormat:
     read_one: Optional[str] = None   # "module:function", or None: dataset files only
     upload_safe: bool = False
     select_files: Optional[str] = None  # "module:function" relpaths -> relpaths
+    played_timing: bool = False      # read_one takes legato= (MIDI)
 
     def function(self, which: str) -> Callable:
         """The imported function named by field ``which`` ("read_pieces", "read_one", "select_files")."""
@@ -141,7 +144,7 @@ def musicxml_pieces(path, piece_id: str, folder, options: dict) -> list:
     return _single(musicxml.read(path, piece_id=piece_id, **options), piece_id)
 
 
-def musicxml_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0, legato: bool = True):
+def musicxml_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0):
     """A MusicXML file given by a person, parsed in a worker process under the time limit
     (``readers.isolated``)."""
     from musicvae_xai.readers import isolated, limits
@@ -169,7 +172,7 @@ def abc_pieces(path, piece_id: str, folder, options: dict) -> list:
     return out
 
 
-def abc_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0, legato: bool = True):
+def abc_one(path, track=None, part_name: str = MELODY_PART, tune: int = 0):
     """An ABC file given by a person: the shape of its text checked here (``limits.check_abc``, no
     parser runs), then parsed in a worker process under the time limit (``readers.isolated``)."""
     from musicvae_xai.readers import isolated, limits
@@ -224,7 +227,7 @@ def pop909_select(relpaths: list) -> list:
 
 _HERE = __name__
 register(ReaderFormat("midi", "MIDI", (".mid", ".midi"), f"{_HERE}:midi_pieces", f"{_HERE}:midi_one",
-                      upload_safe=True))
+                      upload_safe=True, played_timing=True))
 register(ReaderFormat("musicxml", "MusicXML", (".xml", ".musicxml", ".mxl"), f"{_HERE}:musicxml_pieces",
                       f"{_HERE}:musicxml_one", upload_safe=True))
 register(ReaderFormat("abc", "ABC", (".abc",), f"{_HERE}:abc_pieces", f"{_HERE}:abc_one", upload_safe=True))
