@@ -208,8 +208,12 @@ def scope_sentences(runs: Sequence[dict], variants: Sequence[str], hidden: Optio
     reached = [(e, rows) for e, rows in reached if rows]
     if not reached:
         return ["No run has reached 0.6 epochs yet."]
-    seeds = sorted({r["grid"]["seed"] for r in runs if r["variant"] in variants})
-    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(str(s) for s in seeds)}"
+    def seeds_at(e):
+        found = sorted({rec["grid"]["seed"] for rec in records_at(runs, variants, epochs=e)})
+        return ("seed " if len(found) == 1 else "seeds ") + ", ".join(str(x) for x in found)
+
+    first, last = seeds_at(reached[0][0]), seeds_at(reached[-1][0])
+    seed_text = first if first == last else f"{first} at {reached[0][0]:g} epochs, {last} at {reached[-1][0]:g}"
     out = []
     for number in (1, 2, 3):
         path = [(e, next(r for r in rows if r[0] == number)) for e, rows in reached]
