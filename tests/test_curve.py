@@ -196,6 +196,7 @@ def test_curve_scope_names_seeds_both_parts_of_finding_3_and_goes_into_the_study
     scope = curve_report.study_scope(str(tmp_path / "curves"))
     assert len(scope) == 3 and all("seeds 0, 1" in s for s in scope)
     assert scope[0].startswith("- **Finding 1**") and "contradicted at 0.6" in scope[0]
+    assert "; at matched steps contradicted at 848 steps" in scope[0]  # the fake runs reach 848 steps
     text = report.build_markdown([], [], {}, "figs", str(tmp_path), scope=scope)
     assert "How far the verdicts hold with training" in text and scope[1] in text
     with pytest.raises(report.ReportError, match="--curves_dir"):

@@ -199,8 +199,9 @@ def verdict_table(runs: Sequence[dict], variants: Sequence[str]) -> list:
 
 
 def scope_sentences(runs: Sequence[dict], variants: Sequence[str], hidden: Optional[int]) -> list:
-    """One sentence per finding: its verdict at 0.6 and at the last matched-epochs point reached, the
-    budget and hidden size it holds at, and whether the sign of its effect stayed the same."""
+    """One sentence per finding: its verdict at every matched-epochs point from 0.6 and at every matched-steps
+    point reached, the budget and hidden size it holds at, the seeds it rests on, and whether the sign of its
+    effect stayed the same from 0.6 epochs on."""
     claims = {1: "MeasureVAE reconstructs better than AdversarialVAE",
               2: "AdversarialVAE has better attribute independence",
               3: "MeasureVAE's dimensions are interpretable across genres, best on pop"}
@@ -208,12 +209,15 @@ def scope_sentences(runs: Sequence[dict], variants: Sequence[str], hidden: Optio
     reached = [(e, rows) for e, rows in reached if rows]
     if not reached:
         return ["No run has reached 0.6 epochs yet."]
+
     def seeds_at(e):
         found = sorted({rec["grid"]["seed"] for rec in records_at(runs, variants, epochs=e)})
         return ("seed " if len(found) == 1 else "seeds ") + ", ".join(str(x) for x in found)
 
     first, last = seeds_at(reached[0][0]), seeds_at(reached[-1][0])
     seed_text = first if first == last else f"{first} at {reached[0][0]:g} epochs, {last} at {reached[-1][0]:g}"
+    steps = [(n, verdicts_at(runs, variants, steps=n)) for n in STEP_POINTS]
+    steps = [(n, rows) for n, rows in steps if rows]
     out = []
     for number in (1, 2, 3):
         path = [(e, next(r for r in rows if r[0] == number)) for e, rows in reached]
@@ -223,8 +227,11 @@ def scope_sentences(runs: Sequence[dict], variants: Sequence[str], hidden: Optio
                   "its effect changes sign" if flips == [""] else
                   f"part {' and '.join(flips)} of its effect changes sign")
         trail = ", ".join(f"{r[1]} at {e:g}" for e, r in path)
-        out.append(f"- **Finding {number}** ({claims[number]}): {trail} epochs (hidden {hidden}, batch 64, "
-                   f"latent 32, four attributes, {seed_text}); from {path[0][0]:g} to {path[-1][0]:g} epochs {stable}.")
+        matched = ", ".join(f"{next(r for r in rows if r[0] == number)[1]} at {n:,}" for n, rows in steps)
+        matched = f"; at matched steps {matched} steps" if matched else ""
+        out.append(f"- **Finding {number}** ({claims[number]}): {trail} epochs{matched} (hidden {hidden}, batch "
+                   f"64, latent 32, four attributes, {seed_text}); from {path[0][0]:g} to {path[-1][0]:g} epochs "
+                   f"{stable}.")
     return out
 
 
