@@ -104,7 +104,7 @@ class ReadResult:
 def first_bar_number(bars: Sequence["Bar"]) -> int:
     """The number a score prints for the first of ``bars``: 0 when it is a pickup (shorter than its
     time signature; the first complete bar is bar 1), else 1."""
-    return 0 if bars and bars[0].length < bars[0].nominal - 1e-6 else 1
+    return 0 if bars and bars[0].length < bars[0].nominal - _EPS else 1
 
 
 class NoteEvent(NamedTuple):
@@ -269,11 +269,11 @@ def quantise(start: np.ndarray, end: np.ndarray, tolerance: float = ONSET_TOLERA
     # a cut offset ends exactly at the (snapped) onset that cut it
     cut_at = np.where(overlap, _nearest_grid_point(np.where(np.isfinite(following), following, 0.0)), np.inf)
     new_end = np.where(overlap & (cut_at > new_start + _EPS), np.minimum(new_end, cut_at), new_end)
-    lengthened = 0
-    if legato and float(on_err.max()) > GRID_EXACT:
-        new_end, lengthened = legato_fill(new_start, new_end, snap)
     report = Quantisation(len(start), float(on_err.mean()), float(on_err.max()), float(off_err.mean()),
-                          float(off_err.max()), int((~snap).sum()), float(tolerance), lengthened, bool(legato))
+                          float(off_err.max()), int((~snap).sum()), float(tolerance), 0, bool(legato))
+    if legato and report.played:
+        new_end, lengthened = legato_fill(new_start, new_end, snap)
+        report = dataclasses.replace(report, lengthened=lengthened)
     return new_start, new_end, report
 
 

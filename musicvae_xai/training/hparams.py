@@ -52,9 +52,10 @@ def remove_event_files(logdir: str) -> None:
 
 def write_hparams_dir(logdir: str, values: Mapping, trial_id: str, hparams: Optional[Sequence[HParamSpec]] = None,
                       metrics: Sequence[MetricSpec] = (), final: Optional[Mapping] = None, step: int = 0) -> str:
-    """Writes one session into ``logdir``, replacing its earlier event files; returns ``logdir``.
+    """Writes one trial (one run's HParams record) into ``logdir``, replacing its earlier event files;
+    returns ``logdir``.
 
-    ``values``: {name: bool | int | float | str} of this session (other types are dropped);
+    ``values``: {name: bool | int | float | str} of this trial (other types are dropped);
     ``hparams``: the experiment's hyper-parameters as (name, domain values or None), by default every
     name of ``values`` without a domain; ``metrics``: (tag, display name) of the experiment's metrics;
     ``final``: {tag: float} scalars written at ``step`` (tags as given, e.g. ``final/val_loss``).
