@@ -32,6 +32,7 @@ import numpy as np
 
 from musicvae_xai import attributes as attrs
 from musicvae_xai.study import findings
+from musicvae_xai.study.markdown import cell
 from musicvae_xai.study.results import DATASET_ORDER, ordered
 from musicvae_xai.training.curve import CURVE_FILENAME, epoch_step
 
@@ -102,8 +103,8 @@ def _effect(finding) -> dict:
 def _effect_text(effect: dict) -> str:
     """``+0.012`` for one effect, ``a +0.39, b -0.05`` for two parts."""
     if list(effect) == [""]:
-        return _fmt(effect[""], sign=True)
-    return ", ".join(f"{part} {_fmt(v, sign=True)}" for part, v in effect.items())
+        return cell(effect[""], sign=True)
+    return ", ".join(f"{part} {cell(v, sign=True)}" for part, v in effect.items())
 
 
 def verdicts_at(runs: Sequence[dict], variants: Sequence[str], **where) -> list:
@@ -169,12 +170,6 @@ def curve_figure(runs: Sequence[dict], metric: str, label: str, path: str, x: st
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _fmt(value: Optional[float], digits: int = 3, sign: bool = False) -> str:
-    if value is None or not np.isfinite(value):
-        return "-"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
 def _mean(runs, variant, dataset, metric, split, **where) -> Optional[float]:
@@ -253,8 +248,8 @@ def convergence_table(runs: Sequence[dict]) -> list:
                 verdict = "not yet known"
             else:
                 verdict = "yes" if gain < CONVERGED_GAIN else "no"
-            lines.append(f"| {ds} | {label} | " + " | ".join(_fmt(v) for v in values) +
-                         f" | {_fmt(gain, sign=True)} | {verdict} |")
+            lines.append(f"| {ds} | {label} | " + " | ".join(cell(v) for v in values) +
+                         f" | {cell(gain, sign=True)} | {verdict} |")
     return lines
 
 
@@ -272,7 +267,7 @@ def ablation_table(runs: Sequence[dict]) -> list:
         for ds in ordered({r["grid"]["dataset"] for r in runs}, DATASET_ORDER):
             values = [_mean(runs, v, ds, m, "test", epochs=e) for v, m, _ in present]
             if any(v is not None for v in values):
-                lines.append(f"| {e:g} epochs | {ds} | " + " | ".join(_fmt(v) for v in values) + " |")
+                lines.append(f"| {e:g} epochs | {ds} | " + " | ".join(cell(v) for v in values) + " |")
     return lines
 
 

@@ -7,12 +7,13 @@ from typing import Sequence
 import numpy as np
 
 
-def cell(value, digits: int = 3) -> str:
-    """A number as a table cell: ``digits`` decimals for a float, "–" for None or a non-finite float."""
+def cell(value, digits: int = 3, sign: bool = False) -> str:
+    """A number as a table cell: ``digits`` decimals for a float (with its sign always shown if ``sign``),
+    "–" for None or a non-finite float."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
     return str(value)
 
 
