@@ -194,10 +194,14 @@ def test_curve_scope_names_seeds_both_parts_of_finding_3_and_goes_into_the_study
     table = "\n".join(curve_report.verdict_table(runs, ("measure_vae", "adversarial_vae")))
     assert "(a +0.400, b " in table
     scope = curve_report.study_scope(str(tmp_path / "curves"))
-    assert len(scope) == 3 and all("seeds 0, 1" in s for s in scope)
+    assert all("seeds 0, 1" in s for s in scope[:3]) and "seeds" not in scope[3]
+    # Then whether each genre's cpu_v2 models had converged, and the side-information ablation's table.
+    converged = next(s for s in scope if s.startswith("**Had the cpu_v2 models converged?**"))
+    assert "irish: MeasureVAE yes (+0.005)" in converged
+    assert any(s.startswith("| point | genre | MeasureVAE | Adv.: true attributes | Adv.: bin centres") for s in scope)
     assert scope[0].startswith("- **Finding 1**") and "contradicted at 0.6" in scope[0]
     assert "; at matched steps contradicted at 848 steps" in scope[0]  # the fake runs reach 848 steps
     text = report.build_markdown([], [], {}, "figs", str(tmp_path), scope=scope)
-    assert "How far the verdicts hold with training" in text and scope[1] in text
+    assert "How far the verdicts hold with training" in text and scope[1] in text and converged in text
     with pytest.raises(report.ReportError, match="--curves_dir"):
         report._curve_scope(str(tmp_path / "empty"))
