@@ -43,6 +43,14 @@ BASE_EPOCHS = 0.6
 #: A run counts as converged at BASE_EPOCHS when no later point up to 6 epochs gains this much validation
 #: token accuracy over it.
 CONVERGED_GAIN = 0.01
+#: The matched-epochs points from BASE_EPOCHS on: where verdicts get a scope and convergence is judged.
+FROM_BASE = tuple(e for e in EPOCH_POINTS if e >= BASE_EPOCHS)
+#: What "converged" means, and what the ablation table holds, in both reports (CURVES.md and RESULTS.md).
+CONVERGED_RULE = (f"Converged at {BASE_EPOCHS:g} epochs means no later point up to {EPOCH_POINTS[-1]:g} epochs is "
+                  f"{CONVERGED_GAIN} or more above it")
+ABLATION_TEXT = ("Test token accuracy, mean over seeds, decoding the sampled z with what the AdversarialVAE decoder "
+                 "is given (the true attributes, their bin centres, or the training split's mean); MeasureVAE "
+                 "gets no attributes")
 FIGURE_METRICS = (("token_accuracy", "test token accuracy"), ("note_accuracy", "test note accuracy"),
                   ("interpretability_mean", "test interpretability"), ("controllability", "controllability"),
                   ("leakage", "leakage"), ("kl_per_measure", "KL per measure (nats)"))
@@ -200,7 +208,7 @@ def scope_sentences(runs: Sequence[dict], variants: Sequence[str], hidden: Optio
     claims = {1: "MeasureVAE reconstructs better than AdversarialVAE",
               2: "AdversarialVAE has better attribute independence",
               3: "MeasureVAE's dimensions are interpretable across genres, best on pop"}
-    reached = [(e, verdicts_at(runs, variants, epochs=e)) for e in EPOCH_POINTS if e >= BASE_EPOCHS]
+    reached = [(e, verdicts_at(runs, variants, epochs=e)) for e in FROM_BASE]
     reached = [(e, rows) for e, rows in reached if rows]
     if not reached:
         return ["No run has reached 0.6 epochs yet."]
@@ -233,11 +241,10 @@ def scope_sentences(runs: Sequence[dict], variants: Sequence[str], hidden: Optio
 def _convergence(runs: Sequence[dict]) -> list:
     """[(genre, model label, [validation token accuracy at each matched-epochs point from 0.6], largest gain of
     a later point over 0.6, "yes" | "no" | "not yet known")] per genre and model with a 0.6-epoch point."""
-    later = [e for e in EPOCH_POINTS if e >= BASE_EPOCHS]
     out = []
     for ds in ordered({r["grid"]["dataset"] for r in runs}, DATASET_ORDER):
         for variant, label in VARIANTS.items():
-            values = [_mean(runs, variant, ds, "token_accuracy", "validation", epochs=e) for e in later]
+            values = [_mean(runs, variant, ds, "token_accuracy", "validation", epochs=e) for e in FROM_BASE]
             if values[0] is None:
                 continue
             reached = [v for v in values[1:] if v is not None]
@@ -253,10 +260,9 @@ def _convergence(runs: Sequence[dict]) -> list:
 def convergence_table(runs: Sequence[dict]) -> list:
     """Per genre and model: validation token accuracy (seed mean) at the matched-epochs points from 0.6,
     the largest gain of a later point over 0.6, and whether the 0.6-epoch model had converged."""
-    later = [e for e in EPOCH_POINTS if e >= BASE_EPOCHS]
-    lines = ["| genre | model | " + " | ".join(f"{e:g} ep." for e in later)
+    lines = ["| genre | model | " + " | ".join(f"{e:g} ep." for e in FROM_BASE)
              + " | best gain over 0.6 | converged at 0.6? |",
-             "|---|---|" + "---|" * (len(later) + 2)]
+             "|---|---|" + "---|" * (len(FROM_BASE) + 2)]
     for ds, label, values, gain, verdict in _convergence(runs):
         lines.append(f"| {ds} | {label} | " + " | ".join(cell(v) for v in values) +
                      f" | {cell(gain, sign=True)} | {verdict} |")
@@ -274,9 +280,8 @@ def convergence_sentence(runs: Sequence[dict]) -> str:
         models = [f"{label} {verdict}" + (f" ({cell(gain, sign=True)})" if gain is not None else "")
                   for d, label, _, gain, verdict in rows if d == ds]
         parts.append(f"{ds}: " + ", ".join(models))
-    return (f"**Had the cpu_v2 models converged?** Converged at 0.6 epochs means no later point up to 6 epochs is "
-            f"{CONVERGED_GAIN} or more above it in validation token accuracy (the largest later gain in brackets): "
-            + "; ".join(parts) + ".")
+    return (f"**Had the cpu_v2 models converged?** {CONVERGED_RULE} in validation token accuracy (the largest "
+            "later gain in brackets): " + "; ".join(parts) + ".")
 
 
 def ablation_table(runs: Sequence[dict]) -> list:
@@ -332,11 +337,8 @@ def build_report(runs: Sequence[dict], figures: dict, figure_folder: str, hidden
               "same share of its data; matched steps the same number of updates (848, 2,473 and 4,412 are the "
               "cpu_v2 budgets of classical, Irish and pop).", "",
               "## Had the cpu_v2 models converged?", "",
-              f"Validation token accuracy, mean over seeds. Converged at 0.6 epochs means no later point up to 6 "
-              f"epochs is {CONVERGED_GAIN} or more above it.", ""]
-    lines += convergence_table(runs) + ["", "## How much of finding 1 is the attributes", "",
-                                        "Test token accuracy, mean over seeds, decoding the sampled z with what "
-                                        "the AdversarialVAE decoder is given; MeasureVAE gets no attributes.", ""]
+              f"Validation token accuracy, mean over seeds. {CONVERGED_RULE}.", ""]
+    lines += convergence_table(runs) + ["", "## How much of finding 1 is the attributes", "", f"{ABLATION_TEXT}.", ""]
     lines += ablation_table(runs) + ["", "## Figures", ""]
     for key, path in figures.items():
         lines += [f"![{key}]({rel(path)})", ""]
@@ -355,9 +357,7 @@ def study_scope(study_dir: str, hidden: Optional[int] = 64) -> list:
         raise ValueError(f"{study_dir}: no run folder with a {CURVE_FILENAME}")
     return (scope_sentences(runs, ("measure_vae", "adversarial_vae"), hidden)
             + ["", convergence_sentence(runs), "",
-               "**How much of finding 1 is the attributes.** Test token accuracy, mean over seeds, decoding the "
-               "sampled z with what the AdversarialVAE decoder is given (the true attributes, their bin centres, "
-               "or the training split's mean); MeasureVAE gets no attributes:", ""]
+               f"**How much of finding 1 is the attributes.** {ABLATION_TEXT}:", ""]
             + ablation_table(runs))
 
 
